@@ -1,0 +1,49 @@
+"""basisdb: exact symmetry-adapted Fourier bases for all 530 space-group settings.
+
+>>> import basisdb
+>>> db = basisdb.open()                 # the shipped artifact (or $BASISDB_PATH)
+>>> b = db.get("Fd-3m:2")              # or db.get(227), db.get(hall=526)
+>>> feats = b.evaluate(x)               # (N, n_basis) invariant features
+
+Importing basisdb loads numpy, scipy and h5py only; the builder (spglib,
+networkx) is imported on demand by ``basis_from_operations`` and ``basisdb build``.
+"""
+from ._basis import Basis, Setting
+from ._boxindex import box_frequencies, box_index
+from ._database import Database, default_path, open
+from ._errors import ArtifactError, NotAGroupError, SettingNotFoundError
+from ._ops import DEN, check_group, format_triplet, parse_triplets
+from ._version import __version__
+from ._custom import basis_from_operations
+
+__all__ = [
+    "ArtifactError",
+    "Basis",
+    "DEN",
+    "Database",
+    "NotAGroupError",
+    "Setting",
+    "SettingNotFoundError",
+    "__version__",
+    "basis_from_operations",
+    "box_frequencies",
+    "box_index",
+    "check_group",
+    "default_path",
+    "format_triplet",
+    "get_basis",
+    "open",
+    "parse_triplets",
+]
+
+_default_db = None
+
+
+def get_basis(group=None, *, hall=None, kmax=None, path=None) -> Basis:
+    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax)`` (the default database is cached)."""
+    global _default_db
+    if path is not None:
+        return open(path).get(group, hall=hall, kmax=kmax)
+    if _default_db is None:
+        _default_db = open()
+    return _default_db.get(group, hall=hall, kmax=kmax)

@@ -1,0 +1,73 @@
+"""Bases for user-supplied operation sets (e.g. the symmetry operations of a CIF)."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ._basis import Basis, Setting
+from ._ops import DEN, as_exact_operations, check_group, parse_triplets
+
+__all__ = ["basis_from_operations"]
+
+
+def _builder():
+    try:
+        from basisdb_build.orbits import solve_orbits
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            f"building a basis needs the builder and its dependencies (networkx): {exc}; "
+            "reinstall basisdb with `pip install basisdb`"
+        ) from None
+    return solve_orbits
+
+
+def basis_from_operations(
+    operations: Iterable[str] | str | tuple[Sequence, Sequence],
+    kmax: int = 8,
+    name: str = "custom",
+) -> Basis:
+    """Build the exact basis of an arbitrary space group given by its operations.
+
+    operations: CIF-style triplets (``["x,y,z", "-x,-y,-z", ...]`` or one string
+    separated by ``;``/newlines) or a ``(rotations (n,3,3), translations (n,3))``
+    pair with fractional translations.  The set must be a group modulo lattice
+    translations (identity, closure, inverses; translations mod 1), else
+    NotAGroupError says which condition fails.  The result has
+    ``setting.hall_number == 0``.
+    """
+    if isinstance(operations, tuple) and len(operations) == 2 and not isinstance(operations[0], str):
+        rot, t_num = as_exact_operations(*operations)
+    else:
+        rot, t_num = parse_triplets(operations)
+    if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or not 1 <= kmax <= 127:
+        raise ValueError(f"kmax must be an integer in 1..127, got {kmax!r}")
+    check_group(rot, t_num)
+    sol = _builder()(rot, t_num, int(kmax))
+    setting = Setting(
+        hall_number=0,
+        number=0,
+        hall_symbol="",
+        hm_short=name,
+        hm_full=name,
+        hm_extended=name,
+        choice="",
+        crystal_system="",
+        point_group="",
+        order=len(rot),
+        n_orbits=len(sol.orbit_ptr) - 1,
+        n_frequencies=len(sol.frequencies),
+        n_extinct=len(sol.extinct),
+        is_default=False,
+    )
+    return Basis(
+        setting=setting,
+        kmax=int(kmax),
+        denominator=DEN,
+        frequencies=sol.frequencies,
+        orbit_ptr=sol.orbit_ptr,
+        phases=sol.phases,
+        extinct=sol.extinct,
+        rotations=rot,
+        translations=t_num,
+    )

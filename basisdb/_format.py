@@ -1,0 +1,78 @@
+"""Names, versions and the content hash of the HDF5 artifact (see docs/FORMAT.md).
+
+Shared by the reader and the builder so that both agree on every name.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "INDEX_INTEGERS",
+    "INDEX_STRINGS",
+    "PAYLOAD_FIELDS",
+    "CONVENTIONS",
+    "payload_sha256",
+    "setting_group_name",
+]
+
+FORMAT_NAME = "basisdb"
+FORMAT_VERSION = 1
+
+#: columns of /index/integers, an (n_settings, 7) int32 table, one row per setting, ascending hall_number
+INDEX_INTEGERS = ("hall_number", "number", "order", "n_orbits", "n_frequencies", "n_extinct", "is_default")
+#: columns of /index/strings, an (n_settings, 8) fixed-length ASCII table, same rows
+INDEX_STRINGS = (
+    "hall_symbol",
+    "hm_short",
+    "hm_full",
+    "hm_extended",
+    "choice",
+    "crystal_system",
+    "point_group",
+    "sha256",
+)
+
+#: datasets of /settings/<hall_number>, in the order they enter the content hash: name -> (dtype, trailing shape)
+PAYLOAD_FIELDS = {
+    "frequencies": ("i1", (3,)),
+    "orbit_ptr": ("i4", ()),
+    "phases": ("u1", ()),
+    "extinct": ("i1", (3,)),
+    "rotations": ("i1", (3, 3)),
+    "translations": ("u1", (3,)),
+}
+
+CONVENTIONS = (
+    "Operation (R,t): x -> R x + t on fractional coordinates, t = translations/denominator. "
+    "Plane wave e_k(x) = exp(2 pi i k.x), k = (h,k,l) integer. "
+    "Invariance: c_{R^T k} = c_k exp(2 pi i k.t). "
+    "Orbit j: rows orbit_ptr[j]:orbit_ptr[j+1] of frequencies; basis function "
+    "phi_j(x) = |O_j|^(-1/2) sum_k exp(2 pi i phases[k]/denominator) e_k(x); first member is the "
+    "representative with phase 0. Canonical order key (max|k_i|, |k|^2, -h, -k, -l) ascending. "
+    "Only orbits lying wholly inside |h|,|k|,|l| <= kmax are kept; extinct = frequencies of "
+    "orbits forced to zero (systematic absences). Box index ((h+K)n + (k+K))n + (l+K), n = 2K+1."
+)
+
+
+def setting_group_name(hall_number: int) -> str:
+    """HDF5 path of a setting's payload group, e.g. ``/settings/526``."""
+    return f"/settings/{int(hall_number)}"
+
+
+def payload_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """Hex SHA-256 of a setting's payload, independent of HDF5 storage details.
+
+    For each field of ``PAYLOAD_FIELDS`` in order: the ASCII bytes of
+    ``"<name>:<shape as comma-separated ints>;"`` then the array's bytes in
+    C order, little-endian, with the field's dtype.
+    """
+    h = hashlib.sha256()
+    for name, (dtype, _) in PAYLOAD_FIELDS.items():
+        arr = np.ascontiguousarray(arrays[name], dtype=np.dtype(dtype).newbyteorder("<"))
+        h.update(f"{name}:{','.join(str(s) for s in arr.shape)};".encode("ascii"))
+        h.update(arr.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,10 @@
+"""basisdb's offline builder (needs spglib and networkx; the reader never imports it).
+
+It lives in the repository's ``build/`` folder but is installed as the package
+``basisdb_build`` (see setup.cfg), so ``basisdb build`` works from an installed
+package and nothing named ``build`` shadows PyPA's ``build``.
+"""
+from .builder import build_database, check_build_request, estimate_peak_memory
+from .orbits import OrbitSolution, solve_orbits
+
+__all__ = ["build_database", "check_build_request", "estimate_peak_memory", "OrbitSolution", "solve_orbits"]
