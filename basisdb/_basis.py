@@ -246,8 +246,11 @@ class Basis:
     def projector(self) -> "sp.csr_array":
         """Routing matrix P_G = B B^H: (n_box, n_box) complex128 CSR, Hermitian and idempotent.
 
-        Block-diagonal by orbit; P_G @ e(x) (plane waves of the box) is the
-        G-invariant part of e(x), in the index space every setting shares.
+        Block-diagonal by orbit.  With e(x) the plane-wave vector of the box
+        (e_k(x) = exp(2 pi i k.x)), the G-invariant encoding of a point in the
+        index space every setting shares is ``P_G.T @ e(x) = conj(B) @ phi(x)``
+        (equivalently P_G applied to conj(e(x)), then conjugated); note that
+        P_G @ e(x) itself is *not* invariant unless the group is centrosymmetric.
         """
         b = self.complex_basis()
         return _sparse().csr_array(b @ b.conj().T)
@@ -316,12 +319,14 @@ class Basis:
             kmax=self.kmax,
         )
 
-    def evaluate(self, x, real: bool = True, dtype=np.float64) -> np.ndarray:
+    def evaluate(self, x, real: bool = True, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
         """Invariant features at fractional coordinates ``x``.
 
         x: (N, 3) or (3,) real array, coordinates in *this setting* (see docs).
         real=True: (N, n_basis) real functions (``real_layout`` order);
-        real=False: (N, n_basis) complex phi_j.  ``dtype`` float64 or float32.
+        real=False: (N, n_basis) complex phi_j.  ``dtype`` float64 or float32
+        (complex64/complex128 for real=False).  ``out``: optional preallocated
+        C-contiguous result array to fill (for repeated large evaluations).
         """
         arr = np.asarray(x)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -334,8 +339,8 @@ class Basis:
             raise ValueError("coordinates contain NaN or inf")
         if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-        out = evaluate_plan(self._plan(bool(real)), arr, dtype=dtype)
-        return out[0] if single else out
+        result = evaluate_plan(self._plan(bool(real)), arr, dtype=dtype, out=out)
+        return result[0] if single else result
 
     # ------------------------------------------------------------ restriction
     def restrict(self, kmax: int) -> "Basis":

@@ -13,13 +13,14 @@ __all__ = ["basis_from_operations"]
 
 def _builder():
     try:
+        from basisdb_build import check_build_request
         from basisdb_build.orbits import solve_orbits
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ImportError(
             f"building a basis needs the builder and its dependencies (networkx): {exc}; "
             "reinstall basisdb with `pip install basisdb`"
         ) from None
-    return solve_orbits
+    return check_build_request, solve_orbits
 
 
 def basis_from_operations(
@@ -42,8 +43,10 @@ def basis_from_operations(
         rot, t_num = parse_triplets(operations)
     if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or not 1 <= kmax <= 127:
         raise ValueError(f"kmax must be an integer in 1..127, got {kmax!r}")
+    check_request, solve_orbits = _builder()
+    check_request(int(kmax), 1)  # refuses up front what would not fit in memory
     check_group(rot, t_num)
-    sol = _builder()(rot, t_num, int(kmax))
+    sol = solve_orbits(rot, t_num, int(kmax))
     setting = Setting(
         hall_number=0,
         number=0,

@@ -15,8 +15,8 @@ import numpy as np
 
 __all__ = ["EvaluationPlan", "evaluate_plan"]
 
-#: points per chunk: keeps the (chunk, n_frequencies) complex work array near 64 MiB
-_CHUNK_BYTES = 64 * 2**20
+#: points per chunk: keeps the (chunk, n_frequencies) complex work array near 1 MiB (cache-friendly)
+_CHUNK_BYTES = 1 * 2**20
 
 
 @dataclass(frozen=True)
@@ -46,54 +46,108 @@ class EvaluationPlan:
 
 
 def _axis_tables(x: np.ndarray, kmax: int, cdtype) -> list[np.ndarray]:
-    """exp(2 pi i h x_d) for h = -K..K: three (c, 2K+1) complex arrays."""
-    h = np.arange(-kmax, kmax + 1, dtype=np.float64)
+    """exp(2 pi i h x_d) for h = -K..K: three (c, 2K+1) complex arrays.
+
+    One cos/sin per point and axis, then powers by cumulative products
+    (relative error about K * 1e-16) and conjugates for negative h.
+    """
     tables = []
     for d in range(3):
-        # reduce mod 1 first: exact for the large |x| a caller may pass
-        ang = (2.0 * np.pi) * np.outer(np.mod(x[:, d], 1.0), h)
-        tables.append((np.cos(ang) + 1j * np.sin(ang)).astype(cdtype, copy=False))
+        ang = (2.0 * np.pi) * np.mod(x[:, d], 1.0)  # reduce mod 1 first: exact for large |x|
+        z = np.empty((len(x), kmax), dtype=np.complex128)
+        z[:] = (np.cos(ang) + 1j * np.sin(ang))[:, None]
+        pos = np.cumprod(z, axis=1)  # z**1 .. z**K
+        t = np.empty((len(x), 2 * kmax + 1), dtype=cdtype)
+        t[:, kmax + 1 :] = pos
+        t[:, kmax] = 1.0
+        t[:, :kmax] = np.conj(pos[:, ::-1])
+        tables.append(t)
     return tables
 
 
-def evaluate_plan(plan: EvaluationPlan, x: np.ndarray, dtype=np.float64) -> np.ndarray:
+def evaluate_plan(plan: EvaluationPlan, x: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
     """Evaluate ``plan`` at fractional coordinates ``x`` (N, 3).
 
     Returns (N, n_out) of ``dtype`` (float32/float64), or complex64/complex128
-    when the plan has complex columns.
+    when the plan has complex columns.  ``out``: optional preallocated result
+    (C-contiguous, that shape and dtype); reusing one avoids page-fault costs.
     """
     real_dtype = np.dtype(dtype)
-    cdtype = np.complex64 if real_dtype == np.float32 else np.complex128
+    cdtype = np.dtype(np.complex64 if real_dtype == np.float32 else np.complex128)
     n_out = len(plan.col_acc)
-    out_dtype = cdtype if plan.is_complex else real_dtype
-    out = np.empty((len(x), n_out), dtype=out_dtype)
+    want = (len(x), n_out), (cdtype if plan.is_complex else real_dtype)
+    if out is None:
+        out = np.empty(*want)
+    elif out.shape != want[0] or out.dtype != want[1] or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable C-contiguous {want[1]} array of shape {want[0]}, got {out.dtype} {out.shape}")
     if len(x) == 0 or n_out == 0:
         return out
+    prep = _prepare(plan)
+    weights = prep["weights"].astype(cdtype)
+    scale = plan.col_scale.astype(real_dtype)
+    m = len(plan.freqs)
+    chunk = max(64, _CHUNK_BYTES // (cdtype.itemsize * max(prep["block"], m)))
+    for lo in range(0, len(x), chunk):
+        xs = x[lo : lo + chunk]
+        e1, e2, e3 = _axis_tables(xs, plan.kmax, cdtype)
+        e12 = np.take(e1, prep["u_h"], axis=1, mode="clip") * np.take(e2, prep["u_k"], axis=1, mode="clip")
+        if prep["dense"]:
+            # every (h,k) pair times every l: one broadcast product, then pick the needed columns
+            block = (e12[:, :, None] * e3[:, None, :]).reshape(len(xs), -1)
+            waves = np.take(block, prep["pos"], axis=1, mode="clip") if prep["pos"] is not None else block
+        else:
+            waves = np.take(e12, prep["hk_id"], axis=1, mode="clip")
+            waves *= np.take(e3, prep["l_idx"], axis=1, mode="clip")
+        if not prep["unit_weights"]:
+            waves *= weights
+        acc = waves if prep["singletons"] else np.add.reduceat(waves, plan.acc_ptr[:-1], axis=1)
+        dst = out[lo : lo + chunk]
+        if prep["complex"]:
+            np.take(acc, plan.col_acc, axis=1, out=dst, mode="clip")
+        else:
+            # real view: column 2a is Re(acc a), 2a + 1 is Im(acc a)
+            np.take(acc.view(real_dtype), prep["view_idx"], axis=1, out=dst, mode="clip")
+        if not prep["unit_scale"]:
+            dst *= scale
+    return out
+
+
+_PREP_CACHE: dict[int, dict] = {}
+
+
+def _prepare(plan: EvaluationPlan) -> dict:
+    """Index arrays for ``evaluate_plan``, computed once per plan."""
+    prep = _PREP_CACHE.get(id(plan))
+    if prep is not None and prep["plan"] is plan:
+        return prep
     K = plan.kmax
     n = 2 * K + 1
     f = plan.freqs + K
     hk = f[:, 0] * n + f[:, 1]
     uniq_hk, hk_id = np.unique(hk, return_inverse=True)
     u_h, u_k = np.divmod(uniq_hk, n)
-    l_idx = f[:, 2]
-    weights = plan.weights.astype(cdtype)
-    trivial_weights = bool(np.all(plan.weights == 1))
-    singletons = len(plan.acc_ptr) - 1 == len(plan.freqs)
-    starts = plan.acc_ptr[:-1]
-    chunk = max(1, _CHUNK_BYTES // (16 * max(1, len(plan.freqs))))
-    for lo in range(0, len(x), chunk):
-        xs = x[lo : lo + chunk]
-        e1, e2, e3 = _axis_tables(xs, K, cdtype)
-        e12 = e1[:, u_h] * e2[:, u_k]
-        waves = e12[:, hk_id]
-        waves *= e3[:, l_idx]
-        if not trivial_weights:
-            waves *= weights
-        acc = waves if singletons else np.add.reduceat(waves, starts, axis=1)
-        cols = acc[:, plan.col_acc]
-        if plan.is_complex:
-            out[lo : lo + chunk] = cols * plan.col_scale
-        else:
-            part = np.where(plan.col_part == 1, cols.imag, cols.real)
-            out[lo : lo + chunk] = part * plan.col_scale
-    return out
+    block = len(uniq_hk) * n
+    dense = len(f) >= 0.5 * block  # the broadcast block wastes at most half its work
+    pos = hk_id * n + f[:, 2] if dense else None
+    if pos is not None and len(pos) == block and np.array_equal(pos, np.arange(block)):
+        pos = None
+    prep = {
+        "plan": plan,
+        "u_h": u_h,
+        "u_k": u_k,
+        "hk_id": hk_id,
+        "l_idx": f[:, 2],
+        "dense": dense,
+        "pos": pos,
+        "block": block if dense else 0,
+        "weights": plan.weights,
+        "unit_weights": bool(np.all(plan.weights == 1)),
+        "singletons": len(plan.acc_ptr) - 1 == len(plan.freqs),
+        "unit_scale": bool(np.all(plan.col_scale == 1)),
+        "view_idx": 2 * plan.col_acc + (plan.col_part == 1),
+        "complex": plan.is_complex,
+    }
+    if len(_PREP_CACHE) > 256:
+        _PREP_CACHE.clear()
+    _PREP_CACHE[id(plan)] = prep
+    return prep

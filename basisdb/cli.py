@@ -86,6 +86,8 @@ def _parse_halls(spec: str) -> list[int] | None:
                 lo, hi = (int(p) for p in part.split("-", 1))
                 if lo > hi:
                     raise ValueError
+                if lo < 1 or hi > 530:
+                    raise click.BadParameter(f"range {part!r} is outside 1..530", param_hint="--halls")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
@@ -102,12 +104,14 @@ def _parse_halls(spec: str) -> list[int] | None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> None:
     """Build the database (needs spglib and networkx)."""
-    from basisdb_build import build_database, check_build_request
+    from basisdb_build import build_database, check_build_request, check_output_path, parse_selection
 
-    selected = _parse_halls(halls)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    check_build_request(kmax, jobs)  # fail before the progress bar appears
-    total = 530 if selected is None else len(set(selected))
+    # validate everything before the progress bar appears
+    check_build_request(kmax, jobs)
+    selected = parse_selection(_parse_halls(halls))
+    check_output_path(output)
+    total = len(selected)
     if quiet:
         summary = build_database(output, kmax=kmax, halls=selected, jobs=jobs)
     else:

@@ -4,7 +4,12 @@ It lives in the repository's ``build/`` folder but is installed as the package
 ``basisdb_build`` (see setup.cfg), so ``basisdb build`` works from an installed
 package and nothing named ``build`` shadows PyPA's ``build``.
 """
-from .builder import build_database, check_build_request, estimate_peak_memory
+from .builder import build_database, check_build_request, check_output_path, estimate_peak_memory, parse_selection
 from .orbits import OrbitSolution, solve_orbits
 
-__all__ = ["build_database", "check_build_request", "estimate_peak_memory", "OrbitSolution", "solve_orbits"]
+__all__ = [
+    "build_database",
+    "check_build_request",
+    "check_output_path",
+    "parse_selection",
+    "estimate_peak_memory", "OrbitSolution", "solve_orbits"]

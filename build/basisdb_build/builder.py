@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -62,7 +63,7 @@ def _total_memory() -> int | None:
 
 
 def check_build_request(kmax: int, jobs: int) -> None:
-    """Raise ValueError for a bad ``kmax``/``jobs`` or one that would not fit in memory."""
+    """Raise ValueError for a bad ``kmax``/``jobs``, MemoryError for one that would not fit in memory."""
     if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)):
         raise ValueError(f"kmax must be an integer, got {kmax!r}")
     if kmax < 1:
@@ -80,7 +81,17 @@ def check_build_request(kmax: int, jobs: int) -> None:
         )
 
 
-def _parse_selection(halls: Iterable[int] | None) -> list[int]:
+def check_output_path(path: str | os.PathLike) -> None:
+    """Raise if ``path`` cannot receive the artifact (a directory, or a missing parent)."""
+    dest = Path(path).absolute()
+    if dest.is_dir():
+        raise IsADirectoryError(f"output path {dest} is a directory")
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"output directory {dest.parent} does not exist")
+
+
+def parse_selection(halls: Iterable[int] | None) -> list[int]:
+    """Sorted unique hall numbers (all 530 for None); ValueError outside 1..530."""
     if halls is None:
         return list(range(1, N_SETTINGS + 1))
     out = sorted({int(h) for h in halls})
@@ -106,7 +117,8 @@ def build_database(
     Returns a summary dict (settings, kmax, bytes).
     """
     check_build_request(kmax, jobs)
-    selected = _parse_selection(halls)
+    selected = parse_selection(halls)
+    check_output_path(path)
     default_hall_numbers()  # computed once here; forked workers inherit the cache
     tasks = [(h, int(kmax)) for h in selected]
     index: dict[str, list] = {name: [] for name in INDEX_INTEGERS + INDEX_STRINGS}
