@@ -6,6 +6,7 @@ artifact, so tests comparing against them can fail.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -44,6 +45,19 @@ SPOT_HALLS = (
 
 #: common denominator of the stored translations (checked against the artifact in the tests)
 DEN = 24
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped artifact, opened with $BASISDB_PATH ignored."""
+    old = os.environ.pop("BASISDB_PATH", None)
+    try:
+        database = basisdb.open()
+    finally:
+        if old is not None:
+            os.environ["BASISDB_PATH"] = old
+    yield database
+    database.close()
 
 
 @pytest.fixture(scope="session")

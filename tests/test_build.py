@@ -33,18 +33,6 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    old = os.environ.pop("BASISDB_PATH", None)
-    try:
-        db = basisdb.open()
-    finally:
-        if old is not None:
-            os.environ["BASISDB_PATH"] = old
-    yield db
-    db.close()
-
-
-@pytest.fixture(scope="module")
 def small(tmp_path_factory) -> tuple[Path, dict]:
     """The small artifact (7 settings, K=3) built with one job."""
     path = tmp_path_factory.mktemp("small") / "small.h5"

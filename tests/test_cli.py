@@ -33,18 +33,6 @@ def _isolated(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    old = os.environ.pop("BASISDB_PATH", None)
-    try:
-        db = basisdb.open()
-    finally:
-        if old is not None:
-            os.environ["BASISDB_PATH"] = old
-    yield db
-    db.close()
-
-
-@pytest.fixture(scope="module")
 def small_artifact(tmp_path_factory) -> Path:
     """A small artifact (4 settings, K=2) built with the library API."""
     from basisdb_build import build_database
