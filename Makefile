@@ -4,7 +4,7 @@ KMAX ?= 8
 JOBS ?= 2
 ARTIFACT := data/basisdb.h5
 
-.PHONY: help install test test-all data check-data verify bench clean
+.PHONY: help install test test-all data check-data verify bench bench-structures bench-scale bad-input-doc gallery clean
 
 help:
 	@echo "install     pip install -e '.[test]'"
@@ -14,6 +14,10 @@ help:
 	@echo "check-data  rebuild into a temporary file and check it is byte-identical to $(ARTIFACT)"
 	@echo "verify      checksums + invariance self-check of $(ARTIFACT)"
 	@echo "bench       benchmark harness (build, lookup, evaluate)"
+	@echo "bench-structures featurize all carbon_24 CIFs per stage, presentation invariance, batched torch (needs ../shared)"
+	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
+	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/test_bad_input.py"
+	@echo "gallery     pictures of basis functions from $(ARTIFACT) into $(GALLERY)/ (needs matplotlib)"
 
 install:
 	$(PYTHON) -m pip install -e '.[test]'
@@ -37,6 +41,29 @@ verify:
 
 bench:
 	$(PYTHON) bench/bench_core.py --kmax $(KMAX) --jobs $(JOBS)
+
+bench-structures:
+	$(PYTHON) bench/bench_structures.py
+
+bench-scale:
+	$(PYTHON) bench/bench_scale.py --jobs $(JOBS) --json bench/scaling.json --plot docs/scaling.png --markdown
+
+bad-input-doc:
+	$(PYTHON) tests/test_bad_input.py --write
+
+GALLERY := docs/gallery
+PLOT := $(PYTHON) -m basisdb plot --db $(ARTIFACT) --dpi 64
+
+gallery:
+	mkdir -p $(GALLERY)
+	$(PLOT) --plane p4gm --n 8 -o $(GALLERY)/p4gm.png
+	$(PLOT) --plane p6mm --n 8 -o $(GALLERY)/p6mm.png
+	$(PLOT) --plane p31m --n 8 -o $(GALLERY)/p31m.png
+	$(PLOT) --plane p2gg --n 8 -o $(GALLERY)/p2gg.png
+	$(PLOT) --plane c2mm --n 8 -o $(GALLERY)/c2mm.png
+	$(PLOT) --hall 488 --functions 3,7,9 --sections 0,1/8,1/4 -o $(GALLERY)/P6_3mmc-sections.png
+	$(PLOT) --hall 526 --functions 1,2,4 --sections 0,1/8,1/4 -o $(GALLERY)/Fd-3m2-sections.png
+	@ls -l $(GALLERY)/*.png
 
 clean:
 	rm -rf .setuptools-build dist *.egg-info .pytest_cache .hypothesis

@@ -3,25 +3,32 @@
 >>> import basisdb
 >>> db = basisdb.open()                 # the shipped artifact (or $BASISDB_PATH)
 >>> b = db.get("Fd-3m:2")              # or db.get(227), db.get(hall=526)
+>>> p = db.get(plane="p4gm")            # one of the 17 plane groups (2-D), or db.get(plane=12)
 >>> feats = b.evaluate(x)               # (N, n_basis) invariant features
+>>> r = basisdb.featurize("NaCl.cif")    # a crystal: detected setting, canonical coordinates, features
 
 Importing basisdb loads numpy, scipy and h5py only; the builder (spglib,
 networkx) is imported on demand by ``basis_from_operations`` and ``basisdb build``.
 """
-from ._basis import Basis, Setting
+from ._basis import Basis, PlaneGroup, Setting
 from ._boxindex import box_frequencies, box_index
 from ._database import Database, default_path, open
 from ._errors import ArtifactError, NotAGroupError, SettingNotFoundError
 from ._ops import DEN, check_group, format_triplet, parse_triplets
 from ._version import __version__
 from ._custom import basis_from_operations
+from ._plot import plot_basis  # matplotlib itself is imported only when a picture is drawn
+from ._routing import shared_encoding
+from .structures import Featurized, featurize, read_cif  # spglib is imported only when featurize runs
 
 __all__ = [
     "ArtifactError",
     "Basis",
     "DEN",
     "Database",
+    "Featurized",
     "NotAGroupError",
+    "PlaneGroup",
     "Setting",
     "SettingNotFoundError",
     "__version__",
@@ -30,20 +37,24 @@ __all__ = [
     "box_index",
     "check_group",
     "default_path",
+    "featurize",
     "format_triplet",
     "get_basis",
     "open",
     "parse_triplets",
+    "plot_basis",
+    "read_cif",
+    "shared_encoding",
 ]
 
 _default_db = None
 
 
-def get_basis(group=None, *, hall=None, kmax=None, path=None) -> Basis:
-    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax)`` (the default database is cached)."""
+def get_basis(group=None, *, hall=None, kmax=None, path=None, plane=None) -> Basis:
+    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (the default database is cached)."""
     global _default_db
     if path is not None:
-        return open(path).get(group, hall=hall, kmax=kmax)
+        return open(path).get(group, hall=hall, kmax=kmax, plane=plane)
     if _default_db is None:
         _default_db = open()
-    return _default_db.get(group, hall=hall, kmax=kmax)
+    return _default_db.get(group, hall=hall, kmax=kmax, plane=plane)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typing
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from ._boxindex import box_index, canonical_rank
 from ._evaluate import EvaluationPlan, evaluate_plan
 
-__all__ = ["Setting", "Basis"]
+__all__ = ["Setting", "PlaneGroup", "Basis"]
 
 if typing.TYPE_CHECKING:  # scipy.sparse is imported on first use: `import basisdb` stays light
     import scipy.sparse as sp
@@ -54,6 +54,40 @@ class Setting:
     is_default: bool
 
 
+@dataclass(frozen=True)
+class PlaneGroup:
+    """Metadata of one of the 17 plane (wallpaper) groups (one row of ``Database.plane_groups()``).
+
+    number: 1..17, International Tables Vol. A order (the key; ``db.get(plane=number)``).
+    hm_short ('p4g'), hm_full ('p4gm'): Hermann-Mauguin symbols.
+    lattice: 'oblique', 'rectangular', 'square' or 'hexagonal'.
+    point_group: '4mm', ...
+    order: number of operations modulo lattice translations (centring included).
+    n_orbits, n_frequencies, n_extinct: sizes at the artifact's kmax.
+    The operations are those of ITA's standard description (cm and cmm c-centred).
+    """
+
+    number: int
+    hm_short: str
+    hm_full: str
+    lattice: str
+    point_group: str
+    order: int
+    n_orbits: int
+    n_frequencies: int
+    n_extinct: int
+
+    @property
+    def hall_number(self) -> int:
+        """0: a plane group has no spglib Hall setting (as for ``basis_from_operations``)."""
+        return 0
+
+    @property
+    def hm_extended(self) -> str:
+        """The full symbol (there is one setting per plane group)."""
+        return self.hm_full
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
@@ -63,6 +97,10 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Basis:
     """Exact symmetry-adapted Fourier basis of one setting at cut-off ``kmax``.
+
+    Space groups have d = 3; plane groups (``setting`` a PlaneGroup) have d = 2,
+    frequencies (h, k), 2 x 2 rotations and coordinates (x, y).  Everything
+    below holds in both, with (n, 3) read as (n, d).
 
     Basis function j (one per orbit O_j of non-extinct frequencies)::
 
@@ -97,6 +135,11 @@ class Basis:
 
     def __repr__(self) -> str:
         s = self.setting
+        if self.is_plane:
+            return (
+                f"Basis(plane={s.number}, symbol={s.hm_full!r}, kmax={self.kmax}, n_basis={self.n_basis}, "
+                f"n_frequencies={len(self.frequencies)}, n_extinct={len(self.extinct)})"
+            )
         return (
             f"Basis(hall_number={s.hall_number}, number={s.number}, symbol={s.hm_extended!r}, "
             f"kmax={self.kmax}, n_basis={self.n_basis}, n_frequencies={len(self.frequencies)}, "
@@ -113,6 +156,16 @@ class Basis:
         return self.setting.number
 
     @property
+    def dim(self) -> int:
+        """Dimension d: 3 for space groups, 2 for plane groups."""
+        return self.rotations.shape[-1]
+
+    @property
+    def is_plane(self) -> bool:
+        """True for a plane group (``setting`` is a PlaneGroup)."""
+        return isinstance(self.setting, PlaneGroup)
+
+    @property
     def n_orbits(self) -> int:
         return len(self.orbit_ptr) - 1
 
@@ -123,8 +176,8 @@ class Basis:
 
     @property
     def n_box(self) -> int:
-        """Size of the common box index space, (2 kmax + 1)**3."""
-        return (2 * self.kmax + 1) ** 3
+        """Size of the common box index space, (2 kmax + 1)**dim."""
+        return (2 * self.kmax + 1) ** self.dim
 
     @cached_property
     def orbit_sizes(self) -> np.ndarray:
@@ -259,7 +312,10 @@ class Basis:
     def _plan(self, real: bool) -> EvaluationPlan:
         key = ("plan", real)
         if key not in self._cache:
-            self._cache[key] = self._real_plan() if real else self._complex_plan()
+            plan = self._real_plan() if real else self._complex_plan()
+            if self.dim < 3:  # the evaluator is 3-D: embed (h, k) as (h, k, 0), x as (x, y, 0)
+                plan = replace(plan, freqs=np.pad(plan.freqs, ((0, 0), (0, 3 - self.dim))))
+            self._cache[key] = plan
         return self._cache[key]
 
     def _complex_plan(self) -> EvaluationPlan:
@@ -278,7 +334,7 @@ class Basis:
         """Sum over half of each self-conjugate orbit (k and -k give a cosine) and over
         the first orbit of each pair (its real and imaginary parts are two columns)."""
         orbit, kind = self.real_layout
-        rank = canonical_rank(self.kmax)
+        rank = canonical_rank(self.kmax, self.dim)
         freqs, weights, sizes, col_acc, col_part, col_scale = [], [], [], [], [], []
         den2 = 2 * self.denominator
         for j, t in zip(orbit, kind):
@@ -310,7 +366,7 @@ class Basis:
         ptr[1:] = np.cumsum(sizes)
         cat = (lambda a, shape, dt: np.concatenate(a) if a else np.zeros(shape, dtype=dt))
         return EvaluationPlan(
-            freqs=cat(freqs, (0, 3), np.int64),
+            freqs=cat(freqs, (0, self.dim), np.int64),
             weights=cat(weights, (0,), np.complex128),
             acc_ptr=ptr,
             col_acc=np.array(col_acc, dtype=np.int64),
@@ -322,7 +378,8 @@ class Basis:
     def evaluate(self, x, real: bool = True, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
         """Invariant features at fractional coordinates ``x``.
 
-        x: (N, 3) or (3,) real array, coordinates in *this setting* (see docs).
+        x: (N, d) or (d,) real array (d = ``dim``: 3, or 2 for a plane group),
+        coordinates in *this setting* (see docs).
         real=True: (N, n_basis) real functions (``real_layout`` order);
         real=False: (N, n_basis) complex phi_j.  ``dtype`` float64 or float32
         (complex64/complex128 for real=False).  ``out``: optional preallocated
@@ -333,12 +390,14 @@ class Basis:
             raise TypeError(f"coordinates must be a real numeric array, got dtype {arr.dtype}")
         single = arr.ndim == 1
         arr = np.atleast_2d(arr).astype(np.float64)
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise ValueError(f"coordinates must have shape (N, 3), got {np.shape(x)}")
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise ValueError(f"coordinates must have shape (N, {self.dim}), got {np.shape(x)}")
         if not np.all(np.isfinite(arr)):
             raise ValueError("coordinates contain NaN or inf")
         if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        if self.dim < 3:
+            arr = np.pad(arr, ((0, 0), (0, 3 - self.dim)))
         result = evaluate_plan(self._plan(bool(real)), arr, dtype=dtype, out=out)
         return result[0] if single else result
 
@@ -377,6 +436,19 @@ class Basis:
             rotations=self.rotations,
             translations=self.translations,
         )
+
+    # ------------------------------------------------------------ frameworks
+    def to_torch(self, dtype=None, device=None):
+        """Copy into PyTorch tensors with differentiable evaluation: ``basisdb.torch.to_torch``."""
+        from .torch import to_torch  # torch is imported only here
+
+        return to_torch(self, dtype=dtype, device=device)
+
+    def to_jax(self, dtype=None, jit: bool = True):
+        """Copy into JAX arrays with differentiable evaluation: ``basisdb.jax.to_jax``."""
+        from .jax import to_jax  # jax is imported only here
+
+        return to_jax(self, dtype=dtype, jit=jit)
 
     # ------------------------------------------------------------ operations
     def operations(self) -> tuple[np.ndarray, np.ndarray]:

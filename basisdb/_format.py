@@ -17,6 +17,12 @@ __all__ = [
     "CONVENTIONS",
     "payload_sha256",
     "setting_group_name",
+    "PLANE_GROUPS",
+    "PLANE_INDEX",
+    "PLANE_INDEX_INTEGERS",
+    "PLANE_INDEX_STRINGS",
+    "PLANE_PAYLOAD_FIELDS",
+    "plane_group_name",
 ]
 
 FORMAT_NAME = "basisdb"
@@ -76,3 +82,21 @@ def payload_sha256(arrays: dict[str, np.ndarray]) -> str:
         h.update(f"{name}:{','.join(str(s) for s in arr.shape)};".encode("ascii"))
         h.update(arr.tobytes())
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------ plane groups (FORMAT.md section 13)
+#: groups of the 17 plane groups; optional (a file without them is a valid version-1 file)
+PLANE_GROUPS = "plane_groups"
+PLANE_INDEX = "index_plane"
+#: columns of /index_plane/integers, a (17, 5) int32 table, one row per plane group, ascending number
+PLANE_INDEX_INTEGERS = ("number", "order", "n_orbits", "n_frequencies", "n_extinct")
+#: columns of /index_plane/strings, a (17, 5) fixed-length ASCII table, same rows
+PLANE_INDEX_STRINGS = ("hm_short", "hm_full", "lattice", "point_group", "sha256")
+#: datasets of /plane_groups/<number>: the names, dtypes, order and hash of PAYLOAD_FIELDS, with d = 2
+#: (frequencies (n, 2), extinct (m, 2), rotations (order, 2, 2), translations (order, 2))
+PLANE_PAYLOAD_FIELDS = {name: (dtype, (2,) * len(tail)) for name, (dtype, tail) in PAYLOAD_FIELDS.items()}
+
+
+def plane_group_name(number: int) -> str:
+    """HDF5 path of a plane group's payload group, e.g. ``/plane_groups/17``."""
+    return f"/{PLANE_GROUPS}/{int(number)}"

@@ -1,4 +1,4 @@
-"""The ``basisdb`` command line: build, list, info, show, verify, path.
+"""The ``basisdb`` command line: build, list, info, show, plot, verify, path.
 
 Every failure prints one line (``basisdb: error: ...``) to stderr and exits
 non-zero; no traceback reaches the user.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ._basis import PlaneGroup
 from ._database import Database, default_path
 from ._database import open as open_db
 
@@ -26,6 +27,13 @@ class _OneLineErrors(click.Group):
             rv = super().main(args, prog_name or "basisdb", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
             self._fail("aborted", 130)
+        except click.NoSuchOption as exc:
+            # `basisdb info -1`: a negative group number looks like an option to click
+            name, command = exc.option_name or "", exc.ctx.command if exc.ctx else None
+            takes_group = command is not None and any(p.name == "group" for p in command.params)
+            if takes_group and name[:1] == "-" and name[1:].isdigit():
+                self._fail(f"space-group number must be in 1..230, got {name}", exc.exit_code or 2)
+            self._fail(exc.format_message(), exc.exit_code or 2)
         except click.ClickException as exc:
             self._fail(exc.format_message(), exc.exit_code or 2)
         except click.exceptions.Exit as exc:
@@ -56,6 +64,29 @@ def _resolve(db: Database, group: str | None, hall: int | None):
     if group is None and hall is None:
         raise click.UsageError("give a GROUP (number or symbol) or --hall N")
     return db.get_setting(None if group is None else _group_arg(group), hall=hall)
+
+
+_plane_option = click.option(
+    "--plane", is_flag=True, help="GROUP is one of the 17 plane groups: 1..17 or a symbol (p4gm, pmg, ...)."
+)
+
+
+def _resolve_any(db: Database, group: str | None, hall: int | None, plane: bool):
+    """A Setting, or a PlaneGroup with --plane."""
+    if not plane:
+        return _resolve(db, group, hall)
+    if hall is not None:
+        raise click.UsageError("--hall selects a space-group setting; it cannot be combined with --plane")
+    if group is None:
+        raise click.UsageError("give a plane GROUP with --plane (1..17 or a symbol like p4gm)")
+    return db.plane_group(group)
+
+
+def _basis_of(db: Database, setting, kmax: int | None):
+    """The Basis of a Setting, or of a plane group given its PlaneGroup."""
+    if isinstance(setting, PlaneGroup):
+        return db.get(plane=setting.number, kmax=kmax)
+    return db.get(hall=setting.hall_number, kmax=kmax)
 
 
 def _frac(num: int, den: int) -> str:
@@ -124,9 +155,15 @@ def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> 
 @_db_option
 @click.option("--number", "-n", type=int, default=None, help="Only settings of this space-group number.")
 @click.option("--system", type=str, default=None, help="Only this crystal system (e.g. cubic).")
-def list_(db_path: str | None, number: int | None, system: str | None) -> None:
-    """List the settings in the artifact."""
+@click.option("--plane", is_flag=True, help="List the 17 plane groups instead.")
+def list_(db_path: str | None, number: int | None, system: str | None, plane: bool) -> None:
+    """List the settings (or, with --plane, the plane groups) in the artifact."""
     db = _open(db_path)
+    if plane:
+        if number is not None or system is not None:
+            raise click.UsageError("--number and --system select space groups; they cannot be combined with --plane")
+        _list_planes(db)
+        return
     rows = db.settings()
     if number is not None:
         rows = [s for s in rows if s.number == number]
@@ -147,11 +184,12 @@ def list_(db_path: str | None, number: int | None, system: str | None) -> None:
 @cli.command()
 @click.argument("group", required=False)
 @click.option("--hall", type=int, default=None, help="Select by hall_number 1..530.")
+@_plane_option
 @_db_option
-def info(group: str | None, hall: int | None, db_path: str | None) -> None:
-    """Metadata of one setting: GROUP is a number (225) or a symbol ('Fd-3m:2')."""
+def info(group: str | None, hall: int | None, plane: bool, db_path: str | None) -> None:
+    """Metadata of one setting: GROUP is a number (225) or a symbol ('Fd-3m:2'); with --plane a plane group."""
     db = _open(db_path)
-    s = _resolve(db, group, hall)
+    s = _resolve_any(db, group, hall, plane)
     for name, value in s.__dict__.items():
         click.echo(f"{name:<14} {value}")
     click.echo(f"{'kmax':<14} {db.kmax}")
@@ -163,24 +201,25 @@ def info(group: str | None, hall: int | None, db_path: str | None) -> None:
 @click.option("--ops", default=None, help="Instead of GROUP: operations 'x,y,z;-x,-y,-z;...' (built on the fly).")
 @click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
 @click.option("--limit", type=int, default=20, show_default=True, help="Orbits to show (0 = all).")
+@_plane_option
 @_db_option
-def show(group, hall, ops, kmax, limit, db_path) -> None:
+def show(group, hall, ops, kmax, limit, plane, db_path) -> None:
     """Orbits of one setting with their members and exact phases."""
     if limit < 0:
         raise click.BadParameter("must be >= 0", param_hint="--limit")
     if ops is not None:
-        if group is not None or hall is not None:
-            raise click.UsageError("give either GROUP/--hall or --ops, not both")
+        if group is not None or hall is not None or plane:
+            raise click.UsageError("give either GROUP/--hall/--plane or --ops, not both")
         from ._custom import basis_from_operations
 
         basis = basis_from_operations(ops, kmax=8 if kmax is None else kmax)
     else:
         db = _open(db_path)
-        setting = _resolve(db, group, hall)
-        basis = db.get(hall=setting.hall_number, kmax=kmax)
+        basis = _basis_of(db, _resolve_any(db, group, hall, plane), kmax)
     s = basis.setting
+    where = f"plane group No. {s.number}" if basis.is_plane else f"hall {s.hall_number}, No. {s.number}"
     click.echo(
-        f"{s.hm_extended} (hall {s.hall_number}, No. {s.number}), K={basis.kmax}: "
+        f"{s.hm_extended} ({where}), K={basis.kmax}: "
         f"{basis.n_orbits} orbits, {len(basis.frequencies)} frequencies, {len(basis.extinct)} extinct"
     )
     shown = basis.n_orbits if limit == 0 else min(limit, basis.n_orbits)
@@ -189,7 +228,7 @@ def show(group, hall, ops, kmax, limit, db_path) -> None:
         conj = basis.conjugate[j]
         tag = "-O=O" if conj == j else f"-O=#{conj}"
         members = "  ".join(
-            f"({h:d},{k:d},{l:d}){'' if p == 0 else ' @' + _frac(p, basis.denominator)}" for (h, k, l), p in zip(freqs.tolist(), phases.tolist())
+            f"({','.join(map(str, k))}){'' if p == 0 else ' @' + _frac(p, basis.denominator)}" for k, p in zip(freqs.tolist(), phases.tolist())
         )
         click.echo(f"#{j:<4} |O|={len(freqs):<3} {tag:<8} {members}")
     if shown < basis.n_orbits:
@@ -207,9 +246,71 @@ def verify(path: str | None, points: int) -> None:
     db = _open(path)
     report = db.verify(invariance_points=points)
     click.echo(
-        f"ok: {report['path']}: {report['settings']} settings, K={report['kmax']}, checksums match, "
+        f"ok: {report['path']}: {report['settings']} settings, K={report['kmax']}, "
+        f"{report['plane_groups']} plane groups, checksums match, "
         f"max invariance error {report['max_invariance_error']:.1e}"
     )
+
+
+def _list_planes(db: Database) -> None:
+    rows = db.plane_groups()
+    click.echo(f"{'no':>3}  {'full':<6} {'short':<6} {'lattice':<12} {'pg':<5} {'order':>5} {'orbits':>6} {'extinct':>7}")
+    for g in rows:
+        click.echo(
+            f"{g.number:>3}  {g.hm_full:<6} {g.hm_short:<6} {g.lattice:<12} {g.point_group:<5} {g.order:>5} {g.n_orbits:>6} {g.n_extinct:>7}"
+        )
+    click.echo(f"{len(rows)} plane groups (International Tables Vol. A, standard descriptions), K={db.kmax}")
+
+
+def _parse_floats(spec: str, what: str) -> list[float]:
+    try:
+        return [float(Fraction(p.strip())) for p in spec.split(",") if p.strip()]
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"cannot parse {spec!r}; use e.g. '0,0.25,1/2'", param_hint=what) from None
+
+
+@cli.command()
+@click.argument("group", required=False)
+@click.option("--hall", type=int, default=None, help="Select by hall_number 1..530.")
+@_plane_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="PNG to write (default: <symbol>.png).")
+@click.option("--n", "n_functions", type=int, default=12, show_default=True, help="Number of basis functions (from function 1; 0 is the constant).")
+@click.option("--functions", default=None, help="Instead of --n: real basis columns to draw, e.g. '1,2,5'.")
+@click.option("--cells", type=int, default=2, show_default=True, help="Unit cells along each axis.")
+@click.option("--sections", default="0,0.25,0.5", show_default=True, help="Space groups: z of the sections (fractions allowed).")
+@click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
+@click.option("--dpi", type=int, default=80, show_default=True, help="Resolution of the PNG.")
+@_db_option
+def plot(group, hall, plane, output, n_functions, functions, cells, sections, kmax, dpi, db_path) -> None:
+    """Draw real basis functions to a PNG (needs matplotlib: pip install basisdb[plot]).
+
+    Plane groups: a grid of functions over CELLS x CELLS unit cells on the true
+    lattice (120 degrees for hexagonal groups). Space groups: sections z = const
+    of each function (one row per function, one column per section).
+    """
+    from . import _plot
+
+    if n_functions < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--n")
+    if not 1 <= cells <= 8:
+        raise click.BadParameter("must be in 1..8", param_hint="--cells")
+    if not 20 <= dpi <= 600:
+        raise click.BadParameter("must be in 20..600", param_hint="--dpi")
+    try:
+        cols = None if functions is None else [int(v) for v in functions.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"cannot parse {functions!r}; use e.g. '1,2,5'", param_hint="--functions") from None
+    zs = _parse_floats(sections, "--sections")
+    if not zs:
+        raise click.BadParameter("give at least one section", param_hint="--sections")
+    _plot.require_matplotlib()
+    db = _open(db_path)
+    setting = _resolve_any(db, group, hall, plane)
+    basis = _basis_of(db, setting, kmax)
+    if output is None:
+        output = "".join(c if c.isalnum() or c in "-_" else "_" for c in setting.hm_extended.replace(" ", "")) + ".png"
+    out = _plot.plot_basis(basis, output, functions=cols, n=n_functions, cells=cells, sections=zs, dpi=dpi)
+    click.echo(f"wrote {out}")
 
 
 @cli.command()

@@ -16,12 +16,18 @@ from basisdb._format import (
     INDEX_INTEGERS,
     INDEX_STRINGS,
     PAYLOAD_FIELDS,
+    PLANE_GROUPS,
+    PLANE_INDEX,
+    PLANE_INDEX_INTEGERS,
+    PLANE_INDEX_STRINGS,
+    PLANE_PAYLOAD_FIELDS,
     payload_sha256,
 )
 from basisdb._ops import DEN
 from basisdb._version import __version__
 
 from .orbits import OrbitSolution, solve_orbits
+from .plane_groups import N_PLANE_GROUPS, PlaneGroupRecord, plane_group_record, solve_plane_group
 from .settings import N_SETTINGS, SettingRecord, default_hall_numbers, setting_record, spglib_version
 from .writer import atomic_h5, create_group, write_dataset
 
@@ -44,15 +50,18 @@ def _build_one(args: tuple[int, int]) -> BuiltSetting:
 
 
 def estimate_peak_memory(kmax: int, jobs: int) -> int:
-    """Rough upper bound (bytes) of the build's peak memory at cut-off ``kmax``.
+    """Upper bound (bytes) of the build's peak memory (resident set of the whole process tree).
 
-    Per worker: the networkx graph (~600 bytes per node and per edge, about 6
-    edges per node) plus numpy work arrays (~200 bytes per box frequency), and a
-    fixed ~120 MB per interpreter.
+    ~100 MB for the main process (numpy, h5py, spglib, networkx, the writer), ~80 MB
+    per pool worker when ``jobs > 1``, and ~1600 bytes per box frequency in each
+    solving process (the networkx graph and numpy work arrays of one setting).
+    Measured with bench/bench_scale.py (docs/BENCHMARKS.md), all 530 settings:
+    jobs=2: 223, 229, 248, 287, 510 MiB at K = 4, 8, 12, 16, 24 (estimate 250, 263,
+    296, 358, 607 MiB); jobs=1: 89 and 106 MiB at K = 4 and 12 (estimate 96, 119 MiB).
     """
     nbox = (2 * kmax + 1) ** 3
-    per_worker = 120e6 + nbox * (600 * 7 + 200)
-    return int(per_worker * (jobs + 1))
+    workers = 0 if jobs == 1 else jobs
+    return int(100e6 + 80e6 * workers + 1600 * nbox * jobs)
 
 
 def _total_memory() -> int | None:
@@ -137,55 +146,88 @@ def build_database(
             _write_setting(settings, built, index)
             if progress is not None:
                 progress(1)
-        group = create_group(f, "index")
-        integers = np.array([index[name] for name in INDEX_INTEGERS], dtype=np.int32).T
-        write_dataset(group, "integers", integers).attrs["columns"] = ",".join(INDEX_INTEGERS)
-        strings = [[v.encode("ascii") for v in index[name]] for name in INDEX_STRINGS]
-        width = max(len(v) for col in strings for v in col)
-        table = np.array(strings, dtype=f"S{max(1, width)}").T
-        write_dataset(group, "strings", table).attrs["columns"] = ",".join(INDEX_STRINGS)
+        _write_index(create_group(f, "index"), index, INDEX_INTEGERS, INDEX_STRINGS)
+        _write_plane_groups(f, int(kmax), jobs)
     return {"path": os.fspath(path), "kmax": int(kmax), "settings": len(selected), "bytes": os.path.getsize(path)}
 
 
-def _map(tasks: list[tuple[int, int]], jobs: int) -> Iterable[BuiltSetting]:
+def _map(tasks: list[tuple[int, int]], jobs: int, func: Callable = _build_one) -> Iterable:
     """Solve settings in hall_number order, in ``jobs`` processes (results in order)."""
     if jobs == 1 or len(tasks) == 1:
-        yield from map(_build_one, tasks)
+        yield from map(func, tasks)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(min(jobs, len(tasks))) as pool:
-        yield from pool.imap(_build_one, tasks, chunksize=2)
+        yield from pool.imap(func, tasks, chunksize=2)
 
 
-def _write_setting(settings, built: BuiltSetting, index: dict[str, list]) -> None:
-    rec, sol = built.record, built.solution
+def _write_index(group, index: dict[str, list], int_columns: tuple[str, ...], str_columns: tuple[str, ...]) -> None:
+    """The two index tables of ``group``: integers (int32) and strings (NUL-padded ASCII), with ``columns``."""
+    integers = np.array([index[name] for name in int_columns], dtype=np.int32).T
+    write_dataset(group, "integers", integers).attrs["columns"] = ",".join(int_columns)
+    strings = [[v.encode("ascii") for v in index[name]] for name in str_columns]
+    width = max(len(v) for col in strings for v in col)
+    table = np.array(strings, dtype=f"S{max(1, width)}").T
+    write_dataset(group, "strings", table).attrs["columns"] = ",".join(str_columns)
+
+
+# ------------------------------------------------------------------ plane groups (FORMAT.md section 13)
+def _build_plane(args: tuple[int, int]) -> tuple[PlaneGroupRecord, OrbitSolution]:
+    number, kmax = args
+    rec = plane_group_record(number)
+    return rec, solve_plane_group(rec.rotations, rec.t_num, kmax)
+
+
+def _write_plane_groups(f, kmax: int, jobs: int) -> None:
+    """All 17 plane groups into /plane_groups/<number> and the /index_plane tables."""
+    tasks = [(n, kmax) for n in range(1, N_PLANE_GROUPS + 1)]
+    groups = create_group(f, PLANE_GROUPS)
+    index: dict[str, list] = {name: [] for name in PLANE_INDEX_INTEGERS + PLANE_INDEX_STRINGS}
+    for rec, sol in _map(tasks, jobs, _build_plane):
+        row = _write_payload(groups, str(rec.number), rec.rotations, rec.t_num, sol, PLANE_PAYLOAD_FIELDS)
+        row.update(number=rec.number, hm_short=rec.hm_short, hm_full=rec.hm_full, lattice=rec.lattice, point_group=rec.point_group)
+        for name in index:
+            index[name].append(row[name])
+    _write_index(create_group(f, PLANE_INDEX), index, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS)
+
+
+def _write_payload(parent, key: str, rotations: np.ndarray, t_num: np.ndarray, sol: OrbitSolution, fields: dict) -> dict:
+    """Write one payload group ``parent/key``; return the index columns it fixes (sizes, sha256)."""
     payload = {
         "frequencies": sol.frequencies,
         "orbit_ptr": sol.orbit_ptr,
         "phases": sol.phases,
         "extinct": sol.extinct,
-        "rotations": rec.rotations.astype(np.int8),
-        "translations": rec.t_num.astype(np.uint8),
+        "rotations": rotations,
+        "translations": t_num,
     }
-    group = create_group(settings, str(rec.hall_number))
-    for name, (dtype, _) in PAYLOAD_FIELDS.items():
-        write_dataset(group, name, np.asarray(payload[name], dtype=dtype))
-    row = {
-        "hall_number": rec.hall_number,
-        "number": rec.number,
-        "order": len(rec.rotations),
+    group = create_group(parent, key)
+    for name, (dtype, _) in fields.items():
+        payload[name] = np.asarray(payload[name], dtype=dtype)
+        write_dataset(group, name, payload[name])
+    return {
+        "order": len(rotations),
         "n_orbits": len(sol.orbit_ptr) - 1,
         "n_frequencies": len(sol.frequencies),
         "n_extinct": len(sol.extinct),
-        "is_default": int(rec.is_default),
-        "hall_symbol": rec.hall_symbol,
-        "hm_short": rec.hm_short,
-        "hm_full": rec.hm_full,
-        "hm_extended": rec.hm_extended,
-        "choice": rec.choice,
-        "crystal_system": rec.crystal_system,
-        "point_group": rec.point_group,
         "sha256": payload_sha256(payload),
     }
+
+
+def _write_setting(settings, built: BuiltSetting, index: dict[str, list]) -> None:
+    rec, sol = built.record, built.solution
+    row = _write_payload(settings, str(rec.hall_number), rec.rotations, rec.t_num, sol, PAYLOAD_FIELDS)
+    row.update(
+        hall_number=rec.hall_number,
+        number=rec.number,
+        is_default=int(rec.is_default),
+        hall_symbol=rec.hall_symbol,
+        hm_short=rec.hm_short,
+        hm_full=rec.hm_full,
+        hm_extended=rec.hm_extended,
+        choice=rec.choice,
+        crystal_system=rec.crystal_system,
+        point_group=rec.point_group,
+    )
     for name, value in row.items():
         index[name].append(value)

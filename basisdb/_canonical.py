@@ -1,0 +1,394 @@
+"""Canonical presentation of a crystal in its standard setting.
+
+Given the standardised coordinates of a crystal in spglib's default setting of its
+space group G (docs/STRUCTURES.md), this module
+
+1. symmetrises them exactly (Reynolds average over G of the matched atom images),
+2. enumerates the Euclidean normaliser N of G for the cell's metric, modulo G and
+   modulo the continuous translations along polar directions, and
+3. picks, among all presentations n(C) of the conventional-cell content C
+   (n a normaliser coset representative, followed by the polar-origin rule "an
+   atom of the rarest species at 0 along every polar axis"), the one whose
+   sorted, quantised atom list is lexicographically smallest.
+
+Every operation here is exact integer arithmetic except the coordinates
+themselves: rotations are integer matrices and translations integers over
+``NDEN`` = 24.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NDEN", "QUANTUM", "GroupData", "group_data", "normaliser_representatives", "symmetrize", "canonical_choice"]
+
+#: translations of the normaliser are searched on the grid (1/NDEN) Z^3: every translation of the
+#: 530 settings and of their Euclidean normalisers is a multiple of 1/8 or 1/6 (ITA Table 3.5.2)
+NDEN = 24
+#: fractional coordinates are compared after rounding to multiples of 1 / QUANTUM
+QUANTUM = 10**6
+
+_LOCK = threading.RLock()
+
+
+def _codes(mats: np.ndarray) -> np.ndarray:
+    """Integer code of each (.., 3, 3) integer matrix with entries in -4..4 (-1 where out of range)."""
+    m = np.asarray(mats, dtype=np.int64).reshape(-1, 9)
+    ok = np.all(np.abs(m) <= 4, axis=1)
+    code = ((m + 4) * (9 ** np.arange(9, dtype=np.int64))).sum(axis=1)
+    return np.where(ok, code, -1)
+
+
+def _tcode(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t, dtype=np.int64) % NDEN
+    return (t[..., 0] * NDEN + t[..., 1]) * NDEN + t[..., 2]
+
+
+_BOX = np.array(list(itertools.product(range(-3, 4), repeat=3)), dtype=np.int64)
+_BOX = _BOX[np.any(_BOX != 0, axis=1)]
+_BOXF = _BOX.astype(np.float64)
+_BOX_OUTER = (_BOXF[:, :, None] * _BOXF[:, None, :]).reshape(len(_BOX), 9)
+_EYE = np.eye(3, dtype=np.int64)
+
+
+def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
+    """Integer matrices A (det +-1, entries in -3..3) with A^T g A = g within tolerance.
+
+    These are the isometries of the lattice Z^3 with metric g (Angstrom^2), i.e.
+    its holohedry in this basis, including accidental metric symmetry.  Two inner
+    products agree when they differ by at most 2 symprec (|a_i| + |a_j|) + 1e-9 g_max.
+    Returns (k, 3, 3) int64, the identity first.
+    """
+    g = np.asarray(metric, dtype=np.float64)
+    lens = np.sqrt(g.diagonal())
+    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(g.diagonal().max())
+    norms = _BOX_OUTER @ g.ravel()
+    c = [np.flatnonzero(np.abs(norms - g[i, i]) <= tol[i, i]) for i in range(3)]
+    if all(len(ci) == 2 for ci in c):  # only +-a, +-b, +-c have the right lengths: sign changes
+        signs = np.array(list(itertools.product((1, -1), repeat=3)))
+        ok = np.ones(len(signs), dtype=bool)
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            ok &= np.abs(signs[:, i] * signs[:, j] * g[i, j] - g[i, j]) <= tol[i, j]
+        return np.einsum("si,ij->sij", signs[ok], _EYE)  # the identity (all +1) comes first
+    v = [_BOXF[ci] for ci in c]
+    ok01 = np.abs(v[0] @ g @ v[1].T - g[0, 1]) <= tol[0, 1]
+    ok02 = np.abs(v[0] @ g @ v[2].T - g[0, 2]) <= tol[0, 2]
+    ok12 = np.abs(v[1] @ g @ v[2].T - g[1, 2]) <= tol[1, 2]
+    i0, i1, i2 = np.nonzero(ok01[:, :, None] & ok02[:, None, :] & ok12[None, :, :])
+    A = np.stack([_BOX[c[0][i0]], _BOX[c[1][i1]], _BOX[c[2][i2]]], axis=2)  # columns: images of a, b, c
+    det = (A[:, 0, 0] * (A[:, 1, 1] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 1])
+           - A[:, 0, 1] * (A[:, 1, 0] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 0])
+           + A[:, 0, 2] * (A[:, 1, 0] * A[:, 2, 1] - A[:, 1, 1] * A[:, 2, 0]))
+    A = A[(np.abs(det) == 1) & ~np.all(A == _EYE, axis=(1, 2))]
+    return np.concatenate([_EYE[None], A])
+
+
+def _int_inverse(A: np.ndarray) -> np.ndarray:
+    """Inverse of unimodular integer matrices (.., 3, 3)."""
+    return np.rint(np.linalg.inv(A.astype(np.float64))).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupData:
+    """Exact tables of one setting used by the canonicalisation (cached per hall number)."""
+
+    hall_number: int
+    rotations: np.ndarray  # (g, 3, 3) int64, every operation (centring included)
+    tnum: np.ndarray  # (g, 3) int64 numerators over NDEN
+    rep_rot: np.ndarray  # (p, 3, 3): one operation per point-group element
+    rep_tnum: np.ndarray  # (p, 3)
+    rep_rot_inv: np.ndarray  # (p, 3, 3) integer inverses
+    centrings: np.ndarray  # (c, 3) numerators over NDEN of the pure translations (0 first)
+    gens: np.ndarray  # indices (into rotations) of a generating set
+    polar: np.ndarray  # (3,) bool: axes along which the origin is free
+    pg_codes: np.ndarray  # sorted codes of the point-group rotations
+    _cosets: dict
+    _bsol: dict
+
+
+_GROUPS: dict[int, GroupData] = {}
+
+
+def group_data(basis) -> GroupData:
+    """GroupData of ``basis``'s setting (cached by hall number)."""
+    hall = basis.setting.hall_number
+    gd = _GROUPS.get(hall)
+    if gd is None:
+        with _LOCK:
+            gd = _GROUPS.get(hall)
+            if gd is None:
+                gd = _GROUPS[hall] = _make_group_data(basis)
+    return gd
+
+
+def _make_group_data(basis) -> GroupData:
+    from ._ops import group_generators
+
+    rot = np.asarray(basis.rotations, dtype=np.int64)
+    scale = NDEN // basis.denominator
+    if scale * basis.denominator != NDEN:
+        raise ValueError(f"translation denominator {basis.denominator} does not divide {NDEN}")
+    tnum = np.asarray(basis.translations, dtype=np.int64) * scale % NDEN
+    codes = _codes(rot)
+    _, first = np.unique(codes, return_index=True)
+    first = np.sort(first)
+    rep_rot, rep_t = rot[first], tnum[first]
+    rep_inv = np.rint(np.linalg.inv(rep_rot.astype(float))).astype(np.int64)
+    ident = np.all(rot == np.eye(3, dtype=np.int64), axis=(1, 2))
+    cen = tnum[ident]
+    cen = cen[np.lexsort(cen.T[::-1])]
+    avg = rep_rot.astype(float).mean(axis=0)
+    diag = np.diag(avg)
+    if not (np.allclose(avg, np.diag(diag), atol=1e-12) and np.all((np.abs(diag) < 1e-12) | (np.abs(diag - 1) < 1e-12))):
+        raise NotImplementedError(
+            f"setting {basis.setting.hall_number}: polar directions are not coordinate axes; "
+            "canonical presentations are defined for spglib's default settings"
+        )
+    polar = np.abs(diag - 1) < 1e-12
+    gens = np.array(group_generators(rot, basis.translations), dtype=np.int64)
+    return GroupData(
+        hall_number=basis.setting.hall_number,
+        rotations=rot,
+        tnum=tnum,
+        rep_rot=rep_rot,
+        rep_tnum=rep_t,
+        rep_rot_inv=rep_inv,
+        centrings=cen,
+        gens=gens,
+        polar=polar,
+        pg_codes=np.sort(_codes(rep_rot)),
+        _cosets={},
+        _bsol={},
+    )
+
+
+# ------------------------------------------------------------------ normaliser
+def _b_solutions(gd: GroupData, A: np.ndarray) -> np.ndarray:
+    """Translations b (numerators over NDEN, polar coordinates 0) with (A, b) in the normaliser."""
+    key = A.tobytes()
+    sol = gd._bsol.get(key)
+    if sol is not None:
+        return sol
+    Ainv = _int_inverse(A)
+    free = np.flatnonzero(~gd.polar)
+    grids = np.meshgrid(*[np.arange(NDEN, dtype=np.int64)] * len(free), indexing="ij")
+    b = np.zeros((NDEN ** len(free), 3), dtype=np.int64)
+    for col, g in zip(free, grids):
+        b[:, col] = g.ravel()
+    rep_codes = _codes(gd.rep_rot)
+    cen_codes = _tcode(gd.centrings)
+    eye = np.eye(3, dtype=np.int64)
+    ok = np.ones(len(b), dtype=bool)
+    for gi in gd.gens:
+        R, t = gd.rotations[gi], gd.tnum[gi]
+        Rp = A @ R @ Ainv
+        k = np.flatnonzero(rep_codes == _codes(Rp)[0])
+        if len(k) == 0:  # cannot happen: A was selected to normalise the point group
+            return np.zeros((0, 3), dtype=np.int64)
+        tp = gd.rep_tnum[k[0]]
+        val = (A @ t - tp)[None, :] + b[ok] @ (eye - Rp).T
+        ok[np.flatnonzero(ok)] = np.isin(_tcode(val), cen_codes)
+    sol = b[ok]
+    with _LOCK:
+        if len(gd._bsol) > 4096:
+            gd._bsol.clear()
+        gd._bsol[key] = sol
+    return sol
+
+
+def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coset representatives (A, b) of the Euclidean normaliser of G modulo G and polar translations.
+
+    metric: (3, 3) metric tensor of the setting's cell (Angstrom^2); the linear parts A
+    are the lattice automorphisms (``lattice_automorphisms``, at tolerance ``symprec``)
+    that normalise the point group.  Returns A (r, 3, 3) int64 and b (r, 3) int64
+    numerators over NDEN; the identity comes first.
+    """
+    auto = lattice_automorphisms(metric, symprec)
+    key = auto.tobytes()
+    hit = gd._cosets.get(key)
+    if hit is not None:
+        return hit
+    inv = _int_inverse(auto)
+    ok = np.ones(len(auto), dtype=bool)
+    for R in gd.rotations[gd.gens]:
+        ok &= np.isin(_codes(np.einsum("aij,jk,akl->ail", auto, R, inv)), gd.pg_codes)
+    keep = auto[ok]
+    # (A, b) ~ (A R, A t + b) for (R, t) in G, and ~ (A, b + v) for v along the polar axes:
+    # one A per class A.PG, and its b solutions modulo the images A c of the centring vectors
+    reps_A, reps_b = [], []
+    seen: set[int] = set()
+    pg = gd.rep_rot
+    polar_free = (~gd.polar).astype(np.int64)
+    for A in keep:
+        cls_codes = _codes(np.einsum("ij,gjk->gik", A, pg))
+        if int(cls_codes.min()) in seen:
+            continue
+        seen.add(int(cls_codes.min()))
+        bsol = _b_solutions(gd, A)
+        moved = (bsol[:, None, :] + (gd.centrings @ A.T)[None, :, :]) * polar_free % NDEN  # (b, c, 3)
+        klass = _tcode(moved).min(axis=1)
+        _, first = np.unique(klass, return_index=True)
+        for b in bsol[np.sort(first)]:
+            reps_A.append(A)
+            reps_b.append(b)
+    out = (np.array(reps_A, dtype=np.int64).reshape(-1, 3, 3), np.array(reps_b, dtype=np.int64).reshape(-1, 3))
+    with _LOCK:
+        if len(gd._cosets) > 256:
+            gd._cosets.clear()
+        gd._cosets[key] = out
+    return out
+
+
+# ------------------------------------------------------------------ symmetrisation
+def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.ndarray, tol: float):
+    """Exactly G-symmetric positions closest (in the Reynolds sense) to ``x``.
+
+    x: (n, 3) standardised coordinates of atoms that are pairwise inequivalent
+    under the lattice of G (one atom per primitive-cell site).  Returns
+    (xbar (n, 3), orbit (n,) int64: smallest index of each atom's G-orbit,
+    largest Cartesian displacement |xbar - x| in Angstrom).  Raises ValueError
+    when an image of an atom under G has no partner within ``tol`` Angstrom.
+    """
+    n = len(x)
+    p = len(gd.rep_rot)
+    if p == 1 and len(gd.centrings) == 1:  # P 1: nothing to average
+        return x.copy(), np.arange(n), 0.0
+    cen = gd.centrings / NDEN
+    chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
+    t = gd.rep_tnum / NDEN
+    y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]  # (p, n, 3) images
+    other = numbers[:, None] != numbers[None, :]
+    best = np.full((p, n), np.inf)
+    best_j = np.zeros((p, n), dtype=np.int64)
+    best_l = np.zeros((p, n, 3))
+    step = max(1, 4_000_000 // max(1, 3 * n * n))
+    for lo in range(0, p, step):
+        d = y[lo : lo + step, :, None, :] - x[None, None, :, :]  # (q, n, n, 3)
+        for c in cen:
+            e = d - c
+            shift = np.rint(e)
+            d2 = ((e - shift) @ chol) ** 2
+            d2 = d2.sum(axis=-1)
+            d2[:, other] = np.inf
+            j = np.argmin(d2, axis=2)  # (q, n)
+            v = np.take_along_axis(d2, j[..., None], axis=2)[..., 0]
+            better = v < best[lo : lo + step]
+            best[lo : lo + step] = np.where(better, v, best[lo : lo + step])
+            best_j[lo : lo + step] = np.where(better, j, best_j[lo : lo + step])
+            sh = np.take_along_axis(shift, j[..., None, None], axis=2)[:, :, 0, :] + c
+            best_l[lo : lo + step] = np.where(better[..., None], sh, best_l[lo : lo + step])
+    worst = float(np.sqrt(max(float(best.max(initial=0.0)), 0.0)))
+    if not worst <= tol:
+        raise ValueError(
+            f"an atom's image under an operation of the detected space group is {worst:.3g} A from "
+            f"the nearest atom (tolerance {tol:.3g} A); try another symprec"
+        )
+    if np.any(np.sort(best_j, axis=1) != np.arange(n)):
+        raise ValueError("the detected symmetry maps two atoms onto one; try another symprec")
+    # g x_i = x_j + l  =>  x_i = g^-1 (x_j + l); average over the operations (Reynolds projection)
+    pre = x[best_j] + best_l - t[:, None, :]  # (p, n, 3)
+    xbar = np.einsum("gij,gnj->ni", gd.rep_rot_inv, pre) / p
+    orbit = best_j.min(axis=0)  # the images of i under every operation are its whole orbit
+    disp = (xbar - x) @ chol
+    return xbar, orbit, float(np.sqrt((disp**2).sum(axis=1)).max(initial=0.0))
+
+
+# ------------------------------------------------------------------ canonical choice
+@dataclass(frozen=True)
+class CanonicalChoice:
+    """The chosen presentation: x_canonical = A x + b + v (mod 1)."""
+
+    A: np.ndarray  # (3, 3) int64
+    shift: np.ndarray  # (3,) float64: b + v
+    cell_positions: np.ndarray  # (m, 3) conventional-cell content, canonical order, in [0, 1)
+    cell_numbers: np.ndarray  # (m,)
+    cell_source: np.ndarray  # (m,) index of the primitive site each row comes from
+    n_candidates: int
+
+
+def _wrap(y: np.ndarray) -> np.ndarray:
+    y = y - np.floor(y)
+    y[y >= 1.0] = 0.0
+    return y
+
+
+def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metric: np.ndarray, symprec: float) -> CanonicalChoice:
+    """Lexicographically smallest presentation of the conventional cell over the normaliser cosets.
+
+    xbar: (n, 3) symmetrised coordinates of the primitive-cell sites, numbers (n,).
+    """
+    cen = gd.centrings / NDEN
+    conv = (xbar[None, :, :] + cen[:, None, :]).reshape(-1, 3)
+    z = np.tile(numbers, len(cen))
+    src = np.tile(np.arange(len(xbar)), len(cen))
+    reps_A, reps_b = normaliser_representatives(gd, metric, symprec)
+    base = conv @ reps_A.transpose(0, 2, 1).astype(np.float64) + (reps_b / NDEN)[:, None, :]  # (r, m, 3)
+    m = len(conv)
+    # candidates: (coset representative, polar anchor atom); without polar axes the anchor is unused
+    if gd.polar.any():
+        if z.max(initial=0) < 4096:
+            counts = np.bincount(z)
+            counts[counts == 0] = m + 1
+            rare = int(np.argmin(counts))  # fewest atoms; ties -> smallest number
+        else:
+            species, counts = np.unique(z, return_counts=True)
+            rare = species[np.argmin(counts)]
+        anchor = np.flatnonzero(z == rare)
+    else:
+        anchor = np.zeros(1, dtype=np.int64)
+    cand_rep = np.repeat(np.arange(len(reps_A)), len(anchor))
+    cand_anchor = np.tile(anchor, len(reps_A))
+    zorder = np.argsort(z, kind="stable")
+    zs = z[zorder]
+    bounds = (np.flatnonzero(zs[1:] != zs[:-1]) + 1).tolist()
+    polar = gd.polar.astype(np.float64)
+
+    def presentations(sel):
+        Y = base[cand_rep[sel]]  # (c, m, 3)
+        if gd.polar.any():
+            Y = Y - Y[np.arange(len(sel)), cand_anchor[sel]][:, None, :] * polar  # anchor atom to 0 along polar axes
+        return Y
+
+    best_key = best = best_order = None
+    step = max(1, 2_000_000 // (3 * m))  # bounded memory for large cells
+    for lo in range(0, len(cand_rep), step):
+        sel = np.arange(lo, min(lo + step, len(cand_rep)))
+        Y = presentations(sel)
+        q = np.rint((Y - np.floor(Y)) * QUANTUM).astype(np.int64) % QUANTUM  # (c, m, 3)
+        packed = ((q[..., 0] * QUANTUM + q[..., 1]) * QUANTUM + q[..., 2])[:, zorder]  # < 1e18: fits in int64
+        # sort each candidate's rows by (species, position), then pick the smallest candidate
+        if not bounds:  # one species
+            order = np.argsort(packed, axis=1)
+        else:
+            order = np.empty_like(packed)
+            for a, b in zip([0] + bounds, bounds + [m]):
+                order[:, a:b] = np.argsort(packed[:, a:b], axis=1) + a
+        keys = packed[np.arange(len(sel))[:, None], order]
+        k = int(np.lexsort(keys.T[::-1])[0]) if len(sel) > 1 else 0
+        if best_key is None or _lex_less(keys[k], best_key):
+            best_key, best, best_order = keys[k], int(sel[k]), order[k]
+    Y = presentations(np.array([best]))[0]
+    rows = zorder[best_order]
+    y = Y[rows]
+    y = y - np.floor(y)
+    y[y >= 1.0] = 0.0
+    shift = reps_b[cand_rep[best]] / NDEN
+    if gd.polar.any():
+        shift = shift - base[cand_rep[best], cand_anchor[best]] * polar
+    return CanonicalChoice(
+        A=reps_A[cand_rep[best]],
+        shift=shift,
+        cell_positions=y,
+        cell_numbers=z[rows],
+        cell_source=src[rows],
+        n_candidates=len(cand_rep),
+    )
+
+
+def _lex_less(a: np.ndarray, b: np.ndarray) -> bool:
+    diff = np.flatnonzero(a != b)
+    return bool(len(diff) and a[diff[0]] < b[diff[0]])
