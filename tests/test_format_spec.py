@@ -88,7 +88,8 @@ def read_header() -> dict:
             assert aid.shape == (), name
             attrs[name] = int(f.attrs[name])
         assert set(f.attrs.keys()) == set(attrs)
-        assert set(f.keys()) == {"index", "settings"}
+        # FORMAT.md section 13: the plane-group section is optional (tests/test_plane_groups.py reads it)
+        assert set(f.keys()) - {"index_plane", "plane_groups"} == {"index", "settings"}
 
         ints_ds, strs_ds = f["index/integers"], f["index/strings"]
         for ds, cols in ((ints_ds, INT_COLUMNS), (strs_ds, STR_COLUMNS)):
