@@ -35,21 +35,34 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def measure_build(kmax: int, jobs: int, out: Path) -> dict:
+    """Run ``basisdb build`` (all 530 settings) into ``out`` in a subprocess.
+
+    Returns wall and CPU seconds of the whole process tree, its peak resident memory
+    (sampled from /proc every 20 ms) and the file size.
+    """
+    import resource
+
+    cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", str(kmax), "--jobs", str(jobs), "-q", "-o", str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # includes the reaped pool workers
+    if proc.returncode != 0:
+        raise SystemExit(f"build at K={kmax} failed with exit code {proc.returncode}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"kmax": kmax, "jobs": jobs, "seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20, "bytes": out.stat().st_size}
+
+
 def bench_build(kmax: int, jobs: int) -> dict:
-    """Time and peak memory of ``basisdb build`` for all 530 settings in a subprocess."""
+    """Time and peak memory of a full build into a temporary file."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.h5"
-        cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", str(kmax), "--jobs", str(jobs), "-q", "-o", str(out)]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.02)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"build failed with exit code {proc.returncode}")
-        return {"kmax": kmax, "jobs": jobs, "seconds": wall, "peak_rss_mb": peak / 2**20, "bytes": out.stat().st_size}
+        return measure_build(kmax, jobs, Path(tmp) / "bench.h5")
 
 
 def bench_lookup(path: str | None, repeats: int = 30) -> dict:

@@ -1,0 +1,362 @@
+"""The bad-input catalogue: every row of docs/BAD_INPUT.md, checked exactly.
+
+The rows below are the single source of truth.  The table in docs/BAD_INPUT.md is
+generated from them (``make bad-input-doc``, i.e. ``python tests/test_bad_input.py
+--write``) and ``test_doc_table_in_sync`` fails when the two drift apart.
+
+API rows are Python expressions evaluated against the fixtures named in
+``PLACEHOLDERS`` (``db`` = the shipped artifact, ``small`` = a partial artifact,
+``b`` = a basis); the exception type and the whole message must match (``...``
+matches any text, used only where the text comes from HDF5 or from this machine's
+RAM).  CLI rows must print exactly one line ``basisdb: error: <message>`` on stderr,
+nothing on stdout, no traceback, and exit with the given status.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import basisdb
+from basisdb import ArtifactError, NotAGroupError, SettingNotFoundError
+from basisdb._cif import CIFError
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
+BEGIN = "<!-- BEGIN GENERATED TABLE: edit tests/test_bad_input.py, then `make bad-input-doc` -->"
+END = "<!-- END GENERATED TABLE -->"
+
+SMALL_HALLS = [1, 2, 81, 523]
+SMALL_KMAX = 2
+
+#: what the names used in the rows stand for (also printed in the doc)
+PLACEHOLDERS = {
+    "db": "`basisdb.open()`: the shipped artifact (K = 8, all 530 settings)",
+    "small": "`basisdb.open({small})`: a partial artifact, halls 1, 2, 81, 523 at K = 2",
+    "b": "`db.get(225, kmax=2)`: the F m -3 m basis at K = 2 (5 functions)",
+    "{small}": "path of that partial artifact",
+    "{notes}": "a text file (not HDF5)",
+    "{empty}": "an empty (0-byte) file",
+    "{cut}": "the partial artifact truncated to half its length",
+    "{newer}": "the partial artifact with its `format_version` attribute set to 2",
+    "{foreign}": "a valid HDF5 file written by someone else (no basisdb attributes)",
+    "{missing}": "a path that does not exist",
+    "{dir}": "a directory",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One bad input.  ``where`` is 'API' or 'CLI'; ``call`` a Python expression or a command line.
+
+    API: ``error`` is the exception type, ``message`` its exact ``str()``.
+    CLI: ``message`` follows ``basisdb: error: `` and ``exit`` is the exit status.
+    ``error is None`` marks an edge case that is *not* an error; ``message`` then
+    describes the result and ``check`` (an expression) must be true.
+    """
+
+    what: str
+    where: str
+    call: str
+    error: type | None
+    message: str
+    exit: int = 0
+    check: str = ""
+
+
+E, N, T, V, A, G = SettingNotFoundError, None, TypeError, ValueError, ArtifactError, NotAGroupError
+RANGE = "space-group number must be in 1..230, got {}"
+HINT9 = "kmax=9 exceeds this artifact's kmax=8; build a larger one with `basisdb build --kmax 9 -o PATH` and open it with basisdb.open(PATH)"
+HINT99 = HINT9.replace("9", "99")
+NOT_CLOSED = "not closed: the product of -x,-y,z and -x,y,-z is missing"
+AMBIGUOUS = "ambiguous space-group symbol 'P 4 2': matches P 4_2 (hall 351), P 4 2 2 (hall 366)"
+MEMORY = "building at kmax=127 with 1 job(s) needs about ... GiB, more than 50% of this machine's ... GiB; use a smaller kmax or fewer jobs"
+TRUNCATED = "{cut}: cannot open HDF5 file (truncated or damaged?): Unable to synchronously open file (truncated file: ...)"
+NEWER = "{newer}: format version 2 is newer than this basisdb supports (1); upgrade basisdb"
+
+ROWS: list[Row] = [
+    # ------------------------------------------------------------- group numbers and symbols
+    Row("group number 0", "API", "db.get(0)", E, RANGE.format(0)),
+    Row("group number 231", "API", "db.get(231)", E, RANGE.format(231)),
+    Row("group number -1", "API", "db.get(-1)", E, RANGE.format(-1)),
+    Row("group number as text, out of range", "API", "db.get('0')", E, RANGE.format(0)),
+    Row("group 'abc'", "API", "db.get('abc')", E, "unknown space-group symbol 'abc'"),
+    Row("group None", "API", "db.get(None)", T, "a space-group number, symbol or hall= is required"),
+    Row("group 3.5", "API", "db.get(3.5)", T, "space-group number must be an integer, got 3.5"),
+    Row("group True", "API", "db.get(True)", T, "space group must be a number or a symbol, got True"),
+    Row("group as a list", "API", "db.get([225])", T, "space group must be a number or a symbol, got list"),
+    Row("empty symbol", "API", "db.get('  ')", V, "empty space-group symbol"),
+    Row("unknown H-M symbol", "API", "db.get('P 99')", E, "unknown space-group symbol 'P 99'"),
+    Row("ambiguous symbol (Hall 'P 4 2' = No. 89, H-M 'P 4_2' = No. 77)", "API", "db.get('P 4 2')", E, AMBIGUOUS),
+    Row("group and hall= together", "API", "db.get(225, hall=523)", V, "give either a group (number or symbol) or hall=, not both"),
+    # ------------------------------------------------------------- hall numbers
+    Row("hall_number 0", "API", "db.get(hall=0)", E, "hall_number must be in 1..530, got 0"),
+    Row("hall_number 531", "API", "db.get(hall=531)", E, "hall_number must be in 1..530, got 531"),
+    Row("hall_number as text", "API", "db.get(hall='5')", T, "hall_number must be an integer, got '5'"),
+    Row("hall_number as float", "API", "db.get(hall=5.0)", T, "hall_number must be an integer, got 5.0"),
+    # ------------------------------------------------------------- cut-off K
+    Row("K negative", "API", "db.get(225, kmax=-1)", V, "kmax must be >= 1, got -1"),
+    Row("K zero", "API", "db.get(225, kmax=0)", V, "kmax must be >= 1, got 0"),
+    Row("K not an integer", "API", "db.get(225, kmax=2.5)", T, "kmax must be an integer, got 2.5"),
+    Row("K as text", "API", "db.get(225, kmax='4')", T, "kmax must be an integer, got '4'"),
+    Row("K larger than the artifact", "API", "db.get(225, kmax=9)", V, HINT9),
+    Row("K too large for an on-the-fly group", "API", "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=128)", V,
+        "kmax must be an integer in 1..127, got 128"),
+    Row("K whose build would not fit in memory", "API", "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=127)",
+        MemoryError, MEMORY),
+    # ------------------------------------------------------------- coordinates
+    Row("coordinates with NaN", "API", "b.evaluate(np.array([[np.nan, 0, 0]]))", V, "coordinates contain NaN or inf"),
+    Row("coordinates with inf", "API", "b.evaluate(np.array([[0.5, np.inf, 0]]))", V, "coordinates contain NaN or inf"),
+    Row("coordinates of shape (N, 2)", "API", "b.evaluate(np.zeros((4, 2)))", V, "coordinates must have shape (N, 3), got (4, 2)"),
+    Row("coordinates of shape (N, 3, 3)", "API", "b.evaluate(np.zeros((2, 3, 3)))", V, "coordinates must have shape (N, 3), got (2, 3, 3)"),
+    Row("scalar coordinate", "API", "b.evaluate(0.5)", V, "coordinates must have shape (N, 3), got ()"),
+    Row("empty list", "API", "b.evaluate([])", V, "coordinates must have shape (N, 3), got (0,)"),
+    Row("coordinates as strings", "API", "b.evaluate([['0.1', '0.2', '0.3']])", T, "coordinates must be a real numeric array, got dtype <U3"),
+    Row("coordinates of dtype object", "API", "b.evaluate(np.array([[0, 0, 0]], dtype=object))", T,
+        "coordinates must be a real numeric array, got dtype object"),
+    Row("complex coordinates", "API", "b.evaluate(np.zeros((2, 3), complex))", T, "coordinates must be a real numeric array, got dtype complex128"),
+    Row("boolean coordinates", "API", "b.evaluate(np.ones((2, 3), bool))", T, "coordinates must be a real numeric array, got dtype bool"),
+    Row("empty (0, 3) coordinates: valid, not an error", "API", "b.evaluate(np.zeros((0, 3)))", None,
+        "returns an empty (0, n_basis) array: here shape (0, 5), float64", check="result.shape == (0, 5) and result.dtype == np.float64"),
+    # ------------------------------------------------------------- operation sets that are not groups
+    Row("operations not closed", "API", "basisdb.basis_from_operations(['x,y,z', '-x,-y,z', '-x,y,-z'], kmax=2)", G, NOT_CLOSED),
+    Row("identity missing", "API", "basisdb.basis_from_operations(['-x,-y,-z'], kmax=2)", G, "the identity x,y,z is missing"),
+    Row("inverse missing", "API", "basisdb.basis_from_operations(['x,y,z', 'y,z,x'], kmax=2)", G, "the inverse of y,z,x is missing"),
+    Row("duplicate modulo lattice translations", "API", "basisdb.basis_from_operations(['x,y,z', 'x,y,z+1'], kmax=2)", G,
+        "operations 0 and 1 are the same modulo lattice translations"),
+    Row("rotation not unimodular", "API", "basisdb.basis_from_operations(['x,y,z', '2x,y,z'], kmax=2)", G,
+        "operation 1 has det(R) = 2; rotations must be unimodular (det = +-1)"),
+    Row("translation not a multiple of 1/24", "API", "basisdb.basis_from_operations(['x,y,z', '-x,-y,z+1/5'], kmax=2)", V,
+        "translation in '-x,-y,z+1/5' = 0.2 is not a multiple of 1/24"),
+    Row("no operations", "API", "basisdb.basis_from_operations([], kmax=2)", V, "no operations given"),
+    Row("malformed operation", "API", "basisdb.basis_from_operations(['x,y'], kmax=2)", V, "operation 'x,y' must have three comma-separated components"),
+    # ------------------------------------------------------------- crystal structures (featurize)
+    Row("singular lattice (all zero)", "API", "basisdb.featurize((np.zeros((3, 3)), [[0, 0, 0]], [11]), kmax=2)", V,
+        "the lattice is singular (volume 0 A^3 for vector lengths [0.0, 0.0, 0.0])"),
+    Row("singular lattice (coplanar vectors)", "API", "basisdb.featurize(([[4, 0, 0], [0, 4, 0], [8, 8, 0]], [[0, 0, 0]], [11]), kmax=2)", V,
+        "the lattice is singular (volume 0 A^3 for vector lengths [4.0, 4.0, 11.313708])"),
+    Row("left-handed lattice: accepted, the same crystal", "API",
+        "basisdb.featurize((np.diag([4.0, 4.0, -4.0]), [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2)", None,
+        "same features as the right-handed cell (CsCl: P m -3 m, hall 517, 2 atoms x 10 functions)",
+        check="result.hall_number == 517 and result.features.shape == (2, 10) and np.array_equal(result.features, "
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2).features)"),
+    Row("overlapping atoms", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.001, 0, 0]], [11, 17]), kmax=2)", V,
+        "atoms 0 and 1 are 0.004 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
+    Row("duplicated atom", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [1, 0, 0]], [11, 11]), kmax=2)", V,
+        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
+    Row("structure without atoms", "API", "basisdb.featurize((np.eye(3) * 4, np.zeros((0, 3)), []), kmax=2)", V, "the structure has no atoms"),
+    Row("CIF with no atoms", "API", "basisdb.featurize('data_x\\n_cell_length_a 4\\n_cell_length_b 4\\n_cell_length_c 4\\n', kmax=2)", CIFError,
+        "<CIF text>: the CIF has no atoms (no _atom_site_fract_x loop)"),
+    Row("atom position NaN", "API", "basisdb.featurize((np.eye(3) * 4, [[np.nan, 0, 0]], [11]), kmax=2)", V, "the positions contain NaN or inf"),
+    Row("unknown element", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], ['Xx']), kmax=2)", V, "unknown element symbol 'Xx'"),
+    # ------------------------------------------------------------- files
+    Row("path that is not HDF5", "API", "basisdb.open('{notes}')", A, "{notes}: not an HDF5 file"),
+    Row("empty file", "API", "basisdb.open('{empty}')", A, "{empty}: not an HDF5 file"),
+    Row("truncated artifact", "API", "basisdb.open('{cut}')", A, TRUNCATED),
+    Row("artifact from a newer format version", "API", "basisdb.open('{newer}')", A, NEWER),
+    Row("HDF5 file that is not an artifact", "API", "basisdb.open('{foreign}')", A,
+        "{foreign}: missing root attribute 'format_version'; not a basisdb artifact"),
+    Row("path that does not exist", "API", "basisdb.open('{missing}')", A, "{missing}: no such file"),
+    Row("path that is a directory", "API", "basisdb.open('{dir}')", A, "{dir}: is a directory, not an artifact"),
+    Row("artifact lacking the setting (hall 526)", "API", "small.get(hall=526)", E,
+        "hall_number 526 is not in {small}; rebuild it with that setting"),
+    Row("artifact lacking the space group (227)", "API", "small.get(227)", E, "space group 227 is not in {small}"),
+    Row("K larger than a small artifact", "API", "small.get(1, kmax=3)", V,
+        "kmax=3 exceeds this artifact's kmax=2; build a larger one with `basisdb build --kmax 3 -o PATH` and open it with basisdb.open(PATH)"),
+    # ------------------------------------------------------------- the command line
+    Row("group number 0", "CLI", "basisdb info 0", None, RANGE.format(0), exit=1),
+    Row("group number 231", "CLI", "basisdb info 231", None, RANGE.format(231), exit=1),
+    Row("group number -1 (looks like an option)", "CLI", "basisdb info -1", None, RANGE.format(-1), exit=2),
+    Row("group 'abc'", "CLI", "basisdb info abc", None, "unknown space-group symbol 'abc'", exit=1),
+    Row("group 3.5", "CLI", "basisdb info 3.5", None, "unknown space-group symbol '3.5'", exit=1),
+    Row("ambiguous symbol", "CLI", "basisdb info 'P 4 2'", None, AMBIGUOUS, exit=1),
+    Row("no group", "CLI", "basisdb info", None, "give a GROUP (number or symbol) or --hall N", exit=2),
+    Row("hall_number 531", "CLI", "basisdb info --hall 531", None, "hall_number must be in 1..530, got 531", exit=1),
+    Row("hall_number not a number", "CLI", "basisdb info --hall abc", None, "Invalid value for '--hall': 'abc' is not a valid integer.", exit=2),
+    Row("K zero", "CLI", "basisdb show 225 --kmax 0", None, "kmax must be >= 1, got 0", exit=1),
+    Row("K negative", "CLI", "basisdb show 225 --kmax -1", None, "kmax must be >= 1, got -1", exit=1),
+    Row("K not an integer", "CLI", "basisdb show 225 --kmax 2.5", None, "Invalid value for '--kmax' / '-k': '2.5' is not a valid integer.", exit=2),
+    Row("K larger than the artifact", "CLI", "basisdb show 225 --kmax 99", None, HINT99, exit=1),
+    Row("K whose build would not fit in memory", "CLI", "basisdb show --ops 'x,y,z;-x,-y,-z' --kmax 127", None, MEMORY, exit=1),
+    Row("operations not closed", "CLI", "basisdb show --ops 'x,y,z;-x,-y,z;-x,y,-z' --kmax 2", None, NOT_CLOSED, exit=1),
+    Row("build K zero", "CLI", "basisdb build --kmax 0 -q -o out.h5", None, "kmax must be >= 1, got 0", exit=1),
+    Row("build K beyond int8", "CLI", "basisdb build --kmax 128 -q -o out.h5", None,
+        "kmax must be <= 127 (frequencies are stored as int8), got 128", exit=1),
+    Row("path that is not HDF5", "CLI", "basisdb verify {notes}", None, "{notes}: not an HDF5 file", exit=1),
+    Row("truncated artifact", "CLI", "basisdb verify {cut}", None, TRUNCATED, exit=1),
+    Row("artifact from a newer format version", "CLI", "basisdb verify {newer}", None, NEWER, exit=1),
+    Row("path that does not exist", "CLI", "basisdb info 225 --db {missing}", None, "{missing}: no such file", exit=1),
+    Row("artifact lacking the setting", "CLI", "basisdb info --hall 526 --db {small}", None,
+        "hall_number 526 is not in {small}; rebuild it with that setting", exit=1),
+]
+
+# --------------------------------------------------------------------------- rendering the doc table
+def _code(text: str) -> str:
+    """A markdown code span that survives backticks and table pipes."""
+    text = text.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def render_table() -> str:
+    lines = [
+        "| # | bad input | where | call | error | message (CLI: after `basisdb: error: `) | exit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(ROWS, 1):
+        if r.where == "CLI":
+            err = "one line on stderr"
+        elif r.error is None:
+            err = "*(no error)*"
+        else:
+            err = f"`{r.error.__name__}`"
+        shown = r.message if (r.where == "API" and r.error is None) else _code(r.message)
+        lines.append(f"| {i} | {r.what} | {r.where} | {_code(r.call)} | {err} | {shown} | {r.exit if r.where == 'CLI' else ''} |")
+    legend = ["", "Names and placeholders used in the table:", ""]
+    legend += [f"- `{k}`: {v}" for k, v in PLACEHOLDERS.items()]
+    legend += ["", "`...` stands for text that comes from HDF5 or from this machine's memory size.", ""]
+    counts = f"{len(ROWS)} rows: {sum(r.where == 'API' for r in ROWS)} API, {sum(r.where == 'CLI' for r in ROWS)} CLI."
+    return "\n".join([counts, ""] + lines + legend)
+
+
+def write_doc() -> None:
+    text = DOC.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(f"{head}{BEGIN}\n{render_table()}\n{END}{tail}")
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    import h5py
+
+    from basisdb_build import build_database
+
+    d = tmp_path_factory.mktemp("badinput")
+    small = d / "small.h5"
+    build_database(small, kmax=SMALL_KMAX, halls=SMALL_HALLS, jobs=1)
+    data = small.read_bytes()
+    (d / "notes.txt").write_text("not an HDF5 file\n" * 50)
+    (d / "empty.h5").write_bytes(b"")
+    (d / "cut.h5").write_bytes(data[: len(data) // 2])
+    (d / "newer.h5").write_bytes(data)
+    with h5py.File(d / "newer.h5", "r+") as f:
+        f.attrs["format_version"] = np.int32(2)
+    with h5py.File(d / "foreign.h5", "w") as f:
+        f["x"] = np.arange(3)
+    (d / "adir").mkdir()
+    return {
+        "{small}": str(small),
+        "{notes}": str(d / "notes.txt"),
+        "{empty}": str(d / "empty.h5"),
+        "{cut}": str(d / "cut.h5"),
+        "{newer}": str(d / "newer.h5"),
+        "{foreign}": str(d / "foreign.h5"),
+        "{missing}": str(d / "missing.h5"),
+        "{dir}": str(d / "adir"),
+    }
+
+
+@pytest.fixture(scope="module")
+def namespace(files):
+    old = os.environ.pop("BASISDB_PATH", None)
+    try:
+        db = basisdb.open()
+    finally:
+        if old is not None:
+            os.environ["BASISDB_PATH"] = old
+    small = basisdb.open(files["{small}"])
+    yield {"db": db, "small": small, "b": db.get(225, kmax=2), "basisdb": basisdb, "np": np}
+    small.close()
+    db.close()
+
+
+def _fill(text: str, files: dict[str, str]) -> str:
+    for key, value in files.items():
+        text = text.replace(key, value)
+    return text
+
+
+def _pattern(message: str, files: dict[str, str]) -> re.Pattern:
+    parts = [re.escape(_fill(p, files)) for p in message.split("...")]
+    return re.compile(".*".join(parts), re.S)
+
+
+def _memory_refusal_applies() -> bool:
+    from basisdb_build import estimate_peak_memory
+
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return estimate_peak_memory(127, 1) > 0.5 * ram
+
+
+def _ids(rows):
+    return [f"{r.where}-{i}-{r.what}" for i, r in enumerate(rows, 1)]
+
+
+# --------------------------------------------------------------------------- tests
+def test_catalogue_size():
+    assert len(ROWS) >= 25
+    assert {r.where for r in ROWS} == {"API", "CLI"}
+    assert len({(r.where, r.call) for r in ROWS}) == len(ROWS), "duplicate rows"
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.where == "API"], ids=_ids([r for r in ROWS if r.where == "API"]))
+def test_api_row(row, namespace, files):
+    if row.error is MemoryError and not _memory_refusal_applies():
+        pytest.skip("this machine has enough memory for the request")
+    code = _fill(row.call, files)
+    if row.error is None:
+        result = eval(code, dict(namespace))  # noqa: S307 - the literal expressions above, not file content
+        assert eval(row.check, {"result": result, "np": np, "basisdb": basisdb}), row.message  # noqa: S307
+        return
+    with pytest.raises(Exception) as info:
+        eval(code, dict(namespace))  # noqa: S307
+    assert type(info.value) is row.error, f"{type(info.value).__name__}: {info.value}"
+    assert _pattern(row.message, files).fullmatch(str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.where == "CLI"], ids=_ids([r for r in ROWS if r.where == "CLI"]))
+def test_cli_row(row, files, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from basisdb.cli import cli
+
+    if "--kmax 127" in row.call and not _memory_refusal_applies():
+        pytest.skip("this machine has enough memory for the request")
+    monkeypatch.delenv("BASISDB_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv = shlex.split(_fill(row.call, files))
+    assert argv[0] == "basisdb"
+    result = CliRunner().invoke(cli, argv[1:], prog_name="basisdb", catch_exceptions=True)
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert result.exit_code == row.exit, (result.exit_code, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    prefix = "basisdb: error: "
+    assert lines[0].startswith(prefix), lines[0]
+    assert _pattern(row.message, files).fullmatch(lines[0][len(prefix):]), lines[0]
+    assert list(tmp_path.iterdir()) == [], "a failed command left files behind"
+
+
+def test_doc_table_in_sync():
+    text = DOC.read_text()
+    assert BEGIN in text and END in text, f"{DOC} lacks the generated-table markers"
+    table = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert table == render_table().strip(), "docs/BAD_INPUT.md is stale: run `make bad-input-doc`"
+
+
+if __name__ == "__main__":  # python tests/test_bad_input.py --write
+    if sys.argv[1:] == ["--write"]:
+        write_doc()
+        print(f"wrote {DOC} ({len(ROWS)} rows)")
+    else:
+        print(render_table())
