@@ -119,3 +119,10 @@ def closed_set(rotations: np.ndarray, kmax: int) -> np.ndarray:
     images = np.einsum("ni,gij->gnj", b, rotations)  # row k^T R == (R^T k)^T
     keep = np.all(np.abs(images) <= kmax, axis=(0, 2))
     return b[keep]
+
+
+def env_without_artifact_override() -> dict[str, str]:
+    """os.environ for a subprocess, without $BASISDB_PATH (so it uses the shipped artifact)."""
+    env = dict(os.environ)
+    env.pop("BASISDB_PATH", None)
+    return env

@@ -15,6 +15,7 @@ import pytest
 import basisdb
 from basisdb_build import build_database, check_build_request, estimate_peak_memory
 from basisdb_build.writer import remove_stale_partials
+from conftest import env_without_artifact_override
 
 HALLS = [1, 2, 81, 460, 461, 523, 526]
 KMAX = 3
@@ -24,12 +25,6 @@ FIELDS = ("frequencies", "orbit_ptr", "phases", "extinct", "rotations", "transla
 # --------------------------------------------------------------------------- helpers / fixtures
 def _partials(directory: Path) -> list[Path]:
     return sorted(directory.glob(".*.partial")) + sorted(directory.glob("*.partial"))
-
-
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("BASISDB_PATH", None)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +161,7 @@ def test_sigkill_during_build(small, tmp_path):
     before = target.read_bytes()
     code = f"from basisdb_build import build_database; build_database({str(target)!r}, kmax=6, jobs=1)"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", code], cwd=tmp_path, env=env_without_artifact_override(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 60

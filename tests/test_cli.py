@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import basisdb
 from basisdb.cli import cli
+from conftest import env_without_artifact_override
 
 SMALL_HALLS = [1, 2, 3, 523]
 SMALL_KMAX = 2
@@ -443,16 +444,10 @@ def _console_script() -> Path:
     return script
 
 
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("BASISDB_PATH", None)
-    return env
-
-
 @pytest.mark.parametrize("how", ["console-script", "python -m basisdb"])
 def test_real_process_error_is_one_line(tmp_path, how):
     cmd = [str(_console_script())] if how == "console-script" else [sys.executable, "-m", "basisdb"]
-    proc = subprocess.run(cmd + ["info", "231"], capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120)
+    proc = subprocess.run(cmd + ["info", "231"], capture_output=True, text=True, cwd=tmp_path, env=env_without_artifact_override(), timeout=120)
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -463,7 +458,7 @@ def test_real_process_error_is_one_line(tmp_path, how):
 
 def test_real_process_success(tmp_path):
     proc = subprocess.run(
-        [str(_console_script()), "info", "225"], capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120
+        [str(_console_script()), "info", "225"], capture_output=True, text=True, cwd=tmp_path, env=env_without_artifact_override(), timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     assert _info_fields(proc.stdout)["hall_number"] == "523"

@@ -23,6 +23,7 @@ import pytest
 
 import basisdb
 from basisdb_build import build_database
+from conftest import env_without_artifact_override
 
 HALLS = [1, 2, 81, 460, 488, 523, 526]
 KMAX = 4
@@ -209,10 +210,6 @@ def test_threads_with_their_own_databases(shipped_path, reference):
 
 
 # ------------------------------------------------------------------ a rebuild while readers read
-def _env() -> dict:
-    env = dict(os.environ)
-    env.pop("BASISDB_PATH", None)
-    return env
 
 
 @pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="no fork() on this platform")
@@ -239,7 +236,7 @@ def test_rebuild_while_readers_read(tmp_path):
     inode = path.stat().st_ino
 
     cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", "2", "--halls", "1,2,81,460,523", "--jobs", "1", "-q", "-o", str(path)]
-    build = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=TIMEOUT)
+    build = subprocess.run(cmd, capture_output=True, text=True, env=env_without_artifact_override(), timeout=TIMEOUT)
     assert build.returncode == 0, build.stderr
     assert path.stat().st_ino != inode  # replaced by rename, not rewritten in place
     assert path.read_bytes() == ref_new_path.read_bytes()

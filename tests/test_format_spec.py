@@ -567,7 +567,7 @@ def test_gemmi_absences_and_conjugate_phases(hall):
     """CONVENTIONS.md section 9: same absences as gemmi, phases conjugate to gemmi's phase_shift."""
     gemmi = pytest.importorskip("gemmi")
     h = read_header()
-    K, D = h["attrs"]["kmax"], h["attrs"]["denominator"]
+    D = h["attrs"]["denominator"]
     d = read_setting(hall)["data"]
     ops = list(gemmi.spacegroup_table_itb())[hall - 1].operations()
     freqs = d["frequencies"].astype(int)

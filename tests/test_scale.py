@@ -6,7 +6,6 @@ honest on every run.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ import basisdb
 import basisdb_build.builder as builder
 from basisdb.cli import cli
 from basisdb_build import build_database, check_build_request, estimate_peak_memory
+from conftest import env_without_artifact_override
 
 GiB = 2**30
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.pop("BASISDB_PATH", None)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def measured(tmp_path_factory) -> tuple[Path, int]:
         f"rc = subprocess.run({cmd!r}, stdout=subprocess.DEVNULL).returncode; "
         "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=_env(), timeout=300)
+    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=env_without_artifact_override(), timeout=300)
     rc, peak_kib = (int(v) for v in proc.stdout.split())
     assert rc == 0, proc.stderr
     return out, peak_kib * 1024
