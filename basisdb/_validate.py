@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._boxindex import box_index
 from ._errors import ArtifactError
 
 __all__ = ["check_index", "check_payload", "MAX_ORDER"]
 
 #: most operations (mod lattice translations) of a space group (F m -3 m); plane groups have at most 12
 MAX_ORDER = 192
-
-
-def _box_index(freqs: np.ndarray, kmax: int) -> np.ndarray:
-    """Row-major box index (as in _boxindex.box_index), for 2 or 3 columns; int32 suffices (K <= 127)."""
-    n = 2 * kmax + 1
-    idx = freqs[:, 0].astype(np.int32) + kmax
-    for axis in range(1, freqs.shape[1]):
-        idx *= n
-        idx += freqs[:, axis]
-        idx += kmax
-    return idx
 
 
 def _det(r: np.ndarray) -> np.ndarray:
@@ -113,7 +103,7 @@ def check_payload(path, what: str, payload: dict[str, np.ndarray], meta, kmax: i
     if not np.any(np.all(rots == eye, axis=(1, 2)) & np.all(trans == 0, axis=1)):
         fail("the identity operation is missing")
     nbox = (2 * kmax + 1) ** dim
-    idx = _box_index(np.concatenate([freqs, extinct]), kmax)
+    idx = box_index(np.concatenate([freqs, extinct]), kmax)
     seen = np.zeros(nbox, dtype=bool)
     seen[idx] = True
     if np.count_nonzero(seen) != len(idx):

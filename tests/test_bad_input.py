@@ -263,13 +263,8 @@ def files(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def namespace(files):
-    old = os.environ.pop("BASISDB_PATH", None)
-    try:
-        db = basisdb.open()
-    finally:
-        if old is not None:
-            os.environ["BASISDB_PATH"] = old
+def namespace(files, shipped):
+    db = shipped
     small = basisdb.open(files["{small}"])
     yield {"db": db, "small": small, "b": db.get(225, kmax=2), "basisdb": basisdb, "np": np}
     small.close()

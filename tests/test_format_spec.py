@@ -302,18 +302,19 @@ def test_sha256_recomputed(hall):
     assert payload_sha256(damaged) != s["row"]["sha256"]
 
 
+def payload_int64(d: dict) -> tuple[np.ndarray, ...]:
+    """frequencies, orbit_ptr, phases, extinct, rotations, translations of one setting as int64."""
+    names = ("frequencies", "orbit_ptr", "phases", "extinct", "rotations", "translations")
+    return tuple(d[n].astype(np.int64) for n in names)
+
+
 @pytest.mark.parametrize("hall", HALLS)
 def test_arrays_consistent_with_spec(hall):
     h = read_header()
     K, D = h["attrs"]["kmax"], h["attrs"]["denominator"]
     s = read_setting(hall)
     d, row = s["data"], s["row"]
-    freqs = d["frequencies"].astype(np.int64)
-    ptr = d["orbit_ptr"].astype(np.int64)
-    ph = d["phases"].astype(np.int64)
-    ext = d["extinct"].astype(np.int64)
-    rots = d["rotations"].astype(np.int64)
-    tnum = d["translations"].astype(np.int64)
+    freqs, ptr, ph, ext, rots, tnum = payload_int64(d)
     # sizes agree with the index row
     assert len(ptr) - 1 == row["n_orbits"] and len(freqs) == row["n_frequencies"]
     assert len(ext) == row["n_extinct"] and len(rots) == len(tnum) == row["order"]
@@ -351,12 +352,7 @@ def test_exact_invariance_and_extinction(hall):
     h = read_header()
     K, D = h["attrs"]["kmax"], h["attrs"]["denominator"]
     d = read_setting(hall)["data"]
-    freqs = d["frequencies"].astype(np.int64)
-    ptr = d["orbit_ptr"].astype(np.int64)
-    ph = d["phases"].astype(np.int64)
-    ext = d["extinct"].astype(np.int64)
-    rots = d["rotations"].astype(np.int64)
-    tnum = d["translations"].astype(np.int64)
+    freqs, ptr, ph, ext, rots, tnum = payload_int64(d)
     orbit_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     lookup = np.full((2 * K + 1) ** 3, -1, dtype=np.int64)
     lookup[box_index(freqs, K)] = np.arange(len(freqs))
