@@ -14,7 +14,7 @@ from ._basis import Basis, PlaneGroup, Setting
 from ._errors import ArtifactError, SettingNotFoundError
 from ._format import FORMAT_NAME, FORMAT_VERSION, INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256, setting_group_name
 from ._format import PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS, PLANE_PAYLOAD_FIELDS, plane_group_name
-from ._symbols import normalize_symbol
+from ._symbol_resolver import SymbolResolver
 from ._validate import MAX_ORDER, check_index, check_payload
 
 __all__ = ["Database", "open", "default_path", "ENV_PATH"]
@@ -135,6 +135,13 @@ def _child(path, parent: h5py.Group, name: str):
     return obj
 
 
+def _hall_keyword(hall, hall_number):
+    """``hall=`` or its spglib spelling ``hall_number=``; not both."""
+    if hall is not None and hall_number is not None:
+        raise TypeError("give hall= or hall_number= (the same key, spglib's name), not both")
+    return hall if hall is not None else hall_number
+
+
 class Database:
     """A read-only basisdb artifact.  Use ``basisdb.open()``.
 
@@ -159,7 +166,7 @@ class Database:
             ):
                 raise ArtifactError(f"{self.path}: cannot read the artifact's header (damaged file?): {_h5_message(exc)}") from None
             raise
-        self._aliases: tuple[dict, dict] | None = None  # built on the first symbol lookup
+        self._resolver: SymbolResolver | None = None  # built on the first symbol lookup
 
     def _read_header(self, f: h5py.File) -> None:
         self.format_version = _attr_int(f, "format_version", 0, 2**31 - 1)
@@ -315,23 +322,12 @@ class Database:
         with self._lock:
             return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
 
-    def _alias_tables(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-        """normalised symbol -> hall_numbers, exact and case-folded (built on first use)."""
-        col = {name: self._strs[:, i] for i, name in enumerate(INDEX_STRINGS)}
-        exact: dict[str, list[int]] = {}
-        halls, numbers = self._ints[:, 0].tolist(), self._ints[:, 1].tolist()
-        for row, hall in enumerate(halls):
-            names = {col[c][row].decode("ascii", "replace") for c in ("hm_short", "hm_full", "hm_extended", "hall_symbol")}
-            choice = col["choice"][row].decode("ascii", "replace")
-            if choice:
-                names.add(f"{numbers[row]}:{choice}")
-            for name in names:
-                exact.setdefault(normalize_symbol(name), []).append(hall)
-        folded: dict[str, list[int]] = {}
-        for key, halls in exact.items():
-            lst = folded.setdefault(key.lower(), [])
-            lst.extend(h for h in halls if h not in lst)
-        return exact, folded
+    def _symbols(self) -> SymbolResolver:
+        """The symbol resolver over this artifact's settings (built on the first symbol lookup)."""
+        with self._lock:
+            if self._resolver is None:
+                self._resolver = SymbolResolver(self._settings)
+            return self._resolver
 
     def settings(self) -> list[Setting]:
         """All settings in the artifact, ascending hall_number."""
@@ -344,23 +340,26 @@ class Database:
         return iter(self._settings)
 
     # --------------------------------------------------------------- lookup
-    def find_setting(self, group=None, *, hall: int | None = None) -> Setting | None:
+    def find_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting | None:
         """Like ``get_setting`` but returns None when nothing matches (bad input still raises)."""
         try:
-            return self.get_setting(group, hall=hall)
+            return self.get_setting(group, hall=hall, hall_number=hall_number)
         except SettingNotFoundError:
             return None
 
-    def get_setting(self, group=None, *, hall: int | None = None) -> Setting:
+    def get_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting:
         """Resolve a space-group number, a symbol or ``hall=`` to a Setting.
 
         group: int 1..230 (spglib's default setting of that number), or a str:
         an H-M symbol (short 'Fd-3m', full, or setting-specific 'F d -3 m:2',
         'P 1 21/c 1', 'R -3 c:R'), a Hall symbol ('-F 4vw 2vw 3'), 'number:choice'
-        ('227:2') or a number as text.  A symbol naming several settings resolves
-        to spglib's default one when it is among them, else to the first in
-        hall_number order.  Raises SettingNotFoundError / ValueError / TypeError.
+        ('227:2') or a number as text; the spellings read are listed in
+        docs/CONVENTIONS.md, "Symbol lookup".  A symbol naming several settings
+        resolves to spglib's default one when it is among them, else to the first
+        in hall_number order.  ``hall_number=`` is spglib's name for ``hall=``.
+        Raises SettingNotFoundError / ValueError / TypeError.
         """
+        hall = _hall_keyword(hall, hall_number)
         if hall is not None:
             if group is not None:
                 raise ValueError("give either a group (number or symbol) or hall=, not both")
@@ -403,24 +402,11 @@ class Database:
         return matches[0]
 
     def _by_symbol(self, text: str) -> Setting:
-        if self._aliases is None:
-            self._aliases = self._alias_tables()
-        exact, folded = self._aliases
-        key = normalize_symbol(text)
-        halls = exact.get(key) or folded.get(key.lower())
-        if not halls:
-            raise SettingNotFoundError(f"unknown space-group symbol {text!r}")
-        found = [self._setting_at(self._row[h]) for h in sorted(set(halls))]
-        numbers = {s.number for s in found}
-        if len(numbers) > 1:
-            listing = ", ".join(f"{s.hm_extended} (hall {s.hall_number})" for s in found)
-            raise SettingNotFoundError(f"ambiguous space-group symbol {text!r}: matches {listing}")
-        for s in found:
-            if s.is_default:
-                return s
-        return found[0]
+        return self._setting_at(self._row[self._symbols().resolve(text)])
 
-    def get(self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None) -> Basis:
+    def get(
+        self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None, hall_number: int | None = None
+    ) -> Basis:
         """The Basis of a setting (see ``get_setting`` for ``group``/``hall``) at ``kmax`` (default: the artifact's).
 
         ``plane=``: instead, one of the 17 plane groups, by number 1..17 or symbol
@@ -428,6 +414,7 @@ class Database:
         numbers never collide with space-group numbers: ``get(17)`` is space group 17
         (P 2 2 2_1), ``get(plane=17)`` is the plane group p6mm.
         """
+        hall = _hall_keyword(hall, hall_number)
         if plane is not None:
             if group is not None or hall is not None:
                 raise ValueError("give either plane= or a space group (number, symbol or hall=), not both")
@@ -452,10 +439,12 @@ class Database:
             self._cache.setdefault(key, basis)
             return self._cache[key]
 
-    def find(self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None) -> Basis | None:
+    def find(
+        self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None, hall_number: int | None = None
+    ) -> Basis | None:
         """Like ``get`` but returns None when no setting (or plane group) matches."""
         try:
-            return self.get(group, hall=hall, kmax=kmax, plane=plane)
+            return self.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)
         except SettingNotFoundError:
             return None
 

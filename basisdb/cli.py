@@ -33,6 +33,12 @@ class _OneLineErrors(click.Group):
             takes_group = command is not None and any(p.name == "group" for p in command.params)
             if takes_group and name[:1] == "-" and name[1:].isdigit():
                 self._fail(f"space-group number must be in 1..230, got {name}", exc.exit_code or 2)
+            if takes_group and len(name) == 2 and name[1] in "PABCIRFpabcirf":  # '-P 2ybc', a Hall symbol
+                self._fail(
+                    f"No such option: {name} (a Hall symbol that starts with '-' goes after --: "
+                    f"basisdb {command.name} -- '-P 2ybc')",
+                    exc.exit_code or 2,
+                )
             self._fail(exc.format_message(), exc.exit_code or 2)
         except click.ClickException as exc:
             self._fail(exc.format_message(), exc.exit_code or 2)
