@@ -21,6 +21,13 @@ Term tables.  Every real output column c is a sum over terms t of
 alpha_t cos(2 pi k_t.x) + beta_t sin(2 pi k_t.x); ``term_table`` lists
 (k_t, c_t, alpha_t, beta_t) so that a framework can evaluate features with
 gathers and one scatter-add, differentiably (basisdb.torch, basisdb.jax).
+
+Batch plan.  ``batch_plan`` stacks the term tables and encoding tables of many
+settings, padded to common lengths, into one ``BatchPlan``; a batch of atoms of
+mixed settings is then evaluated with fixed-shape gathers and scatter-adds and no
+loop over settings.  ``evaluate_batch_plan`` is its numpy back-end; the torch
+(``basisdb.torch.InvariantEncoder``) and JAX (``basisdb.jax.invariant_encoding``)
+back-ends run the same arrays through the same three steps.
 """
 from __future__ import annotations
 
@@ -31,7 +38,22 @@ import numpy as np
 
 from ._boxindex import box_frequencies, box_index, canonical_rank
 
-__all__ = ["TermTable", "term_table", "encoding_table", "shared_encoding", "half_box"]
+__all__ = [
+    "TermTable",
+    "term_table",
+    "term_gather_indices",
+    "EncodingTable",
+    "encoding_table",
+    "shared_encoding",
+    "half_box",
+    "BatchPlan",
+    "batch_plan",
+    "evaluate_batch_plan",
+    "frequency_lengths",
+]
+
+#: the two packings of the shared encoding (see ``encoding_table``)
+PACKINGS = ("complex", "real")
 
 
 @lru_cache(maxsize=8)
@@ -87,7 +109,9 @@ def term_table(basis, real: bool = True) -> TermTable:
         part = np.tile([0, 1], n)
         scale = np.ones(2 * n)
         cols = np.arange(2 * n)
-    rows = np.concatenate([np.arange(plan.acc_ptr[a], plan.acc_ptr[a + 1]) for a in acc]) if len(acc) else np.zeros(0, np.int64)
+    lens = sizes[acc]
+    # the rows of accumulator acc[c] for each column c, concatenated: acc_ptr[a] + 0..size(a)-1
+    rows = np.repeat(plan.acc_ptr[acc] - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()), dtype=np.int64)
     col = np.repeat(cols, sizes[acc])
     w = plan.weights[rows]
     sc = np.repeat(scale, sizes[acc])
@@ -109,38 +133,77 @@ def term_table(basis, real: bool = True) -> TermTable:
     return table
 
 
+def term_gather_indices(table: TermTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How a back-end builds the plane wave of every term from per-axis tables.
+
+    Returns ``(u_h, u_k, hk_id, l)`` (int64): the distinct (h, k) pairs of the terms as
+    per-axis table rows ``u_h``, ``u_k`` (0..2K, i.e. h + K), the pair of each term
+    ``hk_id`` (t,) and its l row ``l`` (t,).  exp(2 pi i k_t.x) =
+    e_1[u_h[hk_id]] e_2[u_k[hk_id]] e_3[l]: the (h, k) products are shared by all l.
+    """
+    K = table.kmax
+    n = 2 * K + 1
+    f = table.freq + K
+    uniq, hk_id = np.unique(f[:, 0] * n + f[:, 1], return_inverse=True)
+    return uniq // n, uniq % n, hk_id.reshape(-1).astype(np.int64), f[:, 2].astype(np.int64)
+
+
 @dataclass(frozen=True)
 class EncodingTable:
-    """Shared encoding from complex features: r[slot] = a * Re phi[orbit] + b * Im phi[orbit]."""
+    """Shared encoding from complex features: r[slot] = a * Re phi[orbit] + b * Im phi[orbit].
 
-    slot: np.ndarray  # (s,) int64 box index written
+    Every slot is written by exactly one row (rows of different slots never collide),
+    so a scatter-add and a scatter-copy give the same result.
+    """
+
+    slot: np.ndarray  # (s,) int64 output index written (box index; + n_box for Im with packing "complex")
     orbit: np.ndarray  # (s,) int64 orbit (complex feature) read
     a: np.ndarray  # (s,) float64
     b: np.ndarray  # (s,) float64
     n_box: int
+    n_out: int = 0  # number of output columns: n_box ("real") or 2 n_box ("complex")
 
 
-def encoding_table(basis) -> EncodingTable:
-    """Gather table of ``shared_encoding`` (cached on the basis)."""
-    cached = basis._cache.get("encoding_table")
+def encoding_table(basis, packing: str = "real") -> EncodingTable:
+    """Gather table of the shared encoding (cached on the basis).
+
+    packing "real": the n_box real packing of ``shared_encoding(real=True)`` (module docstring).
+    packing "complex": [Re v, Im v] (2 n_box columns) with v = P_G^T e(x) = conj(B) phi(x),
+    i.e. ``shared_encoding(real=False)`` split into real and imaginary parts (the
+    convention of the reference model and of ``basisdb.torch.InvariantEncoder``).
+    """
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
+    key = ("encoding_table", packing)
+    cached = basis._cache.get(key)
     if cached is not None:
         return cached
-    rank = canonical_rank(basis.kmax, basis.frequencies.shape[1])
     bi = basis.box_indices
-    neg = box_index(-basis.frequencies, basis.kmax)
     c = basis.coefficients
-    zero = (basis.frequencies == 0).all(axis=1)
-    pos = (rank[bi] < rank[neg]) & ~zero
-    s2 = np.sqrt(2.0)
-    # conj(u)_k = conj(c_k) phi = (c_re phi_re + c_im phi_im) + i (c_re phi_im - c_im phi_re)
-    slot = np.concatenate([bi[zero], bi[pos], neg[pos]])
-    orbit = np.concatenate([basis.orbit_of[zero], basis.orbit_of[pos], basis.orbit_of[pos]])
-    a = np.concatenate([c.real[zero], s2 * c.real[pos], -s2 * c.imag[pos]])
-    b = np.concatenate([c.imag[zero], s2 * c.imag[pos], s2 * c.real[pos]])
-    table = EncodingTable(slot=slot.astype(np.int64), orbit=orbit.astype(np.int64), a=a, b=b, n_box=basis.n_box)
+    n_box = basis.n_box
+    if packing == "complex":
+        # v_k = conj(c_k) phi = (c_re phi_re + c_im phi_im) + i (c_re phi_im - c_im phi_re)
+        slot = np.concatenate([bi, bi + n_box])
+        orbit = np.concatenate([basis.orbit_of, basis.orbit_of])
+        a = np.concatenate([c.real, -c.imag])
+        b = np.concatenate([c.imag, c.real])
+        n_out = 2 * n_box
+    else:
+        rank = canonical_rank(basis.kmax, basis.frequencies.shape[1])
+        neg = box_index(-basis.frequencies, basis.kmax)
+        zero = (basis.frequencies == 0).all(axis=1)
+        pos = (rank[bi] < rank[neg]) & ~zero
+        s2 = np.sqrt(2.0)
+        # conj(u)_k = conj(c_k) phi = (c_re phi_re + c_im phi_im) + i (c_re phi_im - c_im phi_re)
+        slot = np.concatenate([bi[zero], bi[pos], neg[pos]])
+        orbit = np.concatenate([basis.orbit_of[zero], basis.orbit_of[pos], basis.orbit_of[pos]])
+        a = np.concatenate([c.real[zero], s2 * c.real[pos], -s2 * c.imag[pos]])
+        b = np.concatenate([c.imag[zero], s2 * c.imag[pos], s2 * c.real[pos]])
+        n_out = n_box
+    table = EncodingTable(slot=slot.astype(np.int64), orbit=orbit.astype(np.int64), a=a, b=b, n_box=n_box, n_out=n_out)
     for arr in (table.slot, table.orbit, table.a, table.b):
         arr.setflags(write=False)
-    basis._cache["encoding_table"] = table
+    basis._cache[key] = table
     return table
 
 
@@ -155,12 +218,158 @@ def shared_encoding(basis, x, real: bool = True) -> np.ndarray:
     phi = basis.evaluate(x, real=False)
     single = phi.ndim == 1
     phi = np.atleast_2d(phi)
-    if real:
-        t = encoding_table(basis)
-        out = np.zeros((len(phi), basis.n_box))
-        sel = phi[:, t.orbit]
-        out[:, t.slot] = t.a * sel.real + t.b * sel.imag
-    else:
-        out = np.zeros((len(phi), basis.n_box), dtype=np.complex128)
-        out[:, basis.box_indices] = np.conj(basis.coefficients) * phi[:, basis.orbit_of]
+    t = encoding_table(basis, "real" if real else "complex")
+    out = np.zeros((len(phi), t.n_out))
+    sel = phi[:, t.orbit]
+    out[:, t.slot] = t.a * sel.real + t.b * sel.imag
+    if not real:
+        out = out[:, : basis.n_box] + 1j * out[:, basis.n_box :]
     return out[0] if single else out
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The term and encoding tables of several settings, padded and stacked (numpy, read-only).
+
+    Row r of every (H, .) array belongs to setting ``hall_numbers[r]``; padding entries
+    have zero coefficients and valid (zero) indices, so they add nothing.  For an atom at
+    x (fractional, in its setting) whose setting has row r, with c_b(x), s_b(x) the cosine
+    and sine of 2 pi k_b.x for box index b::
+
+        phi[col]  = sum_t [term_col[r, t] == col] (term_alpha[r, t] c_{term_box[r, t]} + term_beta[r, t] s_{term_box[r, t]})
+        out[slot] = sum_s [enc_slot[r, s] == slot] (enc_a[r, s] phi[enc_col[r, s]] + enc_b[r, s] phi[enc_col[r, s] + 1])
+
+    phi holds Re phi_j in column 2j and Im phi_j in 2j + 1 (``term_table(basis, real=False)``),
+    out is the shared encoding of ``encoding_table(basis, packing)``.
+
+    hall_numbers: (H,) int64 settings in row order.
+    row_of_hall:  (531,) int64 row of each hall number, -1 where absent.
+    term_box:     (H, T) int64 box index of each term's frequency.
+    term_col:     (H, T) int64 phi column of each term.
+    term_alpha, term_beta: (H, T) float64 coefficients.
+    enc_slot:     (H, S) int64 output column; enc_col (H, S) int64 = 2 * orbit.
+    enc_a, enc_b: (H, S) float64.
+    n_cols:       width of phi (2 * the largest number of orbits).
+    n_out:        width of the encoding (2 n_box for "complex", n_box for "real").
+    slot_box:     (n_out,) int64 box index of each output column.
+    kmax, n_box, packing.
+    """
+
+    hall_numbers: np.ndarray
+    row_of_hall: np.ndarray
+    term_box: np.ndarray
+    term_col: np.ndarray
+    term_alpha: np.ndarray
+    term_beta: np.ndarray
+    enc_slot: np.ndarray
+    enc_col: np.ndarray
+    enc_a: np.ndarray
+    enc_b: np.ndarray
+    slot_box: np.ndarray
+    n_cols: int
+    n_out: int
+    n_box: int
+    kmax: int
+    packing: str
+
+    #: names of the per-setting (H, .) arrays, in the order back-ends use them
+    ARRAYS = ("term_box", "term_col", "term_alpha", "term_beta", "enc_slot", "enc_col", "enc_a", "enc_b")
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, n).nbytes for n in self.ARRAYS) + self.row_of_hall.nbytes + self.slot_box.nbytes)
+
+
+def batch_plan(bases, packing: str = "complex") -> BatchPlan:
+    """Stack the term tables (``term_table(b, real=False)``) and encoding tables
+    (``encoding_table(b, packing)``) of 3-D bases of one cut-off into a ``BatchPlan``.
+
+    bases: iterable of ``Basis`` with distinct hall numbers and equal ``kmax``.
+    """
+    bases = list(bases)
+    if not bases:
+        raise ValueError("batch_plan needs at least one basis")
+    kmax = bases[0].kmax
+    halls = np.array([b.setting.hall_number for b in bases], dtype=np.int64)
+    if any(b.kmax != kmax or b.dim != 3 for b in bases):
+        raise ValueError("batch_plan needs 3-D bases of one kmax")
+    if len(np.unique(halls)) != len(halls) or halls.min() < 1 or halls.max() > 530:
+        raise ValueError("batch_plan needs bases of distinct spglib settings (hall numbers 1..530)")
+    terms = [term_table(b, real=False) for b in bases]
+    encs = [encoding_table(b, packing) for b in bases]
+    H = len(bases)
+    T = max(1, max(len(t.column) for t in terms))
+    S = max(1, max(len(e.slot) for e in encs))
+    n = 2 * kmax + 1
+    real = {"term_alpha", "term_beta", "enc_a", "enc_b"}
+    arr = {name: np.zeros((H, T if name.startswith("term") else S), dtype=np.float64 if name in real else np.int64)
+           for name in BatchPlan.ARRAYS}
+    for r, (t, e) in enumerate(zip(terms, encs)):
+        m, s = len(t.column), len(e.slot)
+        arr["term_box"][r, :m] = ((t.freq[:, 0] + kmax) * n + (t.freq[:, 1] + kmax)) * n + (t.freq[:, 2] + kmax)
+        arr["term_col"][r, :m] = t.column
+        arr["term_alpha"][r, :m] = t.alpha
+        arr["term_beta"][r, :m] = t.beta
+        arr["enc_slot"][r, :s] = e.slot
+        arr["enc_col"][r, :s] = 2 * e.orbit
+        arr["enc_a"][r, :s] = e.a
+        arr["enc_b"][r, :s] = e.b
+    row_of_hall = np.full(531, -1, dtype=np.int64)
+    row_of_hall[halls] = np.arange(H)
+    n_box = n**3
+    n_out = encs[0].n_out
+    plan = BatchPlan(
+        hall_numbers=halls,
+        row_of_hall=row_of_hall,
+        slot_box=np.arange(n_out, dtype=np.int64) % n_box,
+        n_cols=max(2, max(t.n_out for t in terms)),
+        n_out=int(n_out),
+        n_box=int(n_box),
+        kmax=int(kmax),
+        packing=packing,
+        **arr,
+    )
+    for a in (plan.hall_numbers, plan.row_of_hall, plan.slot_box, *(getattr(plan, k) for k in BatchPlan.ARRAYS)):
+        a.setflags(write=False)
+    return plan
+
+
+def _box_waves(x: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of 2 pi k.x for every box frequency k (box-index order): two (N, n_box) float64."""
+    ang = (2.0 * np.pi) * np.mod(x, 1.0)[:, :, None] * np.arange(-kmax, kmax + 1)  # (N, 3, n)
+    e = np.exp(1j * ang)
+    w = (e[:, 0, :, None, None] * e[:, 1, None, :, None] * e[:, 2, None, None, :]).reshape(len(x), -1)
+    return w.real, w.imag
+
+
+def evaluate_batch_plan(plan: BatchPlan, x, hall) -> np.ndarray:
+    """numpy back-end of a ``BatchPlan``: the shared encoding (N, n_out) float64 of atoms at
+    fractional coordinates x (N, 3) (each in its own setting), hall (N,) hall numbers."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1, 3)
+    row = plan.row_of_hall[np.asarray(hall, dtype=np.int64).reshape(-1)]
+    if len(row) != len(x):
+        raise ValueError(f"{len(x)} points but {len(row)} hall numbers")
+    if np.any(row < 0):
+        raise ValueError(f"hall numbers not in this plan: {sorted(set(np.asarray(hall).reshape(-1)[row < 0].tolist()))}")
+    cos, sin = _box_waves(x, plan.kmax)
+    g = lambda name: getattr(plan, name)[row]  # noqa: E731
+    tb = g("term_box")
+    vals = g("term_alpha") * np.take_along_axis(cos, tb, 1) + g("term_beta") * np.take_along_axis(sin, tb, 1)
+    phi = np.zeros((len(x), plan.n_cols))
+    np.add.at(phi, (np.arange(len(x))[:, None], g("term_col")), vals)
+    col = g("enc_col")
+    enc = g("enc_a") * np.take_along_axis(phi, col, 1) + g("enc_b") * np.take_along_axis(phi, col + 1, 1)
+    out = np.zeros((len(x), plan.n_out))
+    np.add.at(out, (np.arange(len(x))[:, None], g("enc_slot")), enc)
+    return out
+
+
+def frequency_lengths(lattice, kmax: int) -> np.ndarray:
+    """|k| = sqrt(k^T G* k) in 1/Angstrom for every box frequency (box-index order).
+
+    lattice: (..., 3, 3) rows = lattice vectors in Angstrom; G* = (L L^T)^-1 is the
+    reciprocal metric (no 2 pi), so |k| = |L^-1 k| = 1 / d_hkl.  Returns (..., n_box) float64.
+    """
+    L = np.asarray(lattice, dtype=np.float64)
+    q = np.linalg.solve(L[..., None, :, :], box_frequencies(kmax).astype(np.float64)[..., None])[..., 0]
+    return np.sqrt((q * q).sum(-1))

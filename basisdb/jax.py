@@ -4,6 +4,9 @@
 >>> jb = bj.to_jax(basisdb.open().get(225))          # float32 unless jax_enable_x64 is on
 >>> jb.evaluate(x)                                   # (N, n_basis); jax.grad flows through it
 >>> feats, mask = bj.BatchedBasis(kmax=6).features(x, hall)
+>>> tables = bj.invariant_encoder_tables(3)                      # all 530 settings (a pytree)
+>>> params = bj.invariant_encoder_init(jax.random.PRNGKey(0), 64, kmax=3)
+>>> h = jax.jit(bj.invariant_encoder_apply)(params, tables, pos, hall, mask=mask)   # (B, N, 64)
 
 The same algorithm as basisdb.torch: per-axis cos/sin tables (float64 when x64
 is enabled), per-frequency products and a segment sum per output column.  The
@@ -11,6 +14,11 @@ kernel of one setting is jit-compiled (``jit=False``: op by op, for debugging); 
 counts are padded to powers of two so that a stream of batches compiles a
 handful of shapes only.  float64
 needs ``jax.config.update("jax_enable_x64", True)``.
+
+The encoder (``invariant_encoder_tables / _init / _apply``, ``invariant_encoding``) is
+the pure-function twin of ``basisdb.torch.InvariantEncoder``: the same stacked plan
+(``basisdb._routing.batch_plan``), the same inputs and outputs; ``params["weight"]`` is
+the transpose of the torch layer's ``linear.weight``.
 """
 from __future__ import annotations
 
@@ -21,9 +29,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._routing import encoding_table, term_table
+from ._boxindex import box_frequencies
+from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
 
-__all__ = ["JaxBasis", "to_jax", "BatchedBasis"]
+__all__ = [
+    "JaxBasis",
+    "to_jax",
+    "BatchedBasis",
+    "EncoderTables",
+    "invariant_encoder_tables",
+    "invariant_encoding",
+    "invariant_encoder_init",
+    "invariant_encoder_apply",
+    "radial_weights",
+    "frequency_lengths",
+    "check_halls",
+]
 
 
 def _dtype(dtype):
@@ -64,13 +85,9 @@ _kernel_jit = jax.jit(_kernel_impl, static_argnames=("kmax", "n_out"))
 class _Tables:
     def __init__(self, table, dtype, jit: bool = True):
         self.jit = jit
-        K = table.kmax
-        f = table.freq + K
-        n = 2 * K + 1
-        uniq, hk_id = np.unique(f[:, 0] * n + f[:, 1], return_inverse=True)
-        self.kmax, self.n_out = K, table.n_out
+        self.kmax, self.n_out = table.kmax, table.n_out
         self.args = (
-            jnp.asarray(uniq // n), jnp.asarray(uniq % n), jnp.asarray(hk_id.reshape(-1)), jnp.asarray(f[:, 2]),
+            *(jnp.asarray(a) for a in term_gather_indices(table)),
             jnp.asarray(table.column), jnp.asarray(table.alpha, dtype=dtype), jnp.asarray(table.beta, dtype=dtype),
         )
 
@@ -247,3 +264,207 @@ class BatchedBasis:
         """The shared G-invariant encoding (N, n_box) of every atom."""
         out, _, _ = self._batched(x, hall, self.n_box, lambda jb, pts, w: _encode(jb, pts))
         return out
+
+
+# ------------------------------------------------------------------ the encoder (pure functions)
+@dataclass(frozen=True, eq=False)
+class EncoderTables:
+    """The stacked plan (``basisdb._routing.BatchPlan``) as JAX arrays: a pytree whose arrays are
+    leaves and whose sizes are static, so it can be passed to jitted functions.
+
+    Arrays: the ``BatchPlan.ARRAYS`` (H, T) / (H, S), ``row_of_hall`` (531,), ``slot_box``
+    (n_out,), ``box_frequencies`` (n_box, 3) float.  Static: kmax, n_cols, n_out, n_box, packing,
+    hall_numbers (tuple).
+    """
+
+    term_box: jax.Array
+    term_col: jax.Array
+    term_alpha: jax.Array
+    term_beta: jax.Array
+    enc_slot: jax.Array
+    enc_col: jax.Array
+    enc_a: jax.Array
+    enc_b: jax.Array
+    row_of_hall: jax.Array
+    slot_box: jax.Array
+    box_frequencies: jax.Array
+    kmax: int
+    n_cols: int
+    n_out: int
+    n_box: int
+    packing: str
+    hall_numbers: tuple
+
+
+_TABLE_ARRAYS = (*BatchPlan.ARRAYS, "row_of_hall", "slot_box", "box_frequencies")
+jax.tree_util.register_dataclass(
+    EncoderTables, data_fields=list(_TABLE_ARRAYS), meta_fields=["kmax", "n_cols", "n_out", "n_box", "packing", "hall_numbers"]
+)
+
+
+def invariant_encoder_tables(kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None) -> EncoderTables:
+    """Build the stacked tables of ``hall_numbers`` (default all 530 settings of ``db``) once.
+
+    Same plan as ``basisdb.torch.InvariantEncoding`` (``basisdb._routing.batch_plan``); dtype
+    float32 (default) or float64 (needs x64).
+    """
+    if db is None:
+        from .structures import _default_db
+
+        db = _default_db()
+    kmax = db._check_kmax(kmax)
+    dtype = _dtype(dtype)
+    halls = [s.hall_number for s in db.settings()] if hall_numbers is None else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
+    plan = batch_plan([db.get(hall=h, kmax=kmax) for h in halls], packing)
+    arrays = {n: jnp.asarray(np.array(getattr(plan, n)), dtype=dtype if getattr(plan, n).dtype.kind == "f" else jnp.int32) for n in BatchPlan.ARRAYS}
+    return EncoderTables(
+        **arrays,
+        row_of_hall=jnp.asarray(np.array(plan.row_of_hall), dtype=jnp.int32),
+        slot_box=jnp.asarray(np.array(plan.slot_box), dtype=jnp.int32),
+        box_frequencies=jnp.asarray(box_frequencies(plan.kmax), dtype=dtype),
+        kmax=plan.kmax,
+        n_cols=plan.n_cols,
+        n_out=plan.n_out,
+        n_box=plan.n_box,
+        packing=plan.packing,
+        hall_numbers=tuple(int(h) for h in plan.hall_numbers),
+    )
+
+
+def _box_waves(x, kmax: int, dtype):
+    """cos, sin of 2 pi k.x for every box frequency: two (M, n_box) arrays (see basisdb.torch._box_waves)."""
+    wide = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+    xd = x.astype(wide)
+    ang = (2 * jnp.pi) * (xd - jnp.floor(xd))  # (M, 3)
+    a = ang[..., None] * jnp.arange(-kmax, kmax + 1, dtype=wide)  # (M, 3, n)
+    c, s = jnp.cos(a), jnp.sin(a)
+    c1, s1, c2, s2 = c[:, 0, :, None], s[:, 0, :, None], c[:, 1, None, :], s[:, 1, None, :]
+    re12 = (c1 * c2 - s1 * s2).astype(dtype)[..., None]  # (M, n, n, 1)
+    im12 = (c1 * s2 + s1 * c2).astype(dtype)[..., None]
+    c3, s3 = c[:, 2, None, None, :].astype(dtype), s[:, 2, None, None, :].astype(dtype)
+    m = x.shape[0]
+    return (re12 * c3 - im12 * s3).reshape(m, -1), (re12 * s3 + im12 * c3).reshape(m, -1)
+
+
+def _plan_encode(t: EncoderTables, x, row):
+    """The three steps of ``basisdb._routing.evaluate_batch_plan`` on plan rows ``row`` (M,)."""
+    dtype = t.term_alpha.dtype
+    cos, sin = _box_waves(x, t.kmax, dtype)
+    m = x.shape[0]
+    ix = jnp.arange(m)[:, None]
+    box = t.term_box[row]
+    vals = t.term_alpha[row] * jnp.take_along_axis(cos, box, 1) + t.term_beta[row] * jnp.take_along_axis(sin, box, 1)
+    phi = jnp.zeros((m, t.n_cols), dtype=dtype).at[ix, t.term_col[row]].add(vals)
+    col = t.enc_col[row]
+    enc = t.enc_a[row] * jnp.take_along_axis(phi, col, 1) + t.enc_b[row] * jnp.take_along_axis(phi, col + 1, 1)
+    return jnp.zeros((m, t.n_out), dtype=dtype).at[ix, t.enc_slot[row]].add(enc)
+
+
+def _layout(t: EncoderTables, positions, hall_number, mask, batch):
+    x = jnp.asarray(positions)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(t.term_alpha.dtype)
+    rows = t.row_of_hall[jnp.asarray(hall_number)]
+    if x.ndim == 3:
+        B, N = x.shape[:2]
+        if mask is not None:
+            x = jnp.where(jnp.asarray(mask, dtype=bool)[..., None], x, 0)
+        crystal = jnp.repeat(jnp.arange(B), N)
+        return x.reshape(B * N, 3), rows[crystal], crystal, (B, N)
+    if x.ndim != 2 or x.shape[-1] != 3:
+        raise ValueError(f"positions must have shape (B, N, 3) or (M, 3), got {x.shape}")
+    if batch is not None:
+        batch = jnp.asarray(batch)
+        return x, rows[batch], batch, None
+    return x, rows, None, None
+
+
+def invariant_encoding(tables: EncoderTables, positions, hall_number, mask=None, batch=None, radial_weights=None):
+    """The invariant encoding (pure, jit-able with ``tables`` as an argument).
+
+    Inputs as ``basisdb.torch.InvariantEncoder.encode``: padded positions (B, N, 3), hall_number
+    (B,), mask (B, N) -> (B, N, n_out); or ragged positions (M, 3), hall_number (M,) or (B,) with
+    batch (M,) -> (M, n_out).  radial_weights: optional (B, n_out) (with batch or padded) or
+    (M, n_out) factors.  Hall numbers outside the tables are not checked here (use
+    ``check_halls``); masked rows are zero.
+    """
+    x, rows, crystal, padded = _layout(tables, positions, hall_number, mask, batch)
+    out = _plan_encode(tables, x, rows)
+    if radial_weights is not None:
+        out = out * (radial_weights[crystal] if crystal is not None else radial_weights)
+    if mask is not None:
+        out = out * jnp.asarray(mask).reshape(-1, 1).astype(out.dtype)
+    return out.reshape(*padded, tables.n_out) if padded is not None else out
+
+
+def check_halls(tables: EncoderTables, hall_number) -> None:
+    """Raise ValueError if some hall number is not in ``tables`` (host-side check; not traceable)."""
+    h = np.asarray(hall_number).reshape(-1)
+    ok = set(tables.hall_numbers)
+    bad = sorted({int(v) for v in h if int(v) not in ok})
+    if bad:
+        raise ValueError(f"hall numbers not supported by these tables: {bad}")
+
+
+def frequency_lengths(tables: EncoderTables, lattice):
+    """|k| = |L^-1 k| in 1/Angstrom of every box frequency: (..., n_box); lattice (..., 3, 3) rows in Angstrom."""
+    L = jnp.asarray(lattice, dtype=tables.box_frequencies.dtype)
+    k = jnp.broadcast_to(tables.box_frequencies.T, L.shape[:-2] + tables.box_frequencies.T.shape)
+    q = jnp.linalg.solve(L, k)  # (..., 3, n_box)
+    return jnp.sqrt((q * q).sum(-2))
+
+
+def invariant_encoder_init(key, out_features: int, *, kmax: int = 3, frequency_weighting: str | None = None, n_radial: int = 8,
+                           bias: bool = True, packing: str = "complex", dtype=None) -> dict:
+    """Parameters of the encoder: {"weight": (n_out, out_features), "bias": (out_features,), "radial": (n_radial,)}.
+
+    weight and bias are drawn as torch.nn.Linear draws them (uniform in +-1/sqrt(n_out));
+    "radial" (only with frequency_weighting="metric") starts at 0.  Note weight is the
+    transpose of ``torch.nn.Linear.weight``.
+    """
+    if frequency_weighting not in (None, "metric"):
+        raise ValueError(f'frequency_weighting must be None or "metric", got {frequency_weighting!r}')
+    dtype = _dtype(dtype)
+    n_box = (2 * int(kmax) + 1) ** 3
+    n_out = 2 * n_box if packing == "complex" else n_box
+    bound = 1.0 / np.sqrt(n_out)
+    kw, kb = jax.random.split(key)
+    params = {"weight": jax.random.uniform(kw, (n_out, int(out_features)), dtype, -bound, bound)}
+    if bias:
+        params["bias"] = jax.random.uniform(kb, (int(out_features),), dtype, -bound, bound)
+    if frequency_weighting == "metric":
+        params["radial"] = jnp.zeros((int(n_radial),), dtype=dtype)
+    return params
+
+
+def radial_weights(tables: EncoderTables, radial, lattice, radial_max: float | None = None):
+    """w(|k|) = 1 + sum_r radial_r exp(-((|k| - mu_r)/sigma)^2 / 2) of every encoding column: (..., n_out)
+    (see ``basisdb.torch.InvariantEncoder``; centres on [0, radial_max], default 0.75 kmax)."""
+    n = radial.shape[0]
+    rmax = 0.75 * tables.kmax if radial_max is None else radial_max  # may be traced
+    centres = jnp.linspace(0.0, rmax, n, dtype=radial.dtype)
+    q = frequency_lengths(tables, lattice).astype(radial.dtype)
+    rbf = jnp.exp(-0.5 * ((q[..., None] - centres) / (rmax / (n - 1))) ** 2)
+    return (1.0 + rbf @ radial)[..., tables.slot_box]
+
+
+def invariant_encoder_apply(params: dict, tables: EncoderTables, positions, hall_number, lattice=None, mask=None, batch=None,
+                            radial_max: float | None = None):
+    """Per-atom embeddings (pure; the contract of ``basisdb.torch.InvariantEncoder.forward``).
+
+    params from ``invariant_encoder_init``; tables from ``invariant_encoder_tables`` (the same
+    kmax and packing).  lattice (B, 3, 3) (rows in Angstrom) is needed when params has "radial".
+    Returns (B, N, out_features) (padded; masked rows zero) or (M, out_features) (ragged).
+    """
+    w = None
+    if "radial" in params:
+        if lattice is None:
+            raise ValueError('frequency weighting ("radial" in params) needs the lattice')
+        w = radial_weights(tables, params["radial"], lattice, radial_max)
+    enc = invariant_encoding(tables, positions, hall_number, mask=mask, batch=batch, radial_weights=w)
+    out = enc @ params["weight"]
+    if "bias" in params:
+        out = out + params["bias"]
+    if mask is not None:
+        out = out * jnp.asarray(mask)[..., None].astype(out.dtype)
+    return out
