@@ -1,63 +1,147 @@
-"""Reading crystal structures from CIF: gemmi, ASE or a small built-in parser.
+"""Reading crystal structures from CIF with gemmi, honouring the symmetry the file declares.
 
-``read_cif(source, reader=None)`` returns ``(lattice, positions, numbers)``:
-lattice (3, 3) float64 with the cell vectors a, b, c as rows (Angstrom),
-positions (n, 3) float64 fractional coordinates of every atom of the unit cell
-(the symmetry-expanded content), numbers (n,) int64 atomic numbers.
+``load_cif(source)`` returns a ``CIFCrystal`` (lattice, the unit-cell content, the
+declared symmetry and how many symmetry images were merged); ``read_cif(source)``
+returns just ``(lattice, positions, numbers)``.  ``source`` is a path or the text of
+a CIF (a string with a newline).  gemmi (the ``structures`` extra) parses the file;
+it is imported on the first read, never by ``import basisdb``.
 
-``source`` is a path or the text of a CIF (a string with a newline).  The
-reader is gemmi when it is installed, else ASE, else the built-in parser
-(``reader="gemmi" | "ase" | "builtin"`` forces one).  The built-in parser
-understands what crystallographic CIFs usually hold: the six cell parameters,
-the symmetry-operation loop (``_space_group_symop_operation_xyz`` or
-``_symmetry_equiv_pos_as_xyz``; without one the file must be in P 1), and the
-``_atom_site_`` loop with fractional coordinates.  Uncertainties such as
-``0.1234(5)`` are dropped.  Partial occupancies are refused (disordered
-structures have no single space group).
+What is read, from the first data block that has atoms:
+
+- the cell (``_cell_length_a`` ... or the DDLm ``_cell.length_a`` ...);
+- the atoms: ``_atom_site_fract_x/y/z`` or ``_atom_site.fract_x/y/z``, the species from
+  ``type_symbol`` (else ``label``; rule in ``_species``), ``occupancy`` (partial
+  occupancies are refused: a disordered structure has no single space group);
+- the declared symmetry, the first of these that the file has:
+
+  1. an operation loop: the magnetic ``_space_group_symop_magn_operation.xyz`` (spatial
+     parts, composed with every ``_space_group_symop_magn_centering.xyz``), then
+     ``_space_group_symop_operation_xyz``, ``_space_group_symop.operation_xyz``,
+     ``_symmetry_equiv_pos_as_xyz``;
+  2. a Hall symbol (``_space_group_name_Hall``, ``_symmetry_space_group_name_Hall``);
+  3. an H-M symbol (``_space_group_name_H-M_alt``, ``_symmetry_space_group_name_H-M``), read
+     by gemmi's ``find_spacegroup_by_name`` with the cell angles (which rhombohedral axes)
+     and ``_space_group_IT_coordinate_system_code``; spellings gemmi does not know go to
+     basisdb's own symbol resolver;
+  4. the International Tables number (``_space_group_IT_number``,
+     ``_symmetry_Int_Tables_number``): its default setting, rhombohedral axes for an R
+     group in a rhombohedral cell.
+
+  A file without any of them is in P 1.  A declared form that cannot be interpreted is a
+  ``CIFError`` naming the tag and the value, never a silent fall-back to the listed atoms.
+  An operation loop that is not a group is a ``NotAGroupError`` naming the failing product,
+  as for ``basis_from_operations``.  When the loop is used and the file also names its group
+  by a symbol or number of another group type, a ``SymmetryMismatchWarning`` says so.
+- Translations written as decimals are read as the nearest multiple of 1/24 when within
+  ``SNAP_TOLERANCE`` (``SnappedTranslationWarning``), else refused.
+- Symmetry images of one listed site closer than ``MERGE_DISTANCE`` (Cartesian) are one
+  atom (a special position).  The number merged is reported (``CIFCrystal.merged``); a
+  ``CIFWarning`` says so when an image merged was more than 0.001 A away (rounded
+  coordinates).  Images farther apart are kept, and atoms of different listed sites are never
+  merged: a site listed twice gives two atoms at one place, which ``featurize`` refuses as
+  duplicated, as it does for every input route.
 """
 from __future__ import annotations
 
 import os
 import re
-import shlex
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ._ops import DEN, parse_triplets
+from ._errors import CIFError, CIFWarning, NotAGroupError, SnappedTranslationWarning, SymmetryMismatchWarning, warn
+from ._constants import DEN
+from ._ops import check_group, parse_triplet
+from ._species import ELEMENTS, atomic_number
 
-__all__ = ["read_cif", "ELEMENTS", "atomic_number", "CIFError"]
+__all__ = [
+    "CIFCrystal",
+    "CIFError",
+    "DeclaredSymmetry",
+    "ELEMENTS",
+    "MERGE_DISTANCE",
+    "SNAP_TOLERANCE",
+    "atomic_number",
+    "crystal_from_small_structure",
+    "group_type",
+    "lattice_from_parameters",
+    "load_cif",
+    "read_cif",
+]
 
-# fmt: off
-ELEMENTS = (
-    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
-    "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
-    "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe",
-    "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu",
-    "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn",
-    "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr",
-    "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
-)
-# fmt: on
-_Z = {s.lower(): z for z, s in enumerate(ELEMENTS) if z}
-_LEADING_SYMBOL = re.compile(r"^([A-Za-z]{1,2})")
+#: symmetry images of one listed site closer than this (Angstrom, Cartesian) are one atom
+MERGE_DISTANCE = 0.1
+#: a decimal operation translation within this (fractional) of a multiple of 1/24 is read as it
+SNAP_TOLERANCE = 0.005
+#: merges farther than this (Angstrom) are reported with a CIFWarning (coordinates look rounded)
+_MERGE_REPORT = 1e-3
+
+_MAGN_OPS = ("_space_group_symop_magn_operation.xyz", "_space_group_symop_magn_operation_xyz",
+             "_space_group_symop.magn_operation_xyz")
+_MAGN_CENTERINGS = ("_space_group_symop_magn_centering.xyz", "_space_group_symop_magn_centering_xyz",
+                    "_space_group_symop.magn_centering_xyz")
+_OPS = ("_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz", "_symmetry_equiv_pos_as_xyz",
+        "_symmetry_equiv.pos_as_xyz")
+_HALL = ("_space_group_name_Hall", "_space_group.name_Hall", "_symmetry_space_group_name_Hall",
+         "_symmetry.space_group_name_Hall")
+_HM = ("_space_group_name_H-M_alt", "_space_group.name_H-M_alt", "_symmetry_space_group_name_H-M",
+       "_symmetry.space_group_name_H-M")
+_NUMBER = ("_space_group_IT_number", "_space_group.IT_number", "_symmetry_Int_Tables_number",
+           "_symmetry.Int_Tables_number")
+_CODE = ("_space_group_IT_coordinate_system_code", "_space_group.IT_coordinate_system_code")
+_MAGN_NAMES = ("_space_group_magn.name_BNS", "_space_group_magn.number_BNS", "_space_group_magn.name_OG",
+               "_space_group_magn.number_OG", "_space_group.magn_name_BNS", "_space_group.magn_number_BNS")
+_SUPERSPACE = ("_space_group_symop_magn_ssg_operation.algebraic", "_space_group_symop_ssg_operation_algebraic",
+               "_space_group_symop.ssg_operation_algebraic", "_cell_modulation_dimension", "_cell.modulation_dimension")
 
 
-class CIFError(ValueError):
-    """A CIF that cannot be turned into an ordered crystal structure."""
+@dataclass(frozen=True)
+class DeclaredSymmetry:
+    """The symmetry a CIF declares.
+
+    tag, value:  the CIF tag used and its value (for a loop, its operations joined by '; ').
+    form:        'operations', 'magnetic operations', 'Hall symbol', 'H-M symbol' or 'number'.
+    rotations:   (n, 3, 3) int64; translations: (n, 3) int64 numerators over ``DEN`` (centrings included).
+    """
+
+    tag: str
+    value: str
+    form: str
+    rotations: np.ndarray
+    translations: np.ndarray
+
+    def describe(self) -> str:
+        if self.form.endswith("operations"):
+            return f"the {len(self.rotations)} operations of {self.tag}"
+        return f"{self.tag} {self.value!r}"
 
 
-def atomic_number(symbol: str) -> int:
-    """Atomic number of an element symbol ('Na', 'na', 'Na1+', 'O2-', 'Fe3'); ValueError if unknown."""
-    text = str(symbol).strip()
-    if text.lower() in _Z:
-        return _Z[text.lower()]
-    m = _LEADING_SYMBOL.match(text)
-    if m:
-        for cand in (m.group(1), m.group(1)[:1]):
-            if cand.lower() in _Z:
-                return _Z[cand.lower()]
-    raise ValueError(f"unknown element symbol {symbol!r}")
+@dataclass(frozen=True)
+class CIFCrystal:
+    """A crystal read from a CIF.
+
+    lattice:   (3, 3) float64 rows a, b, c (Angstrom; a along x, b in the xy plane).
+    positions: (n, 3) float64 fractional coordinates in [0, 1) of the whole unit-cell content.
+    numbers:   (n,) int64 atomic numbers; labels: (n,) the listed site each atom comes from.
+    name:      the path or '<CIF text>'; block: the data block's name.
+    declared:  the declared symmetry (None: the file declares none, P 1).
+    merged:    symmetry images merged into an image of the same site (special positions);
+    max_merge_distance: the largest distance merged (Angstrom).
+    """
+
+    lattice: np.ndarray
+    positions: np.ndarray
+    numbers: np.ndarray
+    labels: tuple
+    name: str
+    block: str
+    declared: DeclaredSymmetry | None
+    merged: int
+    max_merge_distance: float
 
 
 def lattice_from_parameters(a, b, c, alpha, beta, gamma) -> np.ndarray:
@@ -71,240 +155,440 @@ def lattice_from_parameters(a, b, c, alpha, beta, gamma) -> np.ndarray:
     return np.array([[a, 0.0, 0.0], [b * np.cos(ga), b * np.sin(ga), 0.0], [cx, cy, np.sqrt(cz2)]])
 
 
-# ------------------------------------------------------------------ sources
-def _load_text(source) -> tuple[str, str]:
-    """(text, name) of a path or of CIF text."""
+# ------------------------------------------------------------------ reading
+def read_cif(source, reader: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an ordered crystal structure from a CIF path or CIF text with gemmi.
+
+    Returns ``(lattice (3,3) rows a,b,c in Angstrom, fractional positions (n,3), atomic numbers (n,))``
+    of the full unit-cell content, expanded with the declared symmetry (see the module docstring).
+    ``reader``: None or 'gemmi' (the only reader).  Raises CIFError, NotAGroupError, FileNotFoundError.
+    """
+    c = load_cif(source, reader=reader)
+    return c.lattice, c.positions, c.numbers
+
+
+def _gemmi():
+    try:
+        import gemmi
+    except ImportError as exc:
+        raise ImportError("reading CIF files needs gemmi; install it with `pip install basisdb[structures]` "
+                          "(or `pip install gemmi`)") from exc
+    return gemmi
+
+
+def _document(source):
+    """(gemmi Document, name) of a path or of CIF text."""
+    gemmi = _gemmi()
     if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and "\n" in source):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no such CIF file: {str(path)!r}")
-        return path.read_text(encoding="utf-8", errors="replace"), str(path)
-    if isinstance(source, str):
-        return source, "<CIF text>"
-    raise TypeError(f"a CIF source must be a path or CIF text, got {type(source).__name__}")
-
-
-def read_cif(source, reader: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read an ordered crystal structure from a CIF path or CIF text.
-
-    Returns ``(lattice (3,3) rows a,b,c in Angstrom, fractional positions (n,3), atomic numbers (n,))``
-    of the full unit-cell content.  ``reader``: None (gemmi, else ASE, else built-in),
-    'gemmi', 'ase' or 'builtin'.  Raises CIFError for a CIF without cell or atoms,
-    or with partial occupancies.
-    """
-    text, name = _load_text(source)
-    low = text.lower()
-    if "_atom_site_fract_x" not in low and "_atom_site_cartn_x" not in low:
-        raise CIFError(f"{name}: the CIF has no atoms (no _atom_site_fract_x loop)")
-    if reader is None:
-        for cand in ("gemmi", "ase"):
-            try:
-                __import__(cand)
-            except ImportError:
-                continue
-            reader = cand
-            break
-        else:
-            reader = "builtin"
-    if reader == "gemmi":
-        cell = _read_gemmi(text, name)
-    elif reader == "ase":
-        cell = _read_ase(text, name)
-    elif reader == "builtin":
-        cell = _read_builtin(text, name)
+        name = str(path)
+        read = lambda: gemmi.cif.read(name)  # noqa: E731
+    elif isinstance(source, str):
+        name = "<CIF text>"
+        read = lambda: gemmi.cif.read_string(source)  # noqa: E731
     else:
-        raise ValueError(f"reader must be None, 'gemmi', 'ase' or 'builtin', got {reader!r}")
-    lattice, positions, numbers = cell
-    if len(numbers) == 0:
-        raise CIFError(f"{name}: the CIF has no atoms")
-    return (np.asarray(lattice, dtype=np.float64), np.asarray(positions, dtype=np.float64).reshape(-1, 3),
-            np.asarray(numbers, dtype=np.int64))
+        raise TypeError(f"a CIF source must be a path or CIF text, got {type(source).__name__}")
+    try:
+        return read(), name
+    except Exception as exc:  # gemmi raises plain RuntimeError/ValueError with the line number
+        raise CIFError(f"{name}: gemmi cannot parse the CIF: {exc}") from None
 
 
-def _read_gemmi(text: str, name: str):
+def load_cif(source, reader: str | None = None) -> CIFCrystal:
+    """Read a CIF path or CIF text into a ``CIFCrystal`` (see the module docstring)."""
+    if reader not in (None, "gemmi"):
+        raise ValueError(f"reader must be None or 'gemmi', got {reader!r} (gemmi is the only CIF reader; "
+                         "for ASE's or pymatgen's reading pass their Atoms or Structure instead)")
+    doc, name = _document(source)
+    blocks = [b for b in doc if _atom_table(b)[0] is not None]
+    if not blocks:
+        if any(b.find_values(t) for b in doc for t in ("_atom_site_Cartn_x", "_atom_site.Cartn_x")):
+            raise CIFError(f"{name}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); "
+                           "fractional _atom_site_fract_x/y/z are needed")
+        raise CIFError(f"{name}: the CIF has no atoms (no _atom_site_fract_x loop)")
+    if len(blocks) > 1:
+        warn(CIFWarning(f"{name}: {len(blocks)} data blocks hold atoms; read the first, data_{blocks[0].name}"))
+    return _read_block(blocks[0], name)
+
+
+def _text(value) -> str | None:
+    """A CIF value as text; None for the unknown '?' and inapplicable '.'."""
     import gemmi
 
-    try:
-        doc = gemmi.cif.read_string(text)
-    except Exception as exc:  # gemmi raises plain ValueError/RuntimeError with its own message
-        raise CIFError(f"{name}: gemmi cannot parse the CIF: {exc}") from None
-    blocks = [b for b in doc if b.find_value("_cell_length_a") is not None] or list(doc)
-    if not blocks:
-        raise CIFError(f"{name}: no data block")
-    st = gemmi.make_small_structure_from_block(blocks[0])
-    if st.cell.volume <= 0 or not np.isfinite(st.cell.volume) or st.cell.a <= 1e-9:
-        raise CIFError(f"{name}: missing or invalid cell parameters")
-    if any(s.occ < 1.0 - 1e-3 for s in st.sites):
-        raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported")
-    sites = st.get_all_unit_cell_sites()
-    lattice = np.array(st.cell.orth.mat, dtype=np.float64).T
-    pos = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites], dtype=np.float64).reshape(-1, 3)
-    nums = np.array([s.element.atomic_number for s in sites], dtype=np.int64)
-    if np.any(nums <= 0):
-        raise CIFError(f"{name}: a site has an unknown element")
-    return lattice, pos, nums
+    if value is None:
+        return None
+    text = gemmi.cif.as_string(value).strip()
+    return None if text in ("?", ".", "") else text
 
 
-def _read_ase(text: str, name: str):
-    import io
-
-    import ase.io
-
-    low = text.lower()
-    if not any(t in low for t in ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group_it_number",
-                                  "_symmetry_int_tables_number", "_space_group_name_hall", "_symmetry_space_group_name_hall")):
-        # ASE needs a space-group name even when the operations are listed; it then uses the operations
-        text = re.sub(r"(?m)^(data_\S*)", r"\1\n_symmetry_space_group_name_H-M 'P 1'", text, count=1)
-    try:
-        atoms = ase.io.read(io.StringIO(text), format="cif")
-    except Exception as exc:
-        raise CIFError(f"{name}: ASE cannot read the CIF: {exc}") from None
-    occ = atoms.info.get("occupancy")
-    if occ and any(v < 1.0 - 1e-3 for d in occ.values() for v in d.values()):
-        raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported")
-    return np.array(atoms.cell[:], dtype=np.float64), atoms.get_scaled_positions(wrap=False), atoms.numbers
-
-
-# ------------------------------------------------------------------ built-in
-def _tokens(text: str):
-    """CIF tokens: (value, is_tag); semicolon text fields become one value."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith(";"):
-            field = [line[1:]]
-            i += 1
-            while i < len(lines) and not lines[i].startswith(";"):
-                field.append(lines[i])
-                i += 1
-            i += 1
-            yield "\n".join(field), False
-            continue
-        i += 1
-        stripped = line.split("#", 1)[0] if "'" not in line and '"' not in line else line
-        if not stripped.strip() or stripped.lstrip().startswith("#"):
-            continue
-        try:
-            parts = shlex.split(stripped, comments=False, posix=True)
-        except ValueError:
-            parts = stripped.split()
-        for p in parts:
-            if p.startswith("#"):
-                break
-            yield p, p.startswith("_") and " " not in p
-
-
-def _parse_blocks(text: str) -> list[tuple[dict, list[tuple[list[str], list[str]]]]]:
-    """Data blocks as (single-valued tags, loops [(tags, flat values)])."""
-    blocks: list = []
-    items: dict = {}
-    loops: list = []
-    toks = list(_tokens(text))
-    i = 0
-    while i < len(toks):
-        tok, is_tag = toks[i]
-        low = tok.lower()
-        if not is_tag and low.startswith("data_"):
-            if items or loops:
-                blocks.append((items, loops))
-            items, loops = {}, []
-            i += 1
-        elif not is_tag and low == "loop_":
-            i += 1
-            tags = []
-            while i < len(toks) and toks[i][1]:
-                tags.append(toks[i][0].lower())
-                i += 1
-            vals = []
-            while i < len(toks) and not toks[i][1] and toks[i][0].lower() not in ("loop_",) and not toks[i][0].lower().startswith("data_"):
-                vals.append(toks[i][0])
-                i += 1
-            loops.append((tags, vals))
-        elif is_tag:
-            if i + 1 < len(toks) and not toks[i + 1][1]:
-                items[low] = toks[i + 1][0]
-                i += 2
-            else:
-                i += 1
-        else:
-            i += 1
-    if items or loops:
-        blocks.append((items, loops))
-    return blocks
-
-
-def _number(text: str, what: str) -> float:
-    t = re.sub(r"\(\d+\)$", "", text.strip())
-    if t in ("?", "."):
-        raise CIFError(f"{what} is missing ({text!r})")
-    try:
-        return float(t)
-    except ValueError:
-        raise CIFError(f"{what} is not a number: {text!r}") from None
-
-
-def _loop_table(loops, wanted: str):
-    for tags, vals in loops:
-        if any(t.startswith(wanted) for t in tags):
-            if len(vals) % len(tags):
-                raise CIFError(f"loop with {tags[0]} has {len(vals)} values for {len(tags)} columns")
-            rows = [vals[k : k + len(tags)] for k in range(0, len(vals), len(tags))]
-            return {t: [r[j] for r in rows] for j, t in enumerate(tags)}
+def _first(block, tags) -> tuple[str, list[str]] | None:
+    """(tag, its non-null values) of the first tag the block has with any value."""
+    for tag in tags:
+        col = block.find_values(tag)
+        if col is not None and len(col):
+            vals = [t for t in (_text(v) for v in col) if t is not None]
+            if vals:
+                return tag, vals
     return None
 
 
-def _read_builtin(text: str, name: str):
-    blocks = _parse_blocks(text)
-    block = next((b for b in blocks if "_cell_length_a" in b[0]), None)
-    if block is None:
-        raise CIFError(f"{name}: no data block with cell parameters")
-    items, loops = block
-    params = [_number(items.get(f"_cell_{k}", "?"), f"_cell_{k}") for k in
-              ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")]
-    lattice = lattice_from_parameters(*params)
-    ops = None
-    for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz"):
-        table = _loop_table(loops, tag)
-        if table is not None and tag in table:
-            ops = table[tag]
-            break
-        if tag in items:
-            ops = [items[tag]]
-            break
-    if ops is None:
-        hm = items.get("_symmetry_space_group_name_h-m", items.get("_space_group_name_h-m_alt", "P 1"))
-        if hm.replace(" ", "").upper() not in ("P1", "?", "."):
-            raise CIFError(f"{name}: no symmetry-operation loop and space group {hm!r} is not P 1; "
-                           "install gemmi or ASE to read it")
-        ops = ["x,y,z"]
-    rot, t_num = parse_triplets(ops)
-    tra = t_num / DEN
-    sites = _loop_table(loops, "_atom_site_fract_")
-    if sites is None or not all(f"_atom_site_fract_{c}" in sites for c in "xyz"):
-        raise CIFError(f"{name}: the CIF has no atoms (no _atom_site_fract_x/y/z loop)")
-    n = len(sites["_atom_site_fract_x"])
-    species = sites.get("_atom_site_type_symbol") or sites.get("_atom_site_label")
-    if species is None:
-        raise CIFError(f"{name}: atom sites have neither _atom_site_type_symbol nor _atom_site_label")
-    occ = sites.get("_atom_site_occupancy", ["1"] * n)
-    frac = np.array([[_number(sites[f"_atom_site_fract_{c}"][i], f"_atom_site_fract_{c}") for c in "xyz"] for i in range(n)])
-    if n and np.any([_number(o, "_atom_site_occupancy") < 1 - 1e-3 for o in occ if o not in ("?", ".")]):
-        raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported")
+def _atom_table(block):
+    for prefix in ("_atom_site_", "_atom_site."):
+        table = block.find(prefix, ["fract_x", "fract_y", "fract_z", "?label", "?type_symbol", "?occupancy",
+                                    "?symmetry_multiplicity"])
+        if len(table):
+            return table, prefix
+    return None, None
+
+
+def _number(value, what: str, name: str) -> float:
+    import gemmi
+
+    x = gemmi.cif.as_number(value) if value is not None else float("nan")
+    if not np.isfinite(x):
+        raise CIFError(f"{name}: {what} is missing or not a number ({value!r})")
+    return float(x)
+
+
+def _cell(block, name: str) -> tuple[np.ndarray, tuple]:
+    params = []
+    for key in ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"):
+        tag = f"_cell_{key}"
+        value = block.find_value(tag)
+        if value is None:
+            tag = f"_cell.{key}"
+            value = block.find_value(tag)
+        if value is None and key.startswith("angle"):
+            value = "90"  # CIF's default for a missing angle
+        params.append(_number(value, f"_cell_{key}", name))
     try:
-        z = [atomic_number(s) for s in species]
-    except ValueError as exc:
+        return lattice_from_parameters(*params), tuple(params)
+    except CIFError as exc:
         raise CIFError(f"{name}: {exc}") from None
-    # every image of every site; an image closer than 0.01 Angstrom to an earlier atom of the same
-    # element is the same atom (a site on a special position, or a site listed twice)
-    images = (np.einsum("gij,nj->ngi", rot, frac) + tra[None]) % 1.0  # (n, g, 3)
-    pos = images.reshape(-1, 3)
-    num = np.repeat(np.asarray(z, dtype=np.int64), len(rot))
-    keep = np.ones(len(pos), dtype=bool)
-    for i in range(len(pos)):
-        if keep[i]:
-            d = pos[i + 1 :] - pos[i]
-            d -= np.rint(d)
-            close = (np.sqrt(np.einsum("ij,jk,ik->i", d, lattice @ lattice.T, d)) < 1e-2) & (num[i + 1 :] == num[i])
-            keep[i + 1 :][close] = False
-    return lattice, pos[keep], num[keep]
+
+
+def _read_block(block, name: str) -> CIFCrystal:
+    lattice, params = _cell(block, name)
+    table, prefix = _atom_table(block)
+    n = len(table)
+    frac = np.array([[_number(table[i][c], f"{prefix}fract_{'xyz'[c]}", name) for c in range(3)] for i in range(n)])
+    labels = [(_text(table[i][3]) if table.has_column(3) else None) or f"site {i + 1}" for i in range(n)]
+    numbers = []
+    for i in range(n):
+        symbol = (_text(table[i][4]) if table.has_column(4) else None) or (_text(table[i][3]) if table.has_column(3) else None)
+        if symbol is None:
+            raise CIFError(f"{name}: {labels[i]} has neither {prefix}type_symbol nor {prefix}label")
+        try:
+            numbers.append(atomic_number(symbol))
+        except ValueError as exc:
+            raise CIFError(f"{name}: {labels[i]}: {exc}") from None
+        if table.has_column(5) and _text(table[i][5]) is not None:
+            occ = _number(table[i][5], f"{prefix}occupancy", name)
+            if occ < 1.0 - 1e-3:
+                raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported "
+                               f"({labels[i]}: occupancy {occ:g})")
+    declared = _declared(block, name, params)
+    rot, tnum = (declared.rotations, declared.translations) if declared is not None else (
+        np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    mult = [_multiplicity(table, i) for i in range(n)] if table.has_column(6) else [None] * n
+    pos, num, lab, merged, worst = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, tnum, lattice, name)
+    if merged and worst > _MERGE_REPORT:
+        warn(CIFWarning(
+            f"{name}: {merged} symmetry images merged with an image of the same site at distances up to "
+            f"{worst:.3g} A (merge distance {MERGE_DISTANCE} A): the coordinates of special positions look rounded"))
+    return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=block.name,
+                      declared=declared, merged=merged, max_merge_distance=worst)
+
+
+def _multiplicity(table, i):
+    text = _text(table[i][6])
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ declared symmetry
+def _declared(block, name: str, params) -> DeclaredSymmetry | None:
+    for tags in (_SUPERSPACE,):
+        found = _first(block, tags)
+        if found:
+            raise CIFError(f"{name}: an incommensurate (superspace) structure ({found[0]}); "
+                           "featurize needs a periodic crystal")
+    found = _first(block, _MAGN_OPS)
+    if found:
+        tag, values = found
+        rot, tnum = _operations(values, tag, name, magnetic=True)
+        cen = _first(block, _MAGN_CENTERINGS)
+        if cen:
+            crot, ctnum = _operations(cen[1], cen[0], name, magnetic=True)
+            rot = np.einsum("cij,gjk->cgik", crot, rot).reshape(-1, 3, 3)
+            tnum = (np.einsum("cij,gj->cgi", crot, tnum) + ctnum[:, None, :]).reshape(-1, 3) % DEN
+        rot, tnum = _unique(rot, tnum)
+        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, tnum)
+        _check(declared, name)
+        return declared
+    found = _first(block, _OPS)
+    if found:
+        tag, values = found
+        rot, tnum = _operations(values, tag, name, magnetic=False)
+        declared = DeclaredSymmetry(tag, "; ".join(values), "operations", rot, tnum)
+        _check(declared, name)
+        _cross_check(declared, block, name, params)
+        return declared
+    found = _first(block, _MAGN_NAMES)
+    if found:
+        raise CIFError(f"{name}: the magnetic space group is given only as {found[0]} {found[1][0]!r}, without its "
+                       f"operations ({_MAGN_OPS[0]}); the atoms cannot be expanded")
+    for tags, form in ((_HALL, "Hall symbol"), (_HM, "H-M symbol"), (_NUMBER, "number")):
+        found = _first(block, tags)
+        if found:
+            tag, values = found
+            rot, tnum = _symbol_operations(form, tag, values[0], name, params, _coordinate_code(block))
+            return DeclaredSymmetry(tag, values[0], form, rot, tnum)
+    return None
+
+
+def _coordinate_code(block) -> str:
+    found = _first(block, _CODE)
+    code = found[1][0].strip().upper() if found else ""
+    return code if code in ("1", "2", "H", "R") else ""
+
+
+_DECIMAL = re.compile(r"(?<![\w./])(\d+\.\d*|\.\d+)(?![\w./])")
+
+
+def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Exact operations of an operation loop; decimal translations snapped to k/24 (with a warning)."""
+    rots, tnums, snapped = [], [], []
+    for value in values:
+        text = value
+        if magnetic:
+            parts = [p.strip() for p in text.split(",")]
+            if len(parts) != 4 or parts[3].lstrip("+") not in ("1", "-1"):
+                raise CIFError(f"{name}: {tag} value {value!r} is not a magnetic operation 'x,y,z,+1'")
+            text = ",".join(parts[:3])
+
+        def snap(m):
+            v = float(m.group(1))
+            k = round(v * DEN)
+            if abs(v - k / DEN) > SNAP_TOLERANCE + 1e-12:
+                raise CIFError(f"{name}: {tag} value {value!r}: translation {m.group(1)} is not within "
+                               f"{SNAP_TOLERANCE} of a multiple of 1/{DEN}")
+            if abs(v - k / DEN) > 1e-9:
+                snapped.append(f"{m.group(1)} -> {Fraction(k, DEN)}")
+            return f"{k}/{DEN}"
+
+        text = _DECIMAL.sub(snap, text)
+        try:
+            r, t = parse_triplet(text)
+        except ValueError as exc:
+            raise CIFError(f"{name}: {tag} value {value!r}: {str(exc).replace(repr(text), repr(value))}") from None
+        rots.append(r)
+        tnums.append(t)
+    if snapped:
+        shown = ", ".join(dict.fromkeys(snapped))
+        warn(SnappedTranslationWarning(
+            f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
+            f"(tolerance {SNAP_TOLERANCE}): {shown}"))
+    return np.stack(rots), np.stack(tnums)
+
+
+def _unique(rot: np.ndarray, tnum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keys = [tuple(r.ravel()) + tuple(t % DEN) for r, t in zip(rot, tnum)]
+    keep = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+    return rot[keep], tnum[keep] % DEN
+
+
+def _check(declared: DeclaredSymmetry, name: str) -> None:
+    try:
+        check_group(declared.rotations, declared.translations)
+    except NotAGroupError as exc:
+        raise NotAGroupError(f"{name}: the operations of {declared.tag} do not form a group: {exc}") from None
+
+
+def _gemmi_ops(ops) -> tuple[np.ndarray, np.ndarray]:
+    """gemmi GroupOps (all operations, centrings included) as exact arrays over DEN."""
+    gemmi = _gemmi()
+    assert gemmi.Op.DEN == DEN
+    rot = np.array([op.rot for op in ops], dtype=np.int64) // DEN
+    tnum = np.array([op.tran for op in ops], dtype=np.int64) % DEN
+    return rot, tnum
+
+
+def _symbol_operations(form: str, tag: str, value: str, name: str, params, code: str):
+    gemmi = _gemmi()
+    alpha, gamma = params[3], params[5]
+    if form == "Hall symbol":
+        try:
+            return _gemmi_ops(gemmi.symops_from_hall(value))
+        except Exception as exc:  # gemmi: RuntimeError with the offending token
+            raise CIFError(f"{name}: cannot read the Hall symbol {tag} {value!r}: {exc}") from None
+    if form == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.0
+        if not (1 <= number <= 230 and number == int(number)):
+            raise CIFError(f"{name}: {tag} {value!r} is not a space-group number 1..230")
+        value = gemmi.find_spacegroup_by_number(int(number)).hm  # the cell angles choose R axes below
+    sg = gemmi.find_spacegroup_by_name(value, alpha=alpha, gamma=gamma, prefer=code)
+    if sg is not None:
+        return _gemmi_ops(sg.operations())
+    # spellings gemmi does not know (database styles such as 'P 21/c Z'): basisdb's own resolver
+    try:
+        from .structures import _default_db
+
+        hall = _default_db().get_setting(value).hall_number
+    except Exception as exc:  # SettingNotFoundError (unknown or ambiguous) or ValueError
+        raise CIFError(f"{name}: cannot interpret the space-group symbol {tag} {value!r}: {exc}") from None
+    return _database_ops(hall)
+
+
+@lru_cache(maxsize=None)
+def _database_ops(hall: int) -> tuple[np.ndarray, np.ndarray]:
+    import spglib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # spglib's OLD_ERROR_HANDLING notice
+        sym = spglib.get_symmetry_from_database(int(hall))
+    rot = np.array(sym["rotations"], dtype=np.int64)
+    tnum = np.rint(np.asarray(sym["translations"]) * DEN).astype(np.int64) % DEN
+    rot.setflags(write=False)
+    tnum.setflags(write=False)
+    return rot, tnum
+
+
+# ------------------------------------------------------------------ the group of a set of operations
+@lru_cache(maxsize=None)
+def _halls_of_number() -> dict[int, tuple[int, ...]]:
+    import spglib
+
+    out: dict[int, list[int]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for hall in range(1, 531):
+            out.setdefault(int(spglib.get_spacegroup_type(hall).number), []).append(hall)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _op_keys(rot, tnum) -> frozenset:
+    return frozenset(tuple(int(v) for v in r.ravel()) + tuple(int(v) % DEN for v in t) for r, t in zip(rot, tnum))
+
+
+def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | None, int | None]:
+    """(ITA number, hall_number) of an exact operation set.
+
+    The number is spglib's classification of the operations (any setting and origin); the
+    hall_number is the spglib setting with exactly these operations, None if none has them.
+    """
+    import spglib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            t = spglib.get_spacegroup_type_from_symmetry(np.ascontiguousarray(rotations, dtype=np.intc),
+                                                         np.asarray(translations, dtype=np.float64) / DEN)
+        except Exception:  # spglib.SpglibError with the new error handling
+            t = None
+    if t is None:
+        return None, None
+    number = int(t.number)
+    keys = _op_keys(rotations, translations)
+    for hall in _halls_of_number().get(number, ()):
+        if _op_keys(*_database_ops(hall)) == keys:
+            return number, hall
+    return number, None
+
+
+def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
+    """Warn when the operation loop and a symbol or number in the same file name different group types."""
+    number = None
+    for tags, form in ((_HALL, "Hall symbol"), (_HM, "H-M symbol"), (_NUMBER, "number")):
+        found = _first(block, tags)
+        if not found:
+            continue
+        try:
+            other = group_type(*_symbol_operations(form, found[0], found[1][0], name, params, _coordinate_code(block)))[0]
+        except (CIFError, ValueError, LookupError):
+            continue  # only the form used must be readable
+        if number is None:
+            number = group_type(declared.rotations, declared.translations)[0]
+        if other is not None and number is not None and other != number:
+            warn(SymmetryMismatchWarning(
+                f"{name}: {declared.describe()} form space group No. {number}, but {found[0]} {found[1][0]!r} "
+                f"is No. {other}; the operations are used"))
+            return
+
+
+# ------------------------------------------------------------------ expansion
+def _expand(frac, numbers, labels, mult, rot, tnum, lattice, name):
+    """Every image of every listed site; images of one site closer than MERGE_DISTANCE are one atom."""
+    tra = tnum / DEN
+    pos, num, lab = [], [], []
+    merged, worst = 0, 0.0
+    for i, x in enumerate(frac):
+        images = (rot @ x + tra) % 1.0
+        d = images[:, None, :] - images[None, :, :]
+        d -= np.rint(d)
+        dist = np.linalg.norm(d @ lattice, axis=-1)  # (g, g) Cartesian distances (nearest image)
+        kept: list[int] = []
+        for k in range(len(images)):
+            close = [j for j in kept if dist[k, j] <= MERGE_DISTANCE]
+            if close:
+                merged += 1
+                worst = max(worst, float(min(dist[k, j] for j in close)))
+            else:
+                kept.append(k)
+        if mult[i] is not None and mult[i] != len(kept):
+            warn(CIFWarning(f"{name}: site {labels[i]} gives {len(kept)} atoms, but its "
+                                     f"_atom_site_symmetry_multiplicity is {mult[i]}"))
+        y = images[kept]
+        y[y >= 1.0] = 0.0
+        pos.append(y)
+        num += [int(numbers[i])] * len(kept)
+        lab += [labels[i]] * len(kept)
+    return np.concatenate(pos).reshape(-1, 3), np.array(num, dtype=np.int64), lab, merged, worst
+
+
+def crystal_from_small_structure(st) -> CIFCrystal:
+    """A gemmi ``SmallStructure`` (its asymmetric unit and symmetry) expanded by the same rules as a CIF.
+
+    The symmetry is ``st.symops`` (the file's operation loop) when present, else ``st.spacegroup``.
+    """
+    name = f"gemmi SmallStructure {st.name!r}"
+    cell = st.cell
+    lattice = lattice_from_parameters(cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
+    if not len(st.sites):
+        raise CIFError(f"{name}: no atoms")
+    frac, numbers, labels = [], [], []
+    for i, site in enumerate(st.sites):
+        label = site.label or f"site {i + 1}"
+        if site.occ < 1.0 - 1e-3:
+            raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported "
+                           f"({label}: occupancy {site.occ:g})")
+        z = int(site.element.atomic_number)
+        if z == 0:  # gemmi's X: a dummy 'X', 'T' or an unknown symbol, decided by the one rule
+            try:
+                z = atomic_number(site.type_symbol or site.label)
+            except ValueError as exc:
+                raise CIFError(f"{name}: {label}: {exc}") from None
+        frac.append([site.fract.x, site.fract.y, site.fract.z])
+        numbers.append(z)
+        labels.append(label)
+    declared = None
+    if len(st.symops):
+        rot, tnum = _operations(list(st.symops), "symops", name, magnetic=False)
+        declared = DeclaredSymmetry("symops", "; ".join(st.symops), "operations", rot, tnum)
+        _check(declared, name)
+    elif st.spacegroup is not None:
+        rot, tnum = _gemmi_ops(st.spacegroup.operations())
+        declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, tnum)
+    rot, tnum = (declared.rotations, declared.translations) if declared is not None else (
+        np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    pos, num, lab, merged, worst = _expand(np.array(frac, dtype=np.float64), np.array(numbers, dtype=np.int64), labels,
+                                           [None] * len(labels), rot, tnum, lattice, name)
+    return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=st.name,
+                      declared=declared, merged=merged, max_merge_distance=worst)

@@ -1,7 +1,17 @@
 """Exceptions raised by basisdb.  All derive from built-in exception types."""
 from __future__ import annotations
 
-__all__ = ["ArtifactError", "NotAGroupError", "SettingNotFoundError"]
+__all__ = [
+    "ArtifactError",
+    "CIFError",
+    "CIFWarning",
+    "CartesianPositionsWarning",
+    "NotAGroupError",
+    "SettingNotFoundError",
+    "SnappedTranslationWarning",
+    "SymmetryMismatchError",
+    "SymmetryMismatchWarning",
+]
 
 
 class ArtifactError(OSError):
@@ -17,3 +27,40 @@ class SettingNotFoundError(LookupError):
 
     def __str__(self) -> str:  # LookupError/KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class CIFError(ValueError):
+    """A CIF that cannot be turned into an ordered crystal structure (names the tag and value at fault)."""
+
+
+class CIFWarning(UserWarning):
+    """A CIF was read, but something in it was repaired or looks doubtful (the message says what)."""
+
+
+class SnappedTranslationWarning(CIFWarning):
+    """Operation translations written as decimals (0.333, 0.6667) were read as the nearest multiple of 1/24."""
+
+
+class SymmetryMismatchWarning(UserWarning):
+    """The space group a structure declares differs from the one detected (or the declared forms disagree)."""
+
+
+class SymmetryMismatchError(ValueError):
+    """``featurize(..., on_mismatch="raise")``: the declared and the detected space groups differ."""
+
+
+class CartesianPositionsWarning(UserWarning):
+    """Positions passed as fractional coordinates look like Cartesian ones (Angstrom)."""
+
+
+def warn(warning: Warning) -> None:
+    """``warnings.warn`` attributed to the first caller outside the basisdb package."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(warning, stacklevel=level)

@@ -25,7 +25,7 @@ import pytest
 
 import basisdb
 from basisdb import ArtifactError, NotAGroupError, SettingNotFoundError
-from basisdb._cif import CIFError
+from basisdb import CIFError, SymmetryMismatchError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
 BEGIN = "<!-- BEGIN GENERATED TABLE: edit tests/test_bad_input.py, then `make bad-input-doc` -->"
@@ -47,7 +47,54 @@ PLACEHOLDERS = {
     "{foreign}": "a valid HDF5 file written by someone else (no basisdb attributes)",
     "{missing}": "a path that does not exist",
     "{dir}": "a directory",
+    "{cif:NAME}": "a small CIF written by the test (`CIFS[NAME]` in tests/test_bad_input.py: a cell, the symmetry named in "
+                  "the row, one or two atoms)",
 }
+
+
+def _cif(symmetry: str, atoms: str = "Ti1 Ti 0.1 0.2 0.3", cell: str = "4 4 4 90 90 90", tags: str = "label type_symbol fract_x fract_y fract_z") -> str:
+    keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+    head = "\n".join(f"_cell_{k} {v}" for k, v in zip(keys, cell.split()))
+    loop = "\n".join(["loop_"] + [f"_atom_site_{t}" for t in tags.split()] + atoms.split(";"))
+    return f"data_bad\n{head}\n{symmetry}\n{loop}\n"
+
+
+def _ops(*ops: str) -> str:
+    return "loop_\n_symmetry_equiv_pos_as_xyz\n" + "\n".join(f"'{o}'" for o in ops)
+
+
+#: CIF files the rows read ({cif:NAME} in a row is the path of CIFS[NAME])
+CIFS = {
+    "not_group": _ops("x,y,z", "-x,-y,z", "-x,y,-z"),
+    "fifth": _ops("x,y,z", "-x,-y,z+0.2"),
+    "thirds": _ops("x,y,z", "-y,x-y,z+0.333", "-x+y,-x,z+0.667"),
+    "bad_hm": "_symmetry_space_group_name_H-M 'Q 9'",
+    "bad_hall": "_space_group_name_Hall '-P 4n 2q'",
+    "bad_number": "_space_group_IT_number 231",
+    "magnetic_name": "_space_group_magn.name_BNS \"P4_2'/mnm'\"",
+    "superspace": "_cell_modulation_dimension 1",
+    "p4mmm": "_symmetry_space_group_name_H-M 'P 4/m m m'",
+}
+CIF_ATOMS = {
+    "p4mmm": "Ti1 Ti 0 0 0;Ti2 Ti 0.5 0.5 0.5",
+    "twice": "Ti1 Ti 0.1 0.2 0.3;Ti2 Ti 0.1 0.2 0.3",
+    "unknown": "Ow1 Ow1 0.1 0.2 0.3",
+    "partial": "Ti1 Ti 0.1 0.2 0.3 0.5",
+    "cartesian": "Ti1 Ti 0.1 0.2 0.3",
+    "merge": "Fe1 Fe 0.003 0 0",
+    "deuterium": "D1 D 0.15 0.15 0.15;Br1 Br 0.5 0.5 0.5",
+}
+CIF_TEXT = {name: _cif(sym) for name, sym in CIFS.items()}
+CIF_TEXT.update({
+    "p4mmm": _cif(CIFS["p4mmm"], CIF_ATOMS["p4mmm"], "4.5937 4.5937 2.9587 90 90 90"),
+    "twice": _cif("", CIF_ATOMS["twice"]),
+    "unknown": _cif("", CIF_ATOMS["unknown"]),
+    "partial": _cif("", CIF_ATOMS["partial"], tags="label type_symbol fract_x fract_y fract_z occupancy"),
+    "cartesian": _cif("", CIF_ATOMS["cartesian"], tags="label type_symbol Cartn_x Cartn_y Cartn_z"),
+    "merge": _cif(_ops("x,y,z", "-x,-y,-z"), CIF_ATOMS["merge"], "10 10 10 90 90 90"),
+    "deuterium": _cif("", CIF_ATOMS["deuterium"], "4.06 4.06 4.06 90 90 90"),
+    "thirds": _cif(CIFS["thirds"], "Si1 Si 0.47 0 0;O1 O 0.41 0.27 0.12", "4.91 4.91 5.4 90 90 120"),
+})
 
 
 @dataclass(frozen=True)
@@ -74,7 +121,12 @@ RANGE = "space-group number must be in 1..230, got {}"
 HINT9 = "kmax=9 exceeds this artifact's kmax=8; build a larger one with `basisdb build --kmax 9 -o PATH` and open it with basisdb.open(PATH)"
 HINT99 = HINT9.replace("9", "99")
 NOT_CLOSED = "not closed: the product of -x,-y,z and -x,y,-z is missing"
-AMBIGUOUS = "ambiguous space-group symbol 'P 4 2': matches P 4_2 (hall 351), P 4 2 2 (hall 366)"
+AMBIGUOUS = (
+    "ambiguous space-group symbol 'P 6 -2c': as a Hall symbol P 6 c c (hall 478); as an H-M symbol P -6 2 c "
+    "(hall 484); write 'Hall: P 6 -2c' for the Hall reading, or give the hall number (hall_number=, --hall)"
+)
+NO_SUCH = "unknown space-group symbol {!r}; see `basisdb list` for the settings"
+DID_YOU_MEAN = "unknown space-group symbol 'Pnma3'; did you mean 'Pnma', 'Pnnm', 'Pnna', 'Pnmn'?"
 MEMORY = "building at kmax=127 with 1 job(s) needs about ... GiB, more than 50% of this machine's ... GiB; use a smaller kmax or fewer jobs"
 TRUNCATED = "{cut}: cannot open HDF5 file (truncated or damaged?): Unable to synchronously open file (truncated file: ...)"
 NEWER = "{newer}: format version 2 is newer than this basisdb supports (1); upgrade basisdb"
@@ -85,15 +137,21 @@ ROWS: list[Row] = [
     Row("group number 231", "API", "db.get(231)", E, RANGE.format(231)),
     Row("group number -1", "API", "db.get(-1)", E, RANGE.format(-1)),
     Row("group number as text, out of range", "API", "db.get('0')", E, RANGE.format(0)),
-    Row("group 'abc'", "API", "db.get('abc')", E, "unknown space-group symbol 'abc'"),
+    Row("group 'abc'", "API", "db.get('abc')", E, NO_SUCH.format("abc")),
     Row("group None", "API", "db.get(None)", T, "a space-group number, symbol or hall= is required"),
     Row("group 3.5", "API", "db.get(3.5)", T, "space-group number must be an integer, got 3.5"),
     Row("group True", "API", "db.get(True)", T, "space group must be a number or a symbol, got True"),
     Row("group as a list", "API", "db.get([225])", T, "space group must be a number or a symbol, got list"),
     Row("empty symbol", "API", "db.get('  ')", V, "empty space-group symbol"),
-    Row("unknown H-M symbol", "API", "db.get('P 99')", E, "unknown space-group symbol 'P 99'"),
-    Row("ambiguous symbol (Hall 'P 4 2' = No. 89, H-M 'P 4_2' = No. 77)", "API", "db.get('P 4 2')", E, AMBIGUOUS),
+    Row("unknown H-M symbol", "API", "db.get('P 99')", E, NO_SUCH.format("P 99")),
+    Row("unknown symbol near valid ones", "API", "db.get('Pnma3')", E, DID_YOU_MEAN),
+    Row("ambiguous symbol (Hall 'P 6 -2c' = No. 184; cctbx reads P -6 2 c = No. 190; gemmi none)", "API",
+        "db.get('P 6 -2c')", E, AMBIGUOUS),
+    Row("Hall 'P 4 2' (No. 89) that gemmi and cctbx both read as H-M P 4_2 (No. 77)", "API", "db.get('P 4 2')", N,
+        "P 4_2 (hall 351): the reading both oracles take", check="result.hall_number == 351"),
     Row("group and hall= together", "API", "db.get(225, hall=523)", V, "give either a group (number or symbol) or hall=, not both"),
+    Row("hall= and hall_number= together", "API", "db.get(hall=526, hall_number=526)", T,
+        "give hall= or hall_number= (the same key, spglib's name), not both"),
     # ------------------------------------------------------------- hall numbers
     Row("hall_number 0", "API", "db.get(hall=0)", E, "hall_number must be in 1..530, got 0"),
     Row("hall_number 531", "API", "db.get(hall=531)", E, "hall_number must be in 1..530, got 531"),
@@ -154,6 +212,52 @@ ROWS: list[Row] = [
         "<CIF text>: the CIF has no atoms (no _atom_site_fract_x loop)"),
     Row("atom position NaN", "API", "basisdb.featurize((np.eye(3) * 4, [[np.nan, 0, 0]], [11]), kmax=2)", V, "the positions contain NaN or inf"),
     Row("unknown element", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], ['Xx']), kmax=2)", V, "unknown element symbol 'Xx'"),
+    Row("deuterium and tritium: accepted, hydrogen", "API", "basisdb.featurize((np.eye(3) * 4.06, [[0.15, 0.15, 0.15], [0.5, 0.5, 0.5]], ['D', 'Br']), kmax=2)",
+        None, "D and T are hydrogen (Z = 1) in every route", check="result.numbers.tolist() == [1, 35]"),
+    Row("dummy species 'X': accepted, species 0", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], ['X', 'Na']), kmax=2)",
+        None, "dummy or vacancy species (ASE 'X', pymatgen DummySpecies, CIF 'X') are species 0 in every route",
+        check="result.numbers.tolist() == [0, 11] and result.hall_number == 517"),
+    Row("on_mismatch not 'warn', 'raise' or 'ignore'", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], [11]), kmax=2, on_mismatch='loud')", V,
+        "on_mismatch must be 'warn', 'raise' or 'ignore', got 'loud'"),
+    # ------------------------------------------------------------- CIF files (read with gemmi)
+    Row("CIF operation loop that is not a group", "API", "basisdb.featurize('{cif:not_group}', kmax=2)", G,
+        "{cif:not_group}: the operations of _symmetry_equiv_pos_as_xyz do not form a group: " + NOT_CLOSED),
+    Row("CIF translation far from a multiple of 1/24", "API", "basisdb.featurize('{cif:fifth}', kmax=2)", CIFError,
+        "{cif:fifth}: _symmetry_equiv_pos_as_xyz value '-x,-y,z+0.2': translation 0.2 is not within 0.005 of a multiple of 1/24"),
+    Row("CIF translations 0.333, 0.667: accepted, snapped to 1/3, 2/3 (SnappedTranslationWarning)", "API",
+        "basisdb.featurize('{cif:thirds}', kmax=2)", None, "P 3_1 (hall 431), with a SnappedTranslationWarning",
+        check="result.hall_number == 431"),
+    Row("CIF H-M symbol that cannot be interpreted", "API", "basisdb.featurize('{cif:bad_hm}', kmax=2)", CIFError,
+        "{cif:bad_hm}: cannot interpret the space-group symbol _symmetry_space_group_name_H-M 'Q 9': " + NO_SUCH.format("Q 9")),
+    Row("CIF Hall symbol that cannot be read", "API", "basisdb.featurize('{cif:bad_hall}', kmax=2)", CIFError,
+        "{cif:bad_hall}: cannot read the Hall symbol _space_group_name_Hall '-P 4n 2q': unknown symbol: q"),
+    Row("CIF space-group number out of range", "API", "basisdb.featurize('{cif:bad_number}', kmax=2)", CIFError,
+        "{cif:bad_number}: _space_group_IT_number '231' is not a space-group number 1..230"),
+    Row("magnetic CIF without its operations", "API", "basisdb.featurize('{cif:magnetic_name}', kmax=2)", CIFError,
+        "{cif:magnetic_name}: the magnetic space group is given only as _space_group_magn.name_BNS \"P4_2'/mnm'\", without its "
+        "operations (_space_group_symop_magn_operation.xyz); the atoms cannot be expanded"),
+    Row("incommensurate (superspace) CIF", "API", "basisdb.featurize('{cif:superspace}', kmax=2)", CIFError,
+        "{cif:superspace}: an incommensurate (superspace) structure (_cell_modulation_dimension); featurize needs a periodic crystal"),
+    Row("CIF with Cartesian coordinates only", "API", "basisdb.featurize('{cif:cartesian}', kmax=2)", CIFError,
+        "{cif:cartesian}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); fractional _atom_site_fract_x/y/z are needed"),
+    Row("CIF with a partial occupancy", "API", "basisdb.featurize('{cif:partial}', kmax=2)", CIFError,
+        "{cif:partial}: partial occupancies (a disordered structure) are not supported (Ti1: occupancy 0.5)"),
+    Row("CIF with an unknown element", "API", "basisdb.featurize('{cif:unknown}', kmax=2)", CIFError,
+        "{cif:unknown}: Ow1: unknown element symbol 'Ow1'"),
+    Row("CIF site listed twice (two atoms at one place, as in every route)", "API", "basisdb.featurize('{cif:twice}', kmax=2)", V,
+        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
+    Row("CIF symmetry images 0.06 A apart: accepted, merged (CIFWarning)", "API",
+        "basisdb.featurize('{cif:merge}', kmax=2, on_mismatch='ignore')", None,
+        "one atom: images of one site closer than 0.1 A are merged, and counted", check="result.n_atoms == 1 and result.merged_images == 1"),
+    Row("CIF type symbol D: accepted, hydrogen", "API", "basisdb.featurize('{cif:deuterium}', kmax=2)", None,
+        "D is hydrogen (Z = 1)", check="sorted(result.numbers.tolist()) == [1, 35]"),
+    Row("declared and detected groups differ, on_mismatch='raise'", "API",
+        "basisdb.featurize('{cif:p4mmm}', kmax=2, symprec=1e-3, on_mismatch='raise')", SymmetryMismatchError,
+        "the input declares space group No. 123 (_symmetry_space_group_name_H-M 'P 4/m m m'), but spglib detects I4/mmm (No. 139) "
+        "at symprec=0.001 A; the features are those of the detected group (a looser symprec may find the declared one)"),
+    Row("CIF reader other than gemmi", "API", "basisdb.read_cif('{cif:p4mmm}', reader='ase')", V,
+        "reader must be None or 'gemmi', got 'ase' (gemmi is the only CIF reader; for ASE's or pymatgen's reading pass "
+        "their Atoms or Structure instead)"),
     # ------------------------------------------------------------- files
     Row("path that is not HDF5", "API", "basisdb.open('{notes}')", A, "{notes}: not an HDF5 file"),
     Row("empty file", "API", "basisdb.open('{empty}')", A, "{empty}: not an HDF5 file"),
@@ -172,9 +276,12 @@ ROWS: list[Row] = [
     Row("group number 0", "CLI", "basisdb info 0", None, RANGE.format(0), exit=1),
     Row("group number 231", "CLI", "basisdb info 231", None, RANGE.format(231), exit=1),
     Row("group number -1 (looks like an option)", "CLI", "basisdb info -1", None, RANGE.format(-1), exit=2),
-    Row("group 'abc'", "CLI", "basisdb info abc", None, "unknown space-group symbol 'abc'", exit=1),
-    Row("group 3.5", "CLI", "basisdb info 3.5", None, "unknown space-group symbol '3.5'", exit=1),
-    Row("ambiguous symbol", "CLI", "basisdb info 'P 4 2'", None, AMBIGUOUS, exit=1),
+    Row("Hall symbol starting with '-' (looks like an option)", "CLI", "basisdb info '-P 2ybc'", None,
+        "No such option: -P (a Hall symbol that starts with '-' goes after --: basisdb info -- '-P 2ybc')", exit=2),
+    Row("group 'abc'", "CLI", "basisdb info abc", None, NO_SUCH.format("abc"), exit=1),
+    Row("group 3.5", "CLI", "basisdb info 3.5", None, NO_SUCH.format("3.5"), exit=1),
+    Row("unknown symbol near valid ones", "CLI", "basisdb info Pnma3", None, DID_YOU_MEAN, exit=1),
+    Row("ambiguous symbol", "CLI", "basisdb info 'P 6 -2c'", None, AMBIGUOUS, exit=1),
     Row("no group", "CLI", "basisdb info", None, "give a GROUP (number or symbol) or --hall N", exit=2),
     Row("hall_number 531", "CLI", "basisdb info --hall 531", None, "hall_number must be in 1..530, got 531", exit=1),
     Row("hall_number not a number", "CLI", "basisdb info --hall abc", None, "Invalid value for '--hall': 'abc' is not a valid integer.", exit=2),
@@ -250,7 +357,12 @@ def files(tmp_path_factory) -> dict[str, str]:
     with h5py.File(d / "foreign.h5", "w") as f:
         f["x"] = np.arange(3)
     (d / "adir").mkdir()
+    cifs = {}
+    for name, text in CIF_TEXT.items():
+        (d / f"{name}.cif").write_text(text)
+        cifs["{cif:" + name + "}"] = str(d / f"{name}.cif")
     return {
+        **cifs,
         "{small}": str(small),
         "{notes}": str(d / "notes.txt"),
         "{empty}": str(d / "empty.h5"),
