@@ -106,10 +106,18 @@ class Basis:
 
         phi_j(x) = |O_j|**-0.5 * sum_{k in O_j} exp(2 pi i phases[k] / denominator) exp(2 pi i k.x)
 
-    Fields (all arrays read-only):
+    Arrays: the fields below and the cached properties (``orbit_sizes``, ``box_indices``,
+    ``coefficients``, ...) are read-only views, shared with the ``Database``'s cache so
+    that no caller can corrupt it; ``orbit(j)`` returns read-only slices of them.  Copy
+    before writing (``np.array(b.frequencies)``); ``torch.from_numpy`` warns on any
+    read-only array, so hand them to torch with ``torch.tensor(b.frequencies)`` or use
+    ``basisdb.torch.to_torch(b)``, which copies.  What a method computes (``evaluate``,
+    ``operations``, the sparse matrices) is a new, writeable array.
+
+    Fields:
       setting:      Setting metadata.
       kmax:         cut-off K; every orbit lies wholly in |h|,|k|,|l| <= K.
-      denominator:  phase denominator (24).
+      denominator:  phase denominator (``basisdb.DEN`` = 24).
       frequencies:  (n, 3) int64, non-extinct frequencies in canonical orbit order.
       orbit_ptr:    (n_orbits + 1,) int64; orbit j is rows orbit_ptr[j]:orbit_ptr[j+1].
       phases:       (n,) int64 exact numerators in [0, denominator); first member of an orbit has 0.
@@ -381,9 +389,10 @@ class Basis:
         x: (N, d) or (d,) real array (d = ``dim``: 3, or 2 for a plane group),
         coordinates in *this setting* (see docs).
         real=True: (N, n_basis) real functions (``real_layout`` order);
-        real=False: (N, n_basis) complex phi_j.  ``dtype`` float64 or float32
-        (complex64/complex128 for real=False).  ``out``: optional preallocated
-        C-contiguous result array to fill (for repeated large evaluations).
+        real=False: (N, n_basis) complex phi_j.  ``dtype``: the precision, float64 or
+        float32 (a numpy dtype or its name, ``"float32"``); with real=False the result is
+        complex128 or complex64, and those names are accepted too.  ``out``: optional
+        preallocated C-contiguous result array to fill (for repeated large evaluations).
         """
         arr = np.asarray(x)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -394,8 +403,11 @@ class Basis:
             raise ValueError(f"coordinates must have shape (N, {self.dim}), got {np.shape(x)}")
         if not np.all(np.isfinite(arr)):
             raise ValueError("coordinates contain NaN or inf")
-        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        dtype = np.dtype(dtype)
+        if not real:  # the complex result's own dtype names the same precision
+            dtype = {np.dtype(np.complex64): np.dtype(np.float32), np.dtype(np.complex128): np.dtype(np.float64)}.get(dtype, dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         if self.dim < 3:
             arr = np.pad(arr, ((0, 0), (0, 3 - self.dim)))
         result = evaluate_plan(self._plan(bool(real)), arr, dtype=dtype, out=out)
@@ -452,5 +464,5 @@ class Basis:
 
     # ------------------------------------------------------------ operations
     def operations(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rotations (order,3,3) int64, translations (order,3) float64 fractional)."""
-        return self.rotations, self.translations / self.denominator
+        """(rotations (order,3,3) int64, fractional translations (order,3) float64): new, writeable arrays."""
+        return self.rotations.copy(), self.translations / self.denominator

@@ -13,7 +13,7 @@ space group G (docs/STRUCTURES.md), this module
 
 Every operation here is exact integer arithmetic except the coordinates
 themselves: rotations are integer matrices and translations integers over
-``NDEN`` = 24.
+``DEN`` = 24 (``basisdb._constants``).
 """
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._constants import DEN
+
 __all__ = ["NDEN", "QUANTUM", "GroupData", "group_data", "normaliser_representatives", "symmetrize", "canonical_choice"]
 
-#: translations of the normaliser are searched on the grid (1/NDEN) Z^3: every translation of the
-#: 530 settings and of their Euclidean normalisers is a multiple of 1/8 or 1/6 (ITA Table 3.5.2)
-NDEN = 24
+#: translations of the normaliser are searched on the grid (1/DEN) Z^3 (``_constants.DEN``: every
+#: translation of the 530 settings and of their Euclidean normalisers is a multiple of 1/8 or 1/6)
+NDEN = DEN  # the former name of DEN, kept until structures.py imports DEN
 #: fractional coordinates are compared after rounding to multiples of 1 / QUANTUM
 QUANTUM = 10**6
 
@@ -43,8 +45,8 @@ def _codes(mats: np.ndarray) -> np.ndarray:
 
 
 def _tcode(t: np.ndarray) -> np.ndarray:
-    t = np.asarray(t, dtype=np.int64) % NDEN
-    return (t[..., 0] * NDEN + t[..., 1]) * NDEN + t[..., 2]
+    t = np.asarray(t, dtype=np.int64) % DEN
+    return (t[..., 0] * DEN + t[..., 1]) * DEN + t[..., 2]
 
 
 _BOX = np.array(list(itertools.product(range(-3, 4), repeat=3)), dtype=np.int64)
@@ -97,11 +99,11 @@ class GroupData:
 
     hall_number: int
     rotations: np.ndarray  # (g, 3, 3) int64, every operation (centring included)
-    tnum: np.ndarray  # (g, 3) int64 numerators over NDEN
+    translations: np.ndarray  # (g, 3) int64 numerators over DEN
     rep_rot: np.ndarray  # (p, 3, 3): one operation per point-group element
-    rep_tnum: np.ndarray  # (p, 3)
+    rep_translations: np.ndarray  # (p, 3)
     rep_rot_inv: np.ndarray  # (p, 3, 3) integer inverses
-    centrings: np.ndarray  # (c, 3) numerators over NDEN of the pure translations (0 first)
+    centrings: np.ndarray  # (c, 3) numerators over DEN of the pure translations (0 first)
     gens: np.ndarray  # indices (into rotations) of a generating set
     polar: np.ndarray  # (3,) bool: axes along which the origin is free
     pg_codes: np.ndarray  # sorted codes of the point-group rotations
@@ -128,17 +130,17 @@ def _make_group_data(basis) -> GroupData:
     from ._ops import group_generators
 
     rot = np.asarray(basis.rotations, dtype=np.int64)
-    scale = NDEN // basis.denominator
-    if scale * basis.denominator != NDEN:
-        raise ValueError(f"translation denominator {basis.denominator} does not divide {NDEN}")
-    tnum = np.asarray(basis.translations, dtype=np.int64) * scale % NDEN
+    scale = DEN // basis.denominator
+    if scale * basis.denominator != DEN:
+        raise ValueError(f"translation denominator {basis.denominator} does not divide {DEN}")
+    translations = np.asarray(basis.translations, dtype=np.int64) * scale % DEN
     codes = _codes(rot)
     _, first = np.unique(codes, return_index=True)
     first = np.sort(first)
-    rep_rot, rep_t = rot[first], tnum[first]
+    rep_rot, rep_t = rot[first], translations[first]
     rep_inv = np.rint(np.linalg.inv(rep_rot.astype(float))).astype(np.int64)
     ident = np.all(rot == np.eye(3, dtype=np.int64), axis=(1, 2))
-    cen = tnum[ident]
+    cen = translations[ident]
     cen = cen[np.lexsort(cen.T[::-1])]
     avg = rep_rot.astype(float).mean(axis=0)
     diag = np.diag(avg)
@@ -152,9 +154,9 @@ def _make_group_data(basis) -> GroupData:
     return GroupData(
         hall_number=basis.setting.hall_number,
         rotations=rot,
-        tnum=tnum,
+        translations=translations,
         rep_rot=rep_rot,
-        rep_tnum=rep_t,
+        rep_translations=rep_t,
         rep_rot_inv=rep_inv,
         centrings=cen,
         gens=gens,
@@ -167,15 +169,15 @@ def _make_group_data(basis) -> GroupData:
 
 # ------------------------------------------------------------------ normaliser
 def _b_solutions(gd: GroupData, A: np.ndarray) -> np.ndarray:
-    """Translations b (numerators over NDEN, polar coordinates 0) with (A, b) in the normaliser."""
+    """Translations b (numerators over DEN, polar coordinates 0) with (A, b) in the normaliser."""
     key = A.tobytes()
     sol = gd._bsol.get(key)
     if sol is not None:
         return sol
     Ainv = _int_inverse(A)
     free = np.flatnonzero(~gd.polar)
-    grids = np.meshgrid(*[np.arange(NDEN, dtype=np.int64)] * len(free), indexing="ij")
-    b = np.zeros((NDEN ** len(free), 3), dtype=np.int64)
+    grids = np.meshgrid(*[np.arange(DEN, dtype=np.int64)] * len(free), indexing="ij")
+    b = np.zeros((DEN ** len(free), 3), dtype=np.int64)
     for col, g in zip(free, grids):
         b[:, col] = g.ravel()
     rep_codes = _codes(gd.rep_rot)
@@ -183,12 +185,12 @@ def _b_solutions(gd: GroupData, A: np.ndarray) -> np.ndarray:
     eye = np.eye(3, dtype=np.int64)
     ok = np.ones(len(b), dtype=bool)
     for gi in gd.gens:
-        R, t = gd.rotations[gi], gd.tnum[gi]
+        R, t = gd.rotations[gi], gd.translations[gi]
         Rp = A @ R @ Ainv
         k = np.flatnonzero(rep_codes == _codes(Rp)[0])
         if len(k) == 0:  # cannot happen: A was selected to normalise the point group
             return np.zeros((0, 3), dtype=np.int64)
-        tp = gd.rep_tnum[k[0]]
+        tp = gd.rep_translations[k[0]]
         val = (A @ t - tp)[None, :] + b[ok] @ (eye - Rp).T
         ok[np.flatnonzero(ok)] = np.isin(_tcode(val), cen_codes)
     sol = b[ok]
@@ -205,7 +207,7 @@ def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float
     metric: (3, 3) metric tensor of the setting's cell (Angstrom^2); the linear parts A
     are the lattice automorphisms (``lattice_automorphisms``, at tolerance ``symprec``)
     that normalise the point group.  Returns A (r, 3, 3) int64 and b (r, 3) int64
-    numerators over NDEN; the identity comes first.
+    numerators over DEN; the identity comes first.
     """
     auto = lattice_automorphisms(metric, symprec)
     key = auto.tobytes()
@@ -229,7 +231,7 @@ def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float
             continue
         seen.add(int(cls_codes.min()))
         bsol = _b_solutions(gd, A)
-        moved = (bsol[:, None, :] + (gd.centrings @ A.T)[None, :, :]) * polar_free % NDEN  # (b, c, 3)
+        moved = (bsol[:, None, :] + (gd.centrings @ A.T)[None, :, :]) * polar_free % DEN  # (b, c, 3)
         klass = _tcode(moved).min(axis=1)
         _, first = np.unique(klass, return_index=True)
         for b in bsol[np.sort(first)]:
@@ -257,9 +259,9 @@ def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.nda
     p = len(gd.rep_rot)
     if p == 1 and len(gd.centrings) == 1:  # P 1: nothing to average
         return x.copy(), np.arange(n), 0.0
-    cen = gd.centrings / NDEN
+    cen = gd.centrings / DEN
     chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
-    t = gd.rep_tnum / NDEN
+    t = gd.rep_translations / DEN
     y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]  # (p, n, 3) images
     other = numbers[:, None] != numbers[None, :]
     best = np.full((p, n), np.inf)
@@ -321,12 +323,12 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
 
     xbar: (n, 3) symmetrised coordinates of the primitive-cell sites, numbers (n,).
     """
-    cen = gd.centrings / NDEN
+    cen = gd.centrings / DEN
     conv = (xbar[None, :, :] + cen[:, None, :]).reshape(-1, 3)
     z = np.tile(numbers, len(cen))
     src = np.tile(np.arange(len(xbar)), len(cen))
     reps_A, reps_b = normaliser_representatives(gd, metric, symprec)
-    base = conv @ reps_A.transpose(0, 2, 1).astype(np.float64) + (reps_b / NDEN)[:, None, :]  # (r, m, 3)
+    base = conv @ reps_A.transpose(0, 2, 1).astype(np.float64) + (reps_b / DEN)[:, None, :]  # (r, m, 3)
     m = len(conv)
     # candidates: (coset representative, polar anchor atom); without polar axes the anchor is unused
     if gd.polar.any():
@@ -376,7 +378,7 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
     y = Y[rows]
     y = y - np.floor(y)
     y[y >= 1.0] = 0.0
-    shift = reps_b[cand_rep[best]] / NDEN
+    shift = reps_b[cand_rep[best]] / DEN
     if gd.polar.any():
         shift = shift - base[cand_rep[best], cand_anchor[best]] * polar
     return CanonicalChoice(

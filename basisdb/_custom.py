@@ -6,7 +6,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._basis import Basis, Setting
-from ._ops import DEN, as_exact_operations, check_group, parse_triplets
+from ._constants import DEN, MAX_KMAX
+from ._ops import as_exact_operations, check_group, parse_triplets
 
 __all__ = ["basis_from_operations"]
 
@@ -38,15 +39,15 @@ def basis_from_operations(
     ``setting.hall_number == 0``.
     """
     if isinstance(operations, tuple) and len(operations) == 2 and not isinstance(operations[0], str):
-        rot, t_num = as_exact_operations(*operations)
+        rot, translations = as_exact_operations(*operations)
     else:
-        rot, t_num = parse_triplets(operations)
-    if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or not 1 <= kmax <= 127:
-        raise ValueError(f"kmax must be an integer in 1..127, got {kmax!r}")
+        rot, translations = parse_triplets(operations)
+    if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or not 1 <= kmax <= MAX_KMAX:
+        raise ValueError(f"kmax must be an integer in 1..{MAX_KMAX}, got {kmax!r}")
     check_request, solve_orbits = _builder()
     check_request(int(kmax), 1)  # refuses up front what would not fit in memory
-    check_group(rot, t_num)
-    sol = solve_orbits(rot, t_num, int(kmax))
+    check_group(rot, translations)
+    sol = solve_orbits(rot, translations, int(kmax))
     setting = Setting(
         hall_number=0,
         number=0,
@@ -72,5 +73,5 @@ def basis_from_operations(
         phases=sol.phases,
         extinct=sol.extinct,
         rotations=rot,
-        translations=t_num,
+        translations=translations,
     )

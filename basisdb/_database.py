@@ -11,11 +11,12 @@ import h5py
 import numpy as np
 
 from ._basis import Basis, PlaneGroup, Setting
+from ._constants import MAX_KMAX, MAX_ORDER, N_PLANE_GROUPS, N_SETTINGS, N_SPACE_GROUPS
 from ._errors import ArtifactError, SettingNotFoundError
 from ._format import FORMAT_NAME, FORMAT_VERSION, INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256, setting_group_name
 from ._format import PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS, PLANE_PAYLOAD_FIELDS, plane_group_name
 from ._symbol_resolver import SymbolResolver
-from ._validate import MAX_ORDER, check_index, check_payload
+from ._validate import check_index, check_payload
 
 __all__ = ["Database", "open", "default_path", "ENV_PATH"]
 
@@ -24,7 +25,6 @@ ENV_PATH = "BASISDB_PATH"
 ARTIFACT_NAME = "basisdb.h5"
 
 _MAX_SETTINGS = 100_000
-_MAX_KMAX = 127
 _MAX_STRING = 256
 
 
@@ -179,7 +179,7 @@ class Database:
             )
         if self.format_version < 1:
             raise ArtifactError(f"{self.path}: unknown format version {self.format_version}")
-        self.kmax = _attr_int(f, "kmax", 1, _MAX_KMAX)
+        self.kmax = _attr_int(f, "kmax", 1, MAX_KMAX)
         self.denominator = _attr_int(f, "denominator", 1, 10_000)
         self._read_index(f)
         n_settings = _attr_int(f, "n_settings", 1, _MAX_SETTINGS)
@@ -203,7 +203,7 @@ class Database:
         (atomic rename) between opening and a reopen after fork() would otherwise mix two files."""
         try:
             same = (
-                _attr_int(f, "kmax", 1, _MAX_KMAX) == self.kmax
+                _attr_int(f, "kmax", 1, MAX_KMAX) == self.kmax
                 and np.array_equal(self._read_table(f, "integers", INDEX_INTEGERS, "iu"), self._ints)
                 and np.array_equal(self._read_table(f, "strings", INDEX_STRINGS, "S"), self._strs)
             )
@@ -385,14 +385,14 @@ class Database:
         if isinstance(hall, (bool, np.bool_)) or not isinstance(hall, (int, np.integer)):
             raise TypeError(f"hall_number must be an integer, got {hall!r}")
         if int(hall) not in self._row:
-            if 1 <= int(hall) <= 530:
+            if 1 <= int(hall) <= N_SETTINGS:
                 raise SettingNotFoundError(f"hall_number {int(hall)} is not in {self.path}; rebuild it with that setting")
-            raise SettingNotFoundError(f"hall_number must be in 1..530, got {int(hall)}")
+            raise SettingNotFoundError(f"hall_number must be in 1..{N_SETTINGS}, got {int(hall)}")
         return self._setting_at(self._row[int(hall)])
 
     def _by_number(self, number: int) -> Setting:
-        if not 1 <= number <= 230:
-            raise SettingNotFoundError(f"space-group number must be in 1..230, got {number}")
+        if not 1 <= number <= N_SPACE_GROUPS:
+            raise SettingNotFoundError(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}")
         matches = [self._setting_at(i) for i in np.flatnonzero(self._ints[:, 1] == number)]
         if not matches:
             raise SettingNotFoundError(f"space group {number} is not in {self.path}")
@@ -570,7 +570,7 @@ class Database:
                 strs = self._read_table(f, "strings", PLANE_INDEX_STRINGS, "S", index=PLANE_INDEX)
                 check_index(self.path, f"/{PLANE_INDEX}/integers", ints, PLANE_INDEX_INTEGERS, self.kmax, dim=2)
                 numbers = ints[:, 0].tolist()
-                if len(strs) != len(ints) or numbers != sorted(set(numbers)) or not set(numbers) <= set(range(1, 18)):
+                if len(strs) != len(ints) or numbers != sorted(set(numbers)) or not set(numbers) <= set(range(1, N_PLANE_GROUPS + 1)):
                     raise ArtifactError(f"{self.path}: /{PLANE_INDEX} tables are inconsistent")
                 tables = (ints, strs, {n: i for i, n in enumerate(numbers)})
             self._plane_tables = tables
@@ -597,8 +597,8 @@ class Database:
         text = str(plane).strip()
         if text.lstrip("+-").isdigit():
             number = int(text)
-            if not 1 <= number <= 17:
-                raise SettingNotFoundError(f"plane-group number must be in 1..17, got {number}")
+            if not 1 <= number <= N_PLANE_GROUPS:
+                raise SettingNotFoundError(f"plane-group number must be in 1..{N_PLANE_GROUPS}, got {number}")
             found = [g for g in groups if g.number == number]
         else:
             key = "".join(text.split()).replace("_", "").lower()

@@ -1,8 +1,9 @@
 """Exact space-group operations: integer rotations, translations over ``DEN``.
 
 An operation g = (R, t) acts on fractional coordinates as ``x -> R @ x + t``.
-``R`` is an integer (3, 3) matrix and ``t = t_num / DEN`` with integer
-numerators reduced modulo ``DEN`` (lattice translations are implicit).
+``R`` is an integer (3, 3) matrix and ``t = translations / DEN``: arrays named
+``translations`` hold the integer numerators reduced modulo ``DEN`` (lattice
+translations are implicit), as the artifact's dataset and ``Basis.translations`` do.
 Nothing here uses floats except at the boundary (parsing ``0.5`` or a float
 translation array, which must be an exact multiple of ``1 / DEN``).
 """
@@ -14,6 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ._constants import DEN, MAX_ORDER
 from ._errors import NotAGroupError
 
 __all__ = [
@@ -25,11 +27,6 @@ __all__ = [
     "group_generators",
     "format_triplet",
 ]
-
-#: Common denominator of all translations: every spglib setting needs at most 12.
-DEN = 24
-
-_MAX_ORDER = 192  # |G / T| of a 3-D space group never exceeds 192 (F m -3 m)
 
 _TERM = re.compile(r"([+-]?)([^+-]+)")
 _AXES = {"x": 0, "y": 1, "z": 2}
@@ -47,7 +44,7 @@ def _exact_numerator(value: Fraction | float, what: str) -> int:
 def parse_triplet(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse one CIF-style operation such as ``"-y+1/2, x-y, z+1/6"``.
 
-    Returns ``(R, t_num)``: ``R`` int64 (3, 3), ``t_num`` int64 (3,) numerators
+    Returns ``(R, translations)``: ``R`` int64 (3, 3), ``translations`` int64 (3,) numerators
     over ``DEN`` reduced modulo ``DEN``.  Raises ValueError on malformed text.
     """
     if not isinstance(text, str):
@@ -87,7 +84,7 @@ def parse_triplet(text: str) -> tuple[np.ndarray, np.ndarray]:
 def parse_triplets(ops: Iterable[str] | str) -> tuple[np.ndarray, np.ndarray]:
     """Parse many triplets (an iterable, or one string separated by ``;`` or newlines).
 
-    Returns ``(rotations, t_num)`` of shapes (n, 3, 3) and (n, 3), int64.
+    Returns ``(rotations, translations)`` of shapes (n, 3, 3) and (n, 3), int64.
     """
     if isinstance(ops, str):
         ops = [s for s in re.split(r"[;\n]", ops) if s.strip()]
@@ -98,9 +95,9 @@ def parse_triplets(ops: Iterable[str] | str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def as_exact_operations(rotations: Sequence, translations: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """Convert float or int arrays to exact ``(rotations int64 (n,3,3), t_num int64 (n,3))``.
+    """Convert float or int arrays to exact ``(rotations int64 (n,3,3), translations int64 (n,3))``.
 
-    ``translations`` are fractional (floats, e.g. from spglib); each must be a
+    The ``translations`` given are fractional (floats, e.g. spglib's); each must be a
     multiple of ``1/DEN`` to within 1e-6.
     """
     rot = np.asarray(rotations)
@@ -117,14 +114,14 @@ def as_exact_operations(rotations: Sequence, translations: Sequence) -> tuple[np
     if np.any(np.abs(rot_int - rot) > 1e-9):
         raise ValueError("rotation matrices must be integer in fractional coordinates")
     scaled = tra * DEN
-    t_num = np.rint(scaled).astype(np.int64)
-    if np.any(np.abs(scaled - t_num) > 1e-6):
+    numerators = np.rint(scaled).astype(np.int64)
+    if np.any(np.abs(scaled - numerators) > 1e-6):
         raise ValueError(f"translations must be multiples of 1/{DEN}")
-    return rot_int, t_num % DEN
+    return rot_int, numerators % DEN
 
 
-def _key(rot: np.ndarray, t_num: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(v) for v in rot.ravel()) + tuple(int(v) % DEN for v in t_num)
+def _key(rot: np.ndarray, translations: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(v) for v in rot.ravel()) + tuple(int(v) % DEN for v in translations)
 
 
 def _compose(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -134,20 +131,21 @@ def _compose(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return _key(ra @ rb, ra @ np.array(b[9:]) + np.array(a[9:]))
 
 
-def check_group(rotations: np.ndarray, t_num: np.ndarray) -> None:
+def check_group(rotations: np.ndarray, translations: np.ndarray) -> None:
     """Raise NotAGroupError unless the operations form a space group modulo lattice translations.
 
+    ``rotations`` (n, 3, 3) integer, ``translations`` (n, 3) numerators over ``DEN``.
     Checks: unimodular integer rotations, no duplicates (mod 1), the identity
     present, closure under composition and presence of every inverse.
     """
     n = len(rotations)
-    if n > _MAX_ORDER:
-        raise NotAGroupError(f"{n} operations: a 3-D space group has at most {_MAX_ORDER} modulo lattice translations")
+    if n > MAX_ORDER:
+        raise NotAGroupError(f"{n} operations: a 3-D space group has at most {MAX_ORDER} modulo lattice translations")
     dets = np.rint(np.linalg.det(rotations.astype(float))).astype(int)
     bad = np.flatnonzero(np.abs(dets) != 1)
     if bad.size:
         raise NotAGroupError(f"operation {bad[0]} has det(R) = {dets[bad[0]]}; rotations must be unimodular (det = +-1)")
-    keys = [_key(r, t) for r, t in zip(rotations, t_num)]
+    keys = [_key(r, t) for r, t in zip(rotations, translations)]
     index = {}
     for i, k in enumerate(keys):
         if k in index:
@@ -161,22 +159,22 @@ def check_group(rotations: np.ndarray, t_num: np.ndarray) -> None:
         inv_r = np.rint(np.linalg.inv(ra)).astype(np.int64)
         inv = _key(inv_r, -(inv_r @ np.array(a[9:])))
         if inv not in index:
-            raise NotAGroupError(f"the inverse of {format_triplet(rotations[i], t_num[i])} is missing")
+            raise NotAGroupError(f"the inverse of {format_triplet(rotations[i], translations[i])} is missing")
         for j, b in enumerate(keys):
             if _compose(a, b) not in index:
                 raise NotAGroupError(
                     "not closed: the product of "
-                    f"{format_triplet(rotations[i], t_num[i])} and {format_triplet(rotations[j], t_num[j])} is missing"
+                    f"{format_triplet(rotations[i], translations[i])} and {format_triplet(rotations[j], translations[j])} is missing"
                 )
 
 
-def group_generators(rotations: np.ndarray, t_num: np.ndarray) -> list[int]:
+def group_generators(rotations: np.ndarray, translations: np.ndarray) -> list[int]:
     """Indices of a small generating set, chosen greedily in list order.
 
     An operation is added when it is not yet in the subgroup generated by the
     ones chosen before it; the result is deterministic for a given list order.
     """
-    keys = [_key(r, t) for r, t in zip(rotations, t_num)]
+    keys = [_key(r, t) for r, t in zip(rotations, translations)]
     identity = _key(np.eye(3, dtype=np.int64), np.zeros(3, dtype=np.int64))
     generated = {identity}
     chosen: list[int] = []
@@ -205,8 +203,8 @@ def _fmt_frac(num: int) -> str:
     return "" if f == 0 else f"+{f.numerator}/{f.denominator}"
 
 
-def format_triplet(rot: np.ndarray, t_num: np.ndarray) -> str:
-    """Format ``(R, t_num)`` as ``'-y+1/2,x-y,z+1/6'``."""
+def format_triplet(rot: np.ndarray, translations: np.ndarray) -> str:
+    """Format ``(R, translations)`` as ``'-y+1/2,x-y,z+1/6'``."""
     out = []
     for row in range(3):
         s = ""
@@ -216,5 +214,5 @@ def format_triplet(rot: np.ndarray, t_num: np.ndarray) -> str:
                 continue
             sign = "-" if c < 0 else ("+" if s else "")
             s += sign + ("" if abs(c) == 1 else str(abs(c))) + name
-        out.append((s or "0") + _fmt_frac(t_num[row]))
+        out.append((s or "0") + _fmt_frac(translations[row]))
     return ",".join(out)

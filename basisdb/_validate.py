@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._boxindex import box_index
+from ._constants import MAX_ORDER, N_PLANE_GROUPS, N_SETTINGS, N_SPACE_GROUPS
 from ._errors import ArtifactError
 
-__all__ = ["check_index", "check_payload", "MAX_ORDER"]
-
-#: most operations (mod lattice translations) of a space group (F m -3 m); plane groups have at most 12
-MAX_ORDER = 192
+__all__ = ["check_index", "check_payload"]
 
 
 def _det(r: np.ndarray) -> np.ndarray:
@@ -36,10 +34,10 @@ def check_index(path, table: str, ints: np.ndarray, columns: tuple[str, ...], km
     col = {name: ints[:, i] for i, name in enumerate(columns)}
     nbox = (2 * kmax + 1) ** dim
     problems = []
-    if "hall_number" in col and not np.all((col["hall_number"] >= 1) & (col["hall_number"] <= 530)):
-        problems.append("hall_number outside 1..530")
+    if "hall_number" in col and not np.all((col["hall_number"] >= 1) & (col["hall_number"] <= N_SETTINGS)):
+        problems.append(f"hall_number outside 1..{N_SETTINGS}")
     if "number" in col:
-        top = 230 if dim == 3 else 17
+        top = N_SPACE_GROUPS if dim == 3 else N_PLANE_GROUPS
         if not np.all((col["number"] >= 1) & (col["number"] <= top)):
             problems.append(f"number outside 1..{top}")
     if "order" in col and not np.all((col["order"] >= 1) & (col["order"] <= MAX_ORDER)):

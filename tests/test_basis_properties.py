@@ -309,3 +309,66 @@ def test_restriction_keeps_only_orbits_inside_box(db, hall):
 def test_restriction_equals_fresh_build_all_settings(db, hall):
     for kmax in (3, 5):
         _assert_same(db.get(hall=hall, kmax=kmax), _fresh(hall, kmax))
+
+
+# --------------------------------------------------------- objects users expect
+def _repr_is_short(obj, limit: int = 400) -> str:
+    text = repr(obj)
+    assert "\n" not in text and len(text) <= limit, text
+    assert "array(" not in text and "tensor(" not in text and "_cache" not in text, text
+    return text
+
+
+def test_reprs_are_one_line(db):
+    b = db.get(hall=526)
+    b.evaluate(np.zeros((1, 3)))  # fill the private caches: they must not show
+    assert _repr_is_short(b).startswith("Basis(hall_number=526, number=227, symbol='F d -3 m:2'")
+    assert _repr_is_short(b.setting).startswith("Setting(hall_number=526,")
+    p = db.get(plane="p4gm")
+    assert _repr_is_short(p).startswith("Basis(plane=12, symbol='p4gm'")
+    assert _repr_is_short(p.setting).startswith("PlaneGroup(number=12,")
+    assert _repr_is_short(db).startswith("<basisdb.Database ")
+    from basisdb import basis_from_operations
+
+    assert _repr_is_short(basis_from_operations(["x,y,z", "-x,-y,-z"], kmax=2)).startswith("Basis(hall_number=0,")
+
+
+def test_arrays_are_read_only_views_or_writeable_copies(db):
+    """Fields and cached properties are read-only (the Database's cache is shared);
+    what a method computes is a new writeable array (torch.from_numpy takes it without a warning)."""
+    b = db.get(hall=526, kmax=3)
+    for name in ("frequencies", "orbit_ptr", "phases", "extinct", "rotations", "translations",
+                 "orbit_sizes", "orbit_of", "box_indices", "conjugate", "coefficients", "real_phase_shift"):
+        arr = getattr(b, name)
+        assert not arr.flags.writeable, name
+        with pytest.raises(ValueError):
+            arr[...] = 0
+    assert all(not a.flags.writeable for a in b.orbit(1) + b.real_layout)
+    rots, trans = b.operations()
+    assert rots.flags.writeable and trans.flags.writeable
+    rots[...] = 0  # a copy: the basis is untouched
+    assert np.abs(b.rotations).sum() > 0
+    x = np.random.default_rng(0).random((5, 3))
+    assert b.evaluate(x).flags.writeable and b.evaluate(x, real=False).flags.writeable
+    assert np.array(b.frequencies).flags.writeable  # the documented way to a writeable copy
+
+
+@pytest.mark.parametrize(
+    "dtype, real, want",
+    [("float32", True, np.float32), ("float64", True, np.float64), (np.float32, True, np.float32),
+     ("float32", False, np.complex64), ("complex64", False, np.complex64), ("complex128", False, np.complex128),
+     (np.dtype("complex64"), False, np.complex64)],
+)
+def test_evaluate_accepts_dtype_names(db, dtype, real, want):
+    b = db.get(hall=526, kmax=3)
+    x = np.random.default_rng(1).random((4, 3))
+    got = b.evaluate(x, real=real, dtype=dtype)
+    assert got.dtype == want
+    ref = b.evaluate(x, real=real)
+    assert np.allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "int32", np.float16])
+def test_evaluate_refuses_other_dtypes(db, dtype):
+    with pytest.raises(ValueError, match="float32 or float64"):
+        db.get(hall=526, kmax=3).evaluate(np.zeros((1, 3)), dtype=dtype)

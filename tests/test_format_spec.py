@@ -633,3 +633,18 @@ def test_point_encoding_needs_conjugate(hall):
             worst[sign] = max(worst[sign], np.abs(enc(gx, sign) - enc(x, sign)).max())
     assert worst[-1] < 1e-10  # P conj(e(x))
     assert worst[+1] > 1e-2  # P e(x)
+
+
+def test_shared_constants_match_the_spec():
+    """basisdb._constants (imported by reader and builder) holds the numbers FORMAT.md fixes."""
+    from basisdb import _constants as c
+    from basisdb._format import PAYLOAD_FIELDS
+
+    h = read_header()
+    assert c.DEN == h["attrs"]["denominator"] == 24
+    assert c.N_SETTINGS == h["attrs"]["n_settings"] == 530  # the shipped file holds every setting
+    freq_dtype = dict((name, dtype) for name, dtype, _ in PAYLOAD)["frequencies"]
+    assert c.MAX_KMAX == np.iinfo(np.dtype(freq_dtype)).max == np.iinfo(PAYLOAD_FIELDS["frequencies"][0]).max == 127
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text()
+    assert f"1 <= K <= {c.MAX_KMAX}" in spec and f"{c.MAX_ORDER} for F m -3 m" in spec
+    assert f"`hall_number` 1..{c.N_SETTINGS}" in spec

@@ -202,7 +202,7 @@ def test_restriction_equals_a_fresh_build(db, number, kp):
     from basisdb_build.plane_groups import plane_group_record, solve_plane_group
 
     rec = plane_group_record(number)
-    sol = solve_plane_group(rec.rotations, rec.t_num, kp)
+    sol = solve_plane_group(rec.rotations, rec.translations, kp)
     basis = db.get(plane=number, kmax=kp)
     assert basis.kmax == kp and basis.n_box == (2 * kp + 1) ** 2
     for name in ("frequencies", "orbit_ptr", "phases", "extinct"):

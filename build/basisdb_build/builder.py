@@ -23,12 +23,12 @@ from basisdb._format import (
     PLANE_PAYLOAD_FIELDS,
     payload_sha256,
 )
-from basisdb._ops import DEN
+from basisdb._constants import DEN, MAX_KMAX, N_PLANE_GROUPS, N_SETTINGS
 from basisdb._version import __version__
 
 from .orbits import OrbitSolution, solve_orbits
-from .plane_groups import N_PLANE_GROUPS, PlaneGroupRecord, plane_group_record, solve_plane_group
-from .settings import N_SETTINGS, SettingRecord, default_hall_numbers, setting_record, spglib_version
+from .plane_groups import PlaneGroupRecord, plane_group_record, solve_plane_group
+from .settings import SettingRecord, default_hall_numbers, setting_record, spglib_version
 from .writer import atomic_h5, create_group, write_dataset
 
 #: the builder refuses a request whose estimated peak memory exceeds this fraction of RAM
@@ -46,7 +46,7 @@ class BuiltSetting:
 def _build_one(args: tuple[int, int]) -> BuiltSetting:
     hall, kmax = args
     record = setting_record(hall)
-    return BuiltSetting(record, solve_orbits(record.rotations, record.t_num, kmax))
+    return BuiltSetting(record, solve_orbits(record.rotations, record.translations, kmax))
 
 
 def estimate_peak_memory(kmax: int, jobs: int) -> int:
@@ -77,8 +77,8 @@ def check_build_request(kmax: int, jobs: int) -> None:
         raise ValueError(f"kmax must be an integer, got {kmax!r}")
     if kmax < 1:
         raise ValueError(f"kmax must be >= 1, got {kmax}")
-    if kmax > 127:
-        raise ValueError(f"kmax must be <= 127 (frequencies are stored as int8), got {kmax}")
+    if kmax > MAX_KMAX:
+        raise ValueError(f"kmax must be <= {MAX_KMAX} (frequencies are stored as int8), got {kmax}")
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     need, have = estimate_peak_memory(kmax, jobs), _total_memory()
@@ -175,7 +175,7 @@ def _write_index(group, index: dict[str, list], int_columns: tuple[str, ...], st
 def _build_plane(args: tuple[int, int]) -> tuple[PlaneGroupRecord, OrbitSolution]:
     number, kmax = args
     rec = plane_group_record(number)
-    return rec, solve_plane_group(rec.rotations, rec.t_num, kmax)
+    return rec, solve_plane_group(rec.rotations, rec.translations, kmax)
 
 
 def _write_plane_groups(f, kmax: int, jobs: int) -> None:
@@ -184,14 +184,14 @@ def _write_plane_groups(f, kmax: int, jobs: int) -> None:
     groups = create_group(f, PLANE_GROUPS)
     index: dict[str, list] = {name: [] for name in PLANE_INDEX_INTEGERS + PLANE_INDEX_STRINGS}
     for rec, sol in _map(tasks, jobs, _build_plane):
-        row = _write_payload(groups, str(rec.number), rec.rotations, rec.t_num, sol, PLANE_PAYLOAD_FIELDS)
+        row = _write_payload(groups, str(rec.number), rec.rotations, rec.translations, sol, PLANE_PAYLOAD_FIELDS)
         row.update(number=rec.number, hm_short=rec.hm_short, hm_full=rec.hm_full, lattice=rec.lattice, point_group=rec.point_group)
         for name in index:
             index[name].append(row[name])
     _write_index(create_group(f, PLANE_INDEX), index, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS)
 
 
-def _write_payload(parent, key: str, rotations: np.ndarray, t_num: np.ndarray, sol: OrbitSolution, fields: dict) -> dict:
+def _write_payload(parent, key: str, rotations: np.ndarray, translations: np.ndarray, sol: OrbitSolution, fields: dict) -> dict:
     """Write one payload group ``parent/key``; return the index columns it fixes (sizes, sha256)."""
     payload = {
         "frequencies": sol.frequencies,
@@ -199,7 +199,7 @@ def _write_payload(parent, key: str, rotations: np.ndarray, t_num: np.ndarray, s
         "phases": sol.phases,
         "extinct": sol.extinct,
         "rotations": rotations,
-        "translations": t_num,
+        "translations": translations,
     }
     group = create_group(parent, key)
     for name, (dtype, _) in fields.items():
@@ -216,7 +216,7 @@ def _write_payload(parent, key: str, rotations: np.ndarray, t_num: np.ndarray, s
 
 def _write_setting(settings, built: BuiltSetting, index: dict[str, list]) -> None:
     rec, sol = built.record, built.solution
-    row = _write_payload(settings, str(rec.hall_number), rec.rotations, rec.t_num, sol, PAYLOAD_FIELDS)
+    row = _write_payload(settings, str(rec.hall_number), rec.rotations, rec.translations, sol, PAYLOAD_FIELDS)
     row.update(
         hall_number=rec.hall_number,
         number=rec.number,

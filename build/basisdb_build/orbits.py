@@ -17,7 +17,8 @@ import networkx as nx
 import numpy as np
 
 from basisdb._boxindex import box_frequencies, box_index, canonical_rank
-from basisdb._ops import DEN, group_generators
+from basisdb._constants import DEN
+from basisdb._ops import group_generators
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,15 @@ class OrbitSolution:
     extinct: np.ndarray
 
 
-def solve_orbits(rotations: np.ndarray, t_num: np.ndarray, kmax: int) -> OrbitSolution:
-    """Solve the dual frequency graph of the group ``(rotations, t_num)`` at cut-off ``kmax``.
+def solve_orbits(rotations: np.ndarray, translations: np.ndarray, kmax: int) -> OrbitSolution:
+    """Solve the dual frequency graph of the group ``(rotations, translations)`` at cut-off ``kmax``.
 
-    ``rotations``: (n, 3, 3) ints; ``t_num``: (n, 3) ints over ``DEN``.  The
+    ``rotations``: (n, 3, 3) ints; ``translations``: (n, 3) ints over ``DEN``.  The
     operations must already form a group (see ``basisdb._ops.check_group``).
     """
     freqs = box_frequencies(kmax)  # (nbox, 3) int64, box-index order
     nbox = len(freqs)
-    gens = group_generators(rotations, t_num)
+    gens = group_generators(rotations, translations)
 
     graph = nx.Graph()
     graph.add_nodes_from(range(nbox))
@@ -60,7 +61,7 @@ def solve_orbits(rotations: np.ndarray, t_num: np.ndarray, kmax: int) -> OrbitSo
         src = np.flatnonzero(inside)
         graph.add_edges_from(zip(src.tolist(), dst[inside].tolist()))
         images.append(dst)
-        edge_phases.append((freqs @ t_num[g]) % DEN)
+        edge_phases.append((freqs @ translations[g]) % DEN)
 
     rank = canonical_rank(kmax)
     phase = np.zeros(nbox, dtype=np.int64)

@@ -30,13 +30,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from basisdb._ops import DEN, check_group, parse_triplet
+from basisdb._constants import DEN, N_PLANE_GROUPS
+from basisdb._ops import check_group, parse_triplet
 
 from .orbits import OrbitSolution, solve_orbits
 
 __all__ = ["N_PLANE_GROUPS", "PLANE_GROUP_DATA", "PlaneGroupRecord", "embed", "plane_group_record", "solve_plane_group"]
 
-N_PLANE_GROUPS = 17
 
 #: number -> (hm_short, hm_full, lattice, point group, general position (ITA order), centring translations)
 PLANE_GROUP_DATA: dict[int, tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]]] = {
@@ -91,7 +91,7 @@ class PlaneGroupRecord:
     lattice: str
     point_group: str
     rotations: np.ndarray  # (order, 2, 2) int64
-    t_num: np.ndarray  # (order, 2) int64 over DEN
+    translations: np.ndarray  # (order, 2) int64 numerators over DEN
 
 
 def _parse_2d(op: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,31 +110,31 @@ def plane_group_record(number: int) -> PlaneGroupRecord:
     ops = [_parse_2d(c) for c in coords]
     shifts = [np.zeros(2, dtype=np.int64)] + [_parse_2d(c)[1] for c in centring]
     rot = np.array([r for s in shifts for r, _ in ops], dtype=np.int64)
-    t_num = np.array([(t + s) % DEN for s in shifts for _, t in ops], dtype=np.int64)
-    check_group(*embed(rot, t_num))
+    translations = np.array([(t + s) % DEN for s in shifts for _, t in ops], dtype=np.int64)
+    check_group(*embed(rot, translations))
     rot.setflags(write=False)
-    t_num.setflags(write=False)
-    return PlaneGroupRecord(number, short, full, lattice, pg, rot, t_num)
+    translations.setflags(write=False)
+    return PlaneGroupRecord(number, short, full, lattice, pg, rot, translations)
 
 
-def embed(rotations: np.ndarray, t_num: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def embed(rotations: np.ndarray, translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2-D operations as 3-D ones: R -> diag(R, 1), t -> (t, 0)."""
     n = len(rotations)
     rot3 = np.zeros((n, 3, 3), dtype=np.int64)
     rot3[:, :2, :2] = rotations
     rot3[:, 2, 2] = 1
     t3 = np.zeros((n, 3), dtype=np.int64)
-    t3[:, :2] = t_num
+    t3[:, :2] = translations
     return rot3, t3
 
 
-def solve_plane_group(rotations: np.ndarray, t_num: np.ndarray, kmax: int) -> OrbitSolution:
-    """The exact 2-D basis of a plane group ``(rotations (n,2,2), t_num (n,2))`` at cut-off ``kmax``.
+def solve_plane_group(rotations: np.ndarray, translations: np.ndarray, kmax: int) -> OrbitSolution:
+    """The exact 2-D basis of a plane group ``(rotations (n,2,2), translations (n,2))`` at cut-off ``kmax``.
 
     Solved in 3-D by embedding (module docstring); the result keeps the orbits
     with l = 0 and drops the third column: frequencies (n, 2), extinct (m, 2).
     """
-    sol = solve_orbits(*embed(rotations, t_num), kmax)
+    sol = solve_orbits(*embed(rotations, translations), kmax)
     in_plane = sol.frequencies[:, 2] == 0
     sizes = np.diff(sol.orbit_ptr)
     orbit_in_plane = in_plane[sol.orbit_ptr[:-1]]

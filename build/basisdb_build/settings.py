@@ -7,10 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from basisdb._constants import N_SETTINGS
 from basisdb._ops import as_exact_operations, check_group
 from basisdb._symbols import crystal_system_of
-
-N_SETTINGS = 530
 
 
 def _spglib():
@@ -41,7 +40,7 @@ class SettingRecord:
     point_group: str
     is_default: bool
     rotations: np.ndarray  # (order, 3, 3) int64
-    t_num: np.ndarray  # (order, 3) int64 over DEN
+    translations: np.ndarray  # (order, 3) int64 numerators over DEN
 
 
 def extended_symbol(international: str, choice: str) -> str:
@@ -97,8 +96,8 @@ def setting_record(hall_number: int) -> SettingRecord:
         raise ValueError(f"hall_number must be in 1..{N_SETTINGS}, got {hall_number}")
     info = spglib.get_spacegroup_type(hall_number)
     sym = spglib.get_symmetry_from_database(hall_number)
-    rot, t_num = as_exact_operations(sym["rotations"], sym["translations"])
-    check_group(rot, t_num)
+    rot, translations = as_exact_operations(sym["rotations"], sym["translations"])
+    check_group(rot, translations)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return SettingRecord(
@@ -113,5 +112,5 @@ def setting_record(hall_number: int) -> SettingRecord:
             point_group=str(info.pointgroup_international),
             is_default=default_hall_numbers()[int(info.number)] == hall_number,
             rotations=rot,
-            t_num=t_num,
+            translations=translations,
         )
