@@ -3,30 +3,63 @@
 matplotlib is imported here only, and only when a picture is drawn: ``import
 basisdb`` never loads it.  Figures are drawn with the Agg canvas directly
 (no pyplot, no global backend switch), so this works without a display and does
-not disturb a caller's own matplotlib state.
+not disturb a caller's own matplotlib state.  The file type follows the suffix
+of the output path: ``.png``, ``.svg`` or ``.pdf``.
 
 Geometry.  Pictures use a metric that shows the symmetry: hexagonal axes
 (a = b, gamma = 120 degrees) for plane groups on a hexagonal lattice and for
 space-group settings on hexagonal axes, square (a = b, gamma = 90 degrees) for
 everything else (any metric is allowed for oblique and rectangular groups; the
 square one is a special case).  Fractional (x, y) are mapped to the page by
-(x, y) -> x a + y b with a = (1, 0) and b = (0, 1) or (-1/2, sqrt(3)/2).
+(x, y) -> x a + y b with a = (1, 0) and b = (0, 1) or (-1/2, sqrt(3)/2).  A
+crystal (``plot_structure``) is drawn on its own cell's a, b and gamma.
+
+Colours.  One symmetric scale per figure (red positive, blue negative, a colour
+bar at the right).  A function whose largest value on a section is below
+``ZERO_RTOL`` times its largest value over the whole cell is *zero on that
+section*: its panel is left blank and says so.  Symmetry elements are those of
+``_plot_elements.section_elements``, drawn in the first cell.
 """
 from __future__ import annotations
 
 import os
 from fractions import Fraction
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 
 from ._basis import Basis
 from ._boxindex import box_frequencies
+from ._plot_elements import section_elements, symmetry_elements
 
-__all__ = ["require_matplotlib", "cell_values", "save_cell_png", "plot_basis", "default_columns", "symmetry_elements", "page_axes"]
+__all__ = [
+    "require_matplotlib",
+    "cell_values",
+    "save_cell_png",
+    "plot_basis",
+    "plot_structure",
+    "default_columns",
+    "choose_columns",
+    "function_max",
+    "zero_on_section",
+    "plan_panels",
+    "symmetry_elements",
+    "section_elements",
+    "page_axes",
+    "FORMATS",
+    "ZERO_RTOL",
+]
 
 _INSTALL = "plotting needs matplotlib, an optional extra: pip install basisdb[plot]"
+
+#: output types, by file suffix
+FORMATS = (".png", ".svg", ".pdf")
+#: a function is zero on a section when max |f| there <= ZERO_RTOL * max |f| over the cell
+ZERO_RTOL = 1e-8
+#: default resolution of PNG output (dots per inch)
+DEFAULT_DPI = 120
+#: default number of functions: plane groups, space groups (one row of sections each)
+DEFAULT_N_PLANE, DEFAULT_N_SPACE = 12, 6
 
 
 def require_matplotlib():
@@ -39,6 +72,14 @@ def require_matplotlib():
     except ImportError:
         raise ImportError(_INSTALL) from None
     return matplotlib
+
+
+def output_format(path) -> str:
+    """'png', 'svg' or 'pdf' from the suffix of ``path``; ValueError for anything else."""
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot write {suffix or 'a file without suffix'!r}: the output must end in .png, .svg or .pdf")
+    return suffix[1:]
 
 
 # ----------------------------------------------------------------- geometry and values
@@ -55,18 +96,30 @@ def page_axes(basis: Basis) -> np.ndarray:
     return np.eye(2)
 
 
-def _values(basis: Basis, columns, frac: np.ndarray) -> np.ndarray:
-    """Real basis columns ``columns`` at fractional points ``frac`` (N, d): (N, len(columns)).
+class _Values:
+    """Evaluates chosen real basis columns; the real basis is built once per figure."""
 
-    f_c(x) = sum_k B[k, c] exp(2 pi i k.x) with B the real basis (only the rows the
-    chosen columns use, so even P 1 with thousands of functions is cheap).
-    """
-    dense = basis.real_basis()[:, list(columns)].toarray()  # (n_box, len(columns)), small
-    rows = np.flatnonzero(np.any(dense != 0, axis=1))
-    freqs = box_frequencies(basis.kmax, basis.dim)[rows]
-    coeff = dense[rows]
-    waves = np.exp(2j * np.pi * (frac @ freqs.T))
-    return (waves @ coeff).real
+    def __init__(self, basis: Basis):
+        self.basis = basis
+        self._real = None
+
+    def __call__(self, columns, frac: np.ndarray) -> np.ndarray:
+        """Real basis columns ``columns`` at fractional points ``frac`` (N, d): (N, len(columns)).
+
+        f_c(x) = sum_k B[k, c] exp(2 pi i k.x) with B the real basis (only the rows the
+        chosen columns use, so even P 1 with thousands of functions is cheap).
+        """
+        if self._real is None:
+            self._real = self.basis.real_basis()
+        dense = self._real[:, list(columns)].toarray()
+        rows = np.flatnonzero(np.any(dense != 0, axis=1))
+        freqs = box_frequencies(self.basis.kmax, self.basis.dim)[rows]
+        waves = np.exp(2j * np.pi * (frac @ freqs.T))
+        return (waves @ dense[rows]).real
+
+
+def _values(basis: Basis, columns, frac: np.ndarray) -> np.ndarray:
+    return _Values(basis)(columns, frac)
 
 
 def cell_values(basis: Basis, column: int, pixels: int = 64, centre=(0.0, 0.0), z: float = 0.0) -> np.ndarray:
@@ -102,86 +155,54 @@ def save_cell_png(basis: Basis, column: int, path, pixels: int = 64, centre=(0.0
     return Path(path)
 
 
-# ----------------------------------------------------------------- symmetry elements
-def _rotation_order(rot: np.ndarray) -> int:
-    n, m = 1, rot.copy()
-    while not np.array_equal(m, np.eye(len(rot), dtype=m.dtype)):
-        m, n = m @ rot, n + 1
-    return n
+# ----------------------------------------------------------------- zero on a section
+def function_max(basis: Basis, columns, values: _Values | None = None) -> np.ndarray:
+    """max |f_c| over the cell for each column, sampled on a grid finer than the highest frequency."""
+    values = values or _Values(basis)
+    g = 2 * basis.kmax + 2
+    u = np.arange(g) / g
+    grid = np.stack(np.meshgrid(*([u] * basis.dim), indexing="ij"), axis=-1).reshape(-1, basis.dim)
+    return np.abs(values(columns, grid)).max(axis=0)
 
 
-def symmetry_elements(basis: Basis) -> tuple[list, list]:
-    """Rotation points and reflection lines of a plane group, within one cell (fractional, exact).
-
-    Returns ``(points, lines)``: points are ``((x, y), n)`` with 0 <= x, y < 1 and n
-    the highest rotation order at that point (2, 3, 4 or 6); lines are
-    ``((x0, y0), (vx, vy), is_mirror)``, the line x0 + s v of a reflection part,
-    ``is_mirror`` False for a glide line that carries no mirror.  Coordinates are
-    Fractions; lines are listed once per distinct line through the cell [0, 1)^2.
-    """
-    if basis.dim != 2:
-        raise ValueError("symmetry elements are drawn for plane groups only")
-    den = basis.denominator
-    ops = [(r.astype(np.int64), [Fraction(int(v), den) for v in t]) for r, t in zip(basis.rotations, basis.translations)]
-    ident = np.eye(2, dtype=np.int64)
-    cands = set()
-    for rot, t in ops:
-        if round(np.linalg.det(rot)) != 1 or np.array_equal(rot, ident):
-            continue
-        a = ident - rot  # (I - R) x = t + m, x = adj(I - R)(t + m) / det(I - R)
-        det = int(round(np.linalg.det(a)))
-        adj = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]])
-        for m0 in range(-det, det + 1):
-            for m1 in range(-det, det + 1):
-                w = (t[0] + m0, t[1] + m1)
-                x = tuple((adj[i, 0] * w[0] + adj[i, 1] * w[1]) / det % 1 for i in range(2))
-                cands.add(x)
-    points = []
-    for x in sorted(cands):
-        n = sum(
-            1
-            for rot, t in ops
-            if round(np.linalg.det(rot)) == 1
-            and all((rot[i, 0] * x[0] + rot[i, 1] * x[1] + t[i] - x[i]).denominator == 1 for i in range(2))
-        )
-        points.append((x, n))
-    lines: dict[tuple, bool] = {}
-    for rot, t in ops:
-        if round(np.linalg.det(rot)) != -1:
-            continue
-        v = _axis_direction(rot)
-        for m0 in range(-2, 3):
-            for m1 in range(-2, 3):
-                w = (t[0] + m0, t[1] + m1)
-                perp = [(w[i] - (rot[i, 0] * w[0] + rot[i, 1] * w[1])) / 4 for i in range(2)]  # (I - R) w / 4
-                glide = [(w[i] + (rot[i, 0] * w[0] + rot[i, 1] * w[1])) / 2 for i in range(2)]  # (I + R) w / 2
-                key = _line_key(perp, v)
-                mirror = all(g.denominator == 1 for g in glide)
-                lines[key] = lines.get(key, False) or mirror
-    out_lines = []
-    for (v0, v1, c), mirror in sorted(lines.items()):
-        n = (-v1, v0)  # the line is n.x = c; a point on it:
-        point = (Fraction(c, 1) / n[0], Fraction(0)) if n[0] else (Fraction(0), Fraction(c, 1) / n[1])
-        out_lines.append((point, (v0, v1), mirror))
-    return points, out_lines
+def _section_grid(basis: Basis, z: float | None, g: int) -> np.ndarray:
+    u = np.arange(g) / g
+    xx, yy = np.meshgrid(u, u, indexing="xy")
+    pts = [xx.ravel(), yy.ravel()] + ([np.full(xx.size, float(z))] if basis.dim == 3 else [])
+    return np.stack(pts, axis=1)
 
 
-def _axis_direction(rot: np.ndarray) -> tuple[int, int]:
-    """Primitive integer v with R v = v (the line direction of a 2-D reflection), first non-zero entry > 0."""
-    a, b = next(row for row in (rot - np.eye(2, dtype=np.int64)).tolist() if any(row))
-    g = gcd(a, b)
-    v = (b // g, -a // g)
-    return v if (v[0] > 0 or (v[0] == 0 and v[1] > 0)) else (-v[0], -v[1])
+def zero_on_section(basis: Basis, columns, z: float | None, values: _Values | None = None, fmax=None) -> np.ndarray:
+    """For each column: True where the function is zero on the section z (module docstring: ZERO_RTOL).
+
+    Sampled on a (2K + 2)^2 grid of the section; a trigonometric polynomial of degree K that vanishes
+    there to round-off vanishes on the whole section."""
+    values = values or _Values(basis)
+    fmax = function_max(basis, columns, values) if fmax is None else np.asarray(fmax)
+    on = np.abs(values(columns, _section_grid(basis, z, 2 * basis.kmax + 2))).max(axis=0)
+    return on <= ZERO_RTOL * fmax
 
 
-def _line_key(x0, v) -> tuple:
-    """(v, c mod 1) naming the line x0 + s v modulo lattice translations.
+def default_columns(basis: Basis, n: int) -> list[int]:
+    """The first ``n`` real basis functions after the constant one (just [0] for a 1-function basis)."""
+    return list(range(1, min(basis.n_basis, n + 1))) or [0]
 
-    With the integer normal n = (-v_y, v_x) (coprime entries, so n.Z^2 = Z) the line
-    is n.x = c with c = n.x0, and a lattice translation changes c by an integer.
-    """
-    c = (-v[1] * x0[0] + v[0] * x0[1]) % 1
-    return (v[0], v[1], c)
+
+def choose_columns(basis: Basis, n: int, sections=None, values: _Values | None = None) -> list[int]:
+    """The default functions: the first ``n`` after the constant one that are non-zero on at least one of
+    ``sections`` (space groups), so that no row of the picture is blank."""
+    if basis.dim == 2 or sections is None:
+        return default_columns(basis, n)
+    values = values or _Values(basis)
+    chosen: list[int] = []
+    start = 1
+    while len(chosen) < n and start < basis.n_basis:
+        block = list(range(start, min(basis.n_basis, start + 4 * n)))
+        fmax = function_max(basis, block, values)
+        zero = np.all([zero_on_section(basis, block, z, values, fmax) for z in sections], axis=0)
+        chosen += [c for c, is_zero in zip(block, zero) if not is_zero]
+        start = block[-1] + 1
+    return chosen[:n] or [0]
 
 
 # ----------------------------------------------------------------- figures
@@ -190,62 +211,100 @@ def _grid_shape(n: int) -> tuple[int, int]:
     return (n + ncols - 1) // ncols, ncols
 
 
-def _panel_values(basis: Basis, column: int, cells: int, z: float | None, res: int):
-    """Values on a page-aligned grid covering ``cells`` x ``cells`` cells, and its extent."""
-    axes = page_axes(basis)
+def _panel_values(basis: Basis, values: _Values, columns, cells: int, z: float | None, res: int, axes: np.ndarray):
+    """Values (len(columns), ny, nx) on a page-aligned grid covering ``cells`` x ``cells`` cells, and its extent."""
     corners = axes @ np.array([[0, cells, 0, cells], [0, 0, cells, cells]], dtype=float)
     (x0, y0), (x1, y1) = corners.min(axis=1), corners.max(axis=1)
     px = np.linspace(x0, x1, res)
-    py = np.linspace(y0, y1, max(2, int(res * (y1 - y0) / (x1 - x0))))
+    py = np.linspace(y0, y1, max(2, int(round(res * (y1 - y0) / (x1 - x0)))))
     gx, gy = np.meshgrid(px, py, indexing="xy")
     frac = np.linalg.solve(axes, np.stack([gx.ravel(), gy.ravel()]))
-    pts = frac.T if z is None else np.column_stack([frac.T, np.full(gx.size, z)])
-    return _values(basis, [column], pts)[:, 0].reshape(gx.shape), (x0, x1, y0, y1)
+    pts = frac.T if z is None else np.column_stack([frac.T, np.full(gx.size, float(z))])
+    out = values(columns, pts).T.reshape(len(columns), *gx.shape)
+    # outside the drawn cells (the corners of a hexagonal picture): blank
+    inside = np.all((frac > -1e-9) & (frac < cells + 1e-9), axis=0).reshape(gx.shape)
+    out[:, ~inside] = np.nan
+    return out, (x0, x1, y0, y1)
 
 
 #: colour levels: a banded map shows level lines (and keeps the PNGs small)
 _LEVELS = 17
+_MARKERS = {2: "o", 3: "^", 4: "s", 6: "h"}
+_LINE_STYLES = {"m": "-", "g": (0, (3.0, 1.6)), "c": (0, (0.8, 1.4)), "n": (0, (3.0, 1.2, 0.8, 1.2))}
+_LINE_NAMES = {"m": "mirror", "g": "glide (in section)", "c": "glide along c", "n": "n/d glide"}
+_IN_PLANE = {"2": "-", "2_1": (0, (3.0, 1.6))}
+_IN_PLANE_COLOUR = "#1a7f37"
 
 
-def _draw_panel(ax, basis: Basis, values: np.ndarray, extent, scale: float, cells: int) -> None:
+def _cmap():
     from matplotlib import colormaps
 
-    axes = page_axes(basis)
-    cmap = colormaps["RdBu_r"].resampled(_LEVELS)
-    ax.imshow(values, origin="lower", extent=extent, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest")
-    for i in range(cells + 1):  # cell edges
+    return colormaps["RdBu_r"].resampled(_LEVELS).with_extremes(bad=(1, 1, 1, 0))
+
+
+def _draw_cell_edges(ax, axes: np.ndarray, cells: int) -> None:
+    for i in range(cells + 1):
         for a, b in (((i, 0), (i, cells)), ((0, i), (cells, i))):
             seg = axes @ np.array([a, b], dtype=float).T
-            ax.plot(seg[0], seg[1], color="0.45", lw=0.5)
-    if basis.dim == 2:
-        _draw_elements(ax, basis, axes)
+            ax.plot(seg[0], seg[1], color="0.45", lw=0.5, zorder=1)
+
+
+def _finish(ax, extent) -> None:
     x0, x1, y0, y1 = extent
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
+    pad = 0.02 * (x1 - x0)
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect("equal")
     ax.set_axis_off()
 
 
-_MARKERS = {2: "o", 3: "^", 4: "s", 6: "h"}
+def _corners(p) -> list:
+    """A point of [0, 1)^2 and its lattice images on the closed cell [0, 1]^2."""
+    x, y = float(p[0]), float(p[1])
+    return [(x + i, y + j) for i in (0, 1) for j in (0, 1) if x + i <= 1 + 1e-12 and y + j <= 1 + 1e-12]
 
 
-def _draw_elements(ax, basis: Basis, axes: np.ndarray) -> None:
-    """Symmetry elements in the first cell, as in the International Tables' diagrams:
-    rotation points (2 dot, 3 triangle, 4 square, 6 hexagon), mirror lines (solid)
-    and glide lines (dashed)."""
-    points, lines = symmetry_elements(basis)
-    for (x, y), n in points:
-        pts = np.array([[float(x) + i, float(y) + j] for i in (0, 1) for j in (0, 1) if float(x) + i <= 1 and float(y) + j <= 1]).T
-        page = axes @ pts
-        ax.scatter(page[0], page[1], marker=_MARKERS.get(n, "o"), s=12 if n > 2 else 6, c="k", linewidths=0, zorder=3)
-    for (px, py), (vx, vy), mirror in lines:
+def _draw_lines(ax, axes, lines, colour, styles, gid_prefix, lw=0.7, alpha=0.9, zorder=2.0) -> int:
+    drawn = 0
+    for (px, py), (vx, vy), kinds in lines:
         p, v = np.array([float(px), float(py)]), np.array([float(vx), float(vy)])
-        for i in range(-2, 3):
-            for j in range(-2, 3):
-                seg = _clip_line(p + (i, j), v)
-                if seg is not None:
-                    page = axes @ seg.T
-                    ax.plot(page[0], page[1], color="k", lw=0.6, ls="-" if mirror else (0, (2.5, 1.5)), alpha=0.8, zorder=2)
+        kind = next(k for k in styles if k in kinds)
+        segs = [s for i in range(-2, 3) for j in range(-2, 3) if (s := _clip_line(p + (i, j), v)) is not None]
+        for seg in segs:
+            page = axes @ seg.T
+            (line,) = ax.plot(page[0], page[1], color=colour, lw=lw, ls=styles[kind], alpha=alpha, zorder=zorder, solid_capstyle="butt")
+            line.set_gid(f"{gid_prefix}-{kind}")
+        drawn += 1
+    return drawn
+
+
+def _draw_elements(ax, el, axes: np.ndarray, small: float = 1.0) -> None:
+    """The elements of one section (or plane group) in the first cell, in the style of the
+    International Tables: axes along c as filled polygons (2 lens/dot, 3 triangle, 4 square,
+    6 hexagon), screw axes open with the subscript, rotoinversion axes grey with a dot;
+    inversion centres as small rings; planes containing c as lines (mirror solid, glide dashed,
+    glide along c dotted, n/d glide dash-dot); 2-fold axes in the section as green lines."""
+    _draw_lines(ax, axes, el.axes_in_plane, _IN_PLANE_COLOUR, _IN_PLANE, "axis2", lw=2.2, alpha=0.55, zorder=1.5)  # a halo under any plane
+    _draw_lines(ax, axes, el.lines, "k", _LINE_STYLES, "line")
+    for p, sym in el.axes:
+        pts = np.array(_corners(p)).T
+        page = axes @ pts
+        rotoinv = sym.startswith("-")
+        n, _, k = sym.lstrip("-").partition("_")
+        n = int(n)
+        size = (26 if n > 2 else 14) * small
+        face = "0.55" if rotoinv else ("white" if k else "k")
+        coll = ax.scatter(page[0], page[1], marker=_MARKERS[n], s=size, c=face, edgecolors="k", linewidths=0.6, zorder=4)
+        coll.set_gid(f"axis-{sym}")
+        if rotoinv:
+            ax.scatter(page[0], page[1], marker="o", s=2.5 * small, c="k", linewidths=0, zorder=5)
+        if k:
+            for x, y in page.T:
+                ax.text(x, y, k, fontsize=4.2 * small, ha="center", va="center", zorder=5, color="k")
+    for p in el.centres:
+        page = axes @ np.array(_corners(p)).T
+        coll = ax.scatter(page[0], page[1], marker="o", s=30 * small, facecolors="none", edgecolors="k", linewidths=0.6, zorder=3)
+        coll.set_gid("centre")
 
 
 def _clip_line(p: np.ndarray, v: np.ndarray) -> np.ndarray | None:
@@ -253,7 +312,7 @@ def _clip_line(p: np.ndarray, v: np.ndarray) -> np.ndarray | None:
     lo, hi = -np.inf, np.inf
     for i in range(2):
         if v[i] == 0:
-            if not 0 <= p[i] <= 1:
+            if not -1e-12 <= p[i] <= 1 + 1e-12:
                 return None
         else:
             s0, s1 = sorted(((0 - p[i]) / v[i], (1 - p[i]) / v[i]))
@@ -263,61 +322,296 @@ def _clip_line(p: np.ndarray, v: np.ndarray) -> np.ndarray | None:
     return np.array([p + lo * v, p + hi * v])
 
 
-def default_columns(basis: Basis, n: int) -> list[int]:
-    """The first ``n`` real basis functions after the constant one (just [0] for a 1-function basis)."""
-    return list(range(1, min(basis.n_basis, n + 1))) or [0]
+def _fmt_z(z: float) -> str:
+    f = Fraction(z).limit_denominator(48)
+    return str(f) if abs(float(f) - z) < 1e-12 else f"{z:g}"
 
 
-def plot_basis(basis: Basis, path, functions=None, n: int = 12, cells: int = 2, sections=(0.0, 0.25, 0.5), dpi: int = 80) -> Path:
-    """Write a PNG of real basis functions of ``basis`` to ``path``.
+def _legend_text(basis: Basis) -> str:
+    if basis.dim == 2:
+        return "mirror ——   glide - - -   rotation points: 2 ●  3 ▲  4 ■  6 hexagon"
+    return (
+        "planes ⊥ section: mirror ——  glide - - -  glide along c ·····  n/d glide -·-·   "
+        "axes ∥ c: 2 ●  3 ▲  4 ■  6 hexagon (open: screw, subscript shown; grey with dot: rotoinversion)   "
+        "inversion ○   2-fold axes in section: green (2 solid, 2_1 dashed)"
+    )
 
-    Plane groups: a grid of panels, function ``functions`` (default: 1..n, skipping the
-    constant function 0) over ``cells`` x ``cells`` cells with the cell edges, mirror
-    lines (solid), glide lines (dashed) and rotation points (2: dot, 3: triangle,
-    4: square, 6: hexagon) drawn in the first cell.  Space groups: one row per function, one column per
-    section z in ``sections``.  Colours: red positive, blue negative, scaled per panel.
-    """
-    require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    columns = default_columns(basis, n) if functions is None else [int(c) for c in functions]
+def plan_panels(basis: Basis, functions=None, n: int | None = None, sections=(0.0, 0.25, 0.5)) -> list[dict]:
+    """What ``plot_basis`` draws, panel by panel: ``{'column', 'z', 'zero', 'elements'}`` in reading
+    order (plane groups: ``z`` None).  ``zero`` is True for a function that is zero on that section."""
+    values = _Values(basis)
+    zs = [None] if basis.dim == 2 else [float(z) for z in sections]
+    if not zs:
+        raise ValueError("give at least one section")
+    if functions is None:
+        n = (DEFAULT_N_PLANE if basis.dim == 2 else DEFAULT_N_SPACE) if n is None else n
+        columns = choose_columns(basis, n, None if basis.dim == 2 else zs, values)
+    else:
+        columns = [int(c) for c in functions]
     if not columns:
         raise ValueError("no basis functions selected")
     bad = [c for c in columns if not 0 <= c < basis.n_basis]
     if bad:
         raise ValueError(f"basis function {bad[0]} out of range: this basis has functions 0..{basis.n_basis - 1}")
+    fmax = function_max(basis, columns, values)
+    zero = {z: zero_on_section(basis, columns, z, values, fmax) for z in zs}
+    elements = {z: section_elements(basis, z) for z in zs}
+    return [{"column": c, "z": z, "zero": bool(zero[z][i]), "elements": elements[z]} for i, c in enumerate(columns) for z in zs]
+
+
+def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: int = 2, sections=(0.0, 0.25, 0.5), dpi: int = DEFAULT_DPI) -> Path:
+    """Write a picture (PNG, SVG or PDF by the suffix of ``path``) of real basis functions of ``basis``.
+
+    Plane groups: a grid of panels, functions ``functions`` (default: 1..n, skipping the
+    constant function 0) over ``cells`` x ``cells`` cells.  Space groups: one row per function,
+    one column per section z in ``sections``; by default the first ``n`` functions that are not
+    zero on every section.  Symmetry elements (``section_elements``) are drawn in the first cell,
+    one symmetric colour scale serves the whole figure (colour bar at the right), and a function
+    that is zero on a section is left blank and labelled so.
+    """
+    fmt = output_format(path)
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = plan_panels(basis, functions, n, sections)
     s = basis.setting
+    zs = list(dict.fromkeys(p["z"] for p in panels))
+    columns = list(dict.fromkeys(p["column"] for p in panels))
     if basis.is_plane:
-        panels = [(c, None) for c in columns]
         nrows, ncols = _grid_shape(len(panels))
-        title = f"{s.hm_full} (plane group {s.number}), real basis functions, K={basis.kmax}"
+        title = f"{s.hm_full} (plane group {s.number}): real basis functions, K = {basis.kmax}"
     else:
-        zs = [float(z) for z in sections]
-        panels = [(c, z) for c in columns for z in zs]
         nrows, ncols = len(columns), len(zs)
-        title = f"{s.hm_extended} (hall {s.hall_number}), sections z = const, K={basis.kmax}"
-    corners = page_axes(basis) @ np.array([[0, 1, 0, 1], [0, 0, 1, 1]], dtype=float)
+        title = f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): sections z = const, K = {basis.kmax}"
+    axes = page_axes(basis)
+    corners = axes @ np.array([[0, 1, 0, 1], [0, 0, 1, 1]], dtype=float)
     width, height = np.ptp(corners, axis=1)
-    panel_w, panel_h = 1.9, 1.9 * height / width  # inches; the panel has the cells' page aspect
-    res = int(panel_w * dpi)  # one sample per pixel
-    fig = Figure(figsize=(panel_w * ncols, (panel_h + 0.2) * nrows + 0.3), dpi=dpi)
+    panel_w = 1.7 if cells > 1 else 1.3
+    panel_h = panel_w * height / width
+    res = int(min(panel_w * dpi, 300))  # about one sample per pixel
+    values = _Values(basis)
+    grids, extent = {}, None
+    for z in zs:
+        cols_z = [p["column"] for p in panels if p["z"] == z and not p["zero"]]
+        if cols_z:
+            vals, extent = _panel_values(basis, values, cols_z, cells, z, res, axes)
+            grids.update({(c, z): v for c, v in zip(cols_z, vals)})
+    if extent is None:
+        _, extent = _panel_values(basis, values, [0], cells, zs[0], 8, axes)
+    scale = max([float(np.nanmax(np.abs(v))) for v in grids.values()] + [0.0]) or 1.0
+
+    # layout in inches: title band, panels (each with a caption line), legend band; colour bar at the right
+    top, cap, gap, bottom, left, right = 0.42, 0.2, 0.08, (0.5 if basis.dim == 3 else 0.3), 0.1, 0.75
+    fig_w = left + ncols * panel_w + (ncols - 1) * gap + right
+    fig_h = top + nrows * (panel_h + cap) + (nrows - 1) * gap + bottom
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
     FigureCanvasAgg(fig)
-    fig.suptitle(title, fontsize=8)
-    grids = [_panel_values(basis, column, cells, z, res) for column, z in panels]
-    scale = {}  # one colour scale per function (all its sections), so a near-zero section looks near zero
-    for (column, _), (values, _) in zip(panels, grids):
-        scale[column] = max(scale.get(column, 0.0), float(np.abs(values).max()))
-    for i, ((column, z), (values, extent)) in enumerate(zip(panels, grids)):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        _draw_panel(ax, basis, values, extent, scale[column] or 1.0, cells)
-        label = f"#{column}" if z is None else f"#{column}, z={_fmt_z(z)}"
-        ax.set_title(label, fontsize=7, pad=2)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.35 / ((panel_h + 0.2) * nrows + 0.3), wspace=0.08, hspace=0.25)
-    fig.savefig(os.fspath(path), dpi=dpi, format="png")
+    fig.text(0.5, 1 - 0.2 / fig_h, title, ha="center", va="center", fontsize=8.5)
+    cmap = _cmap()
+    image = None
+    for i, p in enumerate(panels):
+        r, c = divmod(i, ncols)
+        x = left + c * (panel_w + gap)
+        y = fig_h - top - (r + 1) * (panel_h + cap) - r * gap
+        ax = fig.add_axes((x / fig_w, y / fig_h, panel_w / fig_w, panel_h / fig_h))
+        key = (p["column"], p["z"])
+        if key in grids:
+            image = ax.imshow(grids[key], origin="lower", extent=extent, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest", zorder=0)
+        else:
+            ax.text(0.5, 0.5, "0 on this section", transform=ax.transAxes, ha="center", va="center", fontsize=6.5, color="0.3", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5}, gid="zero-label")
+        _draw_cell_edges(ax, axes, cells)
+        _draw_elements(ax, p["elements"], axes)
+        _finish(ax, extent)
+        label = f"#{p['column']}" if p["z"] is None else f"#{p['column']}   z = {_fmt_z(p['z'])}"
+        plane = p["elements"].plane
+        if plane:
+            label += f"   ({'mirror' if 'm' in plane else '/'.join(sorted(plane)) + '-glide'} plane)"
+        ax.set_title(label, fontsize=6.5, pad=2.5)
+    cb_ax = fig.add_axes(((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h))
+    if image is None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        image = ScalarMappable(norm=Normalize(-scale, scale), cmap=cmap)
+    cb = fig.colorbar(image, cax=cb_ax)
+    cb.ax.tick_params(labelsize=5.5, length=2)
+    cb.set_label("value of the basis function", fontsize=6)
+    fig.text(0.5 * (fig_w - right) / fig_w, 0.5 * bottom / fig_h, _legend_text(basis), ha="center", va="center", fontsize=6,
+             color="0.2", wrap=True)
+    _save(fig, path, fmt, dpi)
     return Path(path)
 
 
-def _fmt_z(z: float) -> str:
-    f = Fraction(z).limit_denominator(48)
-    return str(f) if abs(float(f) - z) < 1e-12 else f"{z:g}"
+def _save(fig, path, fmt: str, dpi: int) -> None:
+    from matplotlib import rc_context
+
+    # SVG text stays text (searchable, small); PDF embeds TrueType fonts; no timestamps in PDF/SVG
+    meta = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "basisdb"}):
+        fig.savefig(os.fspath(path), dpi=dpi, format=fmt, metadata=meta)
+
+
+# ----------------------------------------------------------------- a crystal
+# fmt: off
+_SYMBOLS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
+    "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu "
+    "Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr "
+    "Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
+).split()
+# fmt: on
+
+
+def _symbol(z: int) -> str:
+    return _SYMBOLS[z] if 0 <= z < len(_SYMBOLS) else f"Z{z}"
+
+
+def cell_content(basis: Basis, positions, numbers, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """All atoms of the conventional cell: ``positions`` expanded by the group's operations, in [0, 1)."""
+    rots, trans = basis.operations()
+    pos = np.asarray(positions, dtype=float)
+    imgs = (np.einsum("oij,nj->noi", rots, pos) + trans[None]) % 1.0  # (n, order, 3)
+    out_p, out_z = [], []
+    for i in range(len(pos)):
+        for q in imgs[i]:
+            q = np.where(q > 1 - tol, 0.0, q)
+            if not any(np.all(np.abs(((q - p) + 0.5) % 1.0 - 0.5) < tol) for p in out_p):
+                out_p.append(q)
+                out_z.append(int(numbers[i]))
+    return np.array(out_p).reshape(-1, 3), np.array(out_z, dtype=np.int64)
+
+
+def structure_axes(lattice) -> np.ndarray:
+    """Page vectors of x, y for a cell with rows a, b, c: a along the page's x, |a| = 1, true b/a and gamma."""
+    a, b = np.asarray(lattice, dtype=float)[:2]
+    la, lb = np.linalg.norm(a), np.linalg.norm(b)
+    cos_g = float(a @ b) / (la * lb)
+    return np.array([[1.0, lb / la * cos_g], [0.0, lb / la * np.sqrt(max(0.0, 1 - cos_g**2))]])
+
+
+def structure_section(basis: Basis, cell_pos: np.ndarray) -> float:
+    """The default section of a crystal: the height z (mod 1) that the most atoms of the cell lie on."""
+    zs = np.round(cell_pos[:, 2] * 48) / 48 % 1.0
+    uniq, counts = np.unique(zs, return_counts=True)
+    return float(uniq[np.argmax(counts)])
+
+
+def structure_function(basis: Basis, cell_pos, cell_numbers, z: float, values: _Values | None = None) -> int:
+    """The default function of a crystal picture: the non-constant one with the largest
+    |sum_j Z_j f_c(x_j)| over the cell's atoms (the crystal's strongest invariant component) that is
+    not zero on the section z."""
+    values = values or _Values(basis)
+    weight = np.asarray(cell_numbers, dtype=float)
+    weight = np.where(weight > 0, weight, 1.0)
+    strength = np.abs(weight @ basis.evaluate(np.asarray(cell_pos, dtype=float)))
+    strength[0] = -1.0
+    order = [int(c) for c in np.argsort(-strength, kind="stable") if c != 0]
+    for start in range(0, len(order), 16):
+        block = order[start : start + 16]
+        zero = zero_on_section(basis, block, z, values)
+        for c, is_zero in zip(block, zero):
+            if not is_zero:
+                return c
+    return 0
+
+
+def plot_structure(result, path, function: int | None = None, z: float | None = None, cells: int = 1, dpi: int = DEFAULT_DPI,
+                   slab: float = 0.6) -> Path:
+    """A crystal in its basis: the section z of its canonical cell (true a, b, gamma), the atoms within
+    ``slab`` Angstrom of it (full size on the section, smaller further off), one invariant function in
+    colour and the symmetry elements of the section.
+
+    ``result`` is a ``basisdb.featurize`` result; only its ``basis``, ``positions``, ``numbers`` and
+    ``lattice`` are used.  Defaults: z the height with most atoms; the function with the largest
+    |sum_j Z_j f_c(x_j)| (``structure_function``)."""
+    fmt = output_format(path)
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    basis = result.basis
+    lattice = np.asarray(result.lattice, dtype=float)
+    cell_pos, cell_z = cell_content(basis, result.positions, result.numbers)
+    z = structure_section(basis, cell_pos) if z is None else float(z)
+    values = _Values(basis)
+    column = structure_function(basis, cell_pos, cell_z, z, values) if function is None else int(function)
+    if not 0 <= column < basis.n_basis:
+        raise ValueError(f"basis function {column} out of range: this basis has functions 0..{basis.n_basis - 1}")
+    zero = bool(zero_on_section(basis, [column], z, values)[0])
+    axes = structure_axes(lattice)
+    el = section_elements(basis, z, axes=axes)
+    corners = axes @ np.array([[0, cells, 0, cells], [0, 0, cells, cells]], dtype=float)
+    width, height = np.ptp(corners, axis=1)
+    panel_w = 3.6
+    panel_h = panel_w * height / width
+    fig_w, fig_h = panel_w + 1.5, panel_h + 0.95
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.15 / fig_w, 0.45 / fig_h, panel_w / fig_w, panel_h / fig_h))
+    s = basis.setting
+    counts = {}
+    for n in cell_z:
+        counts[int(n)] = counts.get(int(n), 0) + 1
+    from math import gcd as _gcd
+
+    g = 0
+    for v in counts.values():
+        g = _gcd(g, v)
+    formula = "".join(f"{_symbol(k)}{v // g if v // g > 1 else ''}" for k, v in sorted(counts.items())) + (f" (x{g} in the cell)" if g > 1 else "")
+    fig.text(0.5, 1 - 0.2 / fig_h, f"{formula}: {s.hm_extended} (No. {s.number}, hall {s.hall_number}), section z = {_fmt_z(z)}, function #{column}",
+             ha="center", va="center", fontsize=7.5)
+    cmap = _cmap()
+    res = int(min(panel_w * dpi, 450))
+    if zero:
+        ax.text(0.5, 0.5, f"#{column} is 0 on this section", transform=ax.transAxes, ha="center", va="center", fontsize=7, color="0.3",
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5}, gid="zero-label", zorder=6)
+        scale = 1.0
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        image = ScalarMappable(norm=Normalize(-scale, scale), cmap=cmap)
+        extent = (*np.sort(corners[0])[[0, -1]], *np.sort(corners[1])[[0, -1]])
+    else:
+        vals, extent = _panel_values(basis, values, [column], cells, z, res, axes)
+        scale = float(np.nanmax(np.abs(vals))) or 1.0
+        image = ax.imshow(vals[0], origin="lower", extent=extent, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest", zorder=0, alpha=0.85)
+    _draw_cell_edges(ax, axes, cells)
+    _draw_elements(ax, el, axes, small=1.3)
+    # atoms near the section, with their lattice images in the drawn cells
+    d001 = abs(np.linalg.det(lattice)) / np.linalg.norm(np.cross(lattice[0], lattice[1]))
+    dz = ((cell_pos[:, 2] - z + 0.5) % 1.0 - 0.5) * d001  # Angstrom from the section
+    near = np.abs(dz) <= slab + 1e-9
+    species = sorted(set(int(v) for v in cell_z))
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    shown = set()
+    for i in np.flatnonzero(near):
+        base = cell_pos[i, :2]
+        pts = np.array([base + (a, b) for a in range(-1, cells + 1) for b in range(-1, cells + 1)])
+        pts = pts[np.all((pts > -1e-6) & (pts < cells + 1e-6), axis=1)]
+        page = axes @ pts.T
+        on = abs(dz[i]) < 1e-3
+        colour = palette(species.index(int(cell_z[i])) % 10)
+        label = None if int(cell_z[i]) in shown else _symbol(int(cell_z[i]))
+        shown.add(int(cell_z[i]))
+        coll = ax.scatter(page[0], page[1], s=60 if on else 28, c=[colour], edgecolors="k", linewidths=0.8 if on else 0.4,
+                          alpha=1.0 if on else 0.55, zorder=7, label=label)
+        coll.set_gid("atom")
+    _finish(ax, extent)
+    if shown:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=6.5, frameon=False, handletextpad=0.2, borderaxespad=0.0)
+    cb_ax = fig.add_axes(((0.15 + panel_w + 0.2) / fig_w, 0.45 / fig_h, 0.11 / fig_w, 0.55 * panel_h / fig_h))
+    cb = fig.colorbar(image, cax=cb_ax)
+    cb.ax.tick_params(labelsize=5.5, length=2)
+    cb.set_label(f"f_{column}", fontsize=6)
+    n_on = int(np.sum(np.abs(dz) < 1e-3))
+    fig.text(0.5, 0.22 / fig_h,
+             f"{n_on} atoms on the section (large), {int(near.sum()) - n_on} within {slab:g} Å (small, pale); cell a = {np.linalg.norm(lattice[0]):.3f} Å, "
+             f"b = {np.linalg.norm(lattice[1]):.3f} Å, gamma = {np.degrees(np.arccos(np.clip((axes[0, 1]) / np.linalg.norm(axes[:, 1]), -1, 1))):.1f}°",
+             ha="center", va="center", fontsize=5.5, color="0.25")
+    _save(fig, path, fmt, dpi)
+    return Path(path)

@@ -37,6 +37,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._boxindex import box_frequencies, box_index, canonical_rank
+from ._constants import N_SETTINGS
 
 __all__ = [
     "TermTable",
@@ -293,8 +294,8 @@ def batch_plan(bases, packing: str = "complex") -> BatchPlan:
     halls = np.array([b.setting.hall_number for b in bases], dtype=np.int64)
     if any(b.kmax != kmax or b.dim != 3 for b in bases):
         raise ValueError("batch_plan needs 3-D bases of one kmax")
-    if len(np.unique(halls)) != len(halls) or halls.min() < 1 or halls.max() > 530:
-        raise ValueError("batch_plan needs bases of distinct spglib settings (hall numbers 1..530)")
+    if len(np.unique(halls)) != len(halls) or halls.min() < 1 or halls.max() > N_SETTINGS:
+        raise ValueError(f"batch_plan needs bases of distinct spglib settings (hall numbers 1..{N_SETTINGS})")
     terms = [term_table(b, real=False) for b in bases]
     encs = [encoding_table(b, packing) for b in bases]
     H = len(bases)
@@ -314,7 +315,7 @@ def batch_plan(bases, packing: str = "complex") -> BatchPlan:
         arr["enc_col"][r, :s] = 2 * e.orbit
         arr["enc_a"][r, :s] = e.a
         arr["enc_b"][r, :s] = e.b
-    row_of_hall = np.full(531, -1, dtype=np.int64)
+    row_of_hall = np.full(N_SETTINGS + 1, -1, dtype=np.int64)
     row_of_hall[halls] = np.arange(H)
     n_box = n**3
     n_out = encs[0].n_out

@@ -45,7 +45,13 @@ _CHUNK_DEFAULT = 1 << 23
 
 
 def _dtype(dtype) -> torch.dtype:
+    """torch.float32 / torch.float64, also given as a name ("float32", "float64") or numpy dtype."""
     dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype):
+        try:
+            dtype = {"float32": torch.float32, "float64": torch.float64}.get(np.dtype(dtype).name, dtype)
+        except TypeError:
+            pass
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     return dtype
@@ -154,6 +160,10 @@ class TorchBasis:
     real_kind: torch.Tensor
     _basis: object
     _kernels: dict
+
+    def __repr__(self) -> str:
+        return (f"TorchBasis(hall_number={self.hall_number}, kmax={self.kmax}, n_basis={self.n_basis}, "
+                f"dtype={self.dtype}, device={self.device})")
 
     def _kernel(self, name: str) -> _Kernel:
         k = self._kernels.get(name)

@@ -134,3 +134,14 @@ def test_dataloader_workers_match_single_process():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["same"] and result["n"] == 24 and result["worker_pids"] == 2
     assert len(result["halls"]) >= 2  # several groups read concurrently from the file
+
+
+def test_dtype_names_and_one_line_repr(db):
+    """dtype names are accepted like torch dtypes; the repr is one line, never a tensor dump."""
+    b = db.get(225, kmax=3)
+    assert bt.to_torch(b, dtype="float32").dtype == torch.float32
+    assert bt.to_torch(b, dtype="float64").dtype == torch.float64
+    r = repr(bt.to_torch(b, dtype="float32"))
+    assert "\n" not in r and "tensor(" not in r and "hall_number=523" in r
+    with pytest.raises(ValueError, match="float32 or torch.float64"):
+        bt.to_torch(b, dtype="int32")
