@@ -1,0 +1,448 @@
+"""Dataset featurization: inputs, the Parquet layout, atomic partition files (see docs/DATASETS.md).
+
+pyarrow is imported inside the functions that need it, so importing this module is cheap.
+
+Output folder::
+
+    OUT/_dataset.json               options and inputs of the run (checked when a run resumes)
+    OUT/features/part-000000.parquet    one row per featurized structure, input order
+    OUT/failures/part-000000.parquet    one row per structure that failed, with its error
+
+A partition is *done* when its features file exists: the failures file is written first, then
+the features file, each to a temporary name in the same folder and renamed into place
+(``os.replace``, atomic on POSIX and Windows).  The features file's schema metadata holds the
+partition's statistics.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+LAYOUT = "basisdb-features-1"
+META_NAME = "_dataset.json"
+FEATURES_DIR = "features"
+FAILURES_DIR = "failures"
+_TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def require_pyarrow():
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "dataset featurization writes and reads Parquet with pyarrow; install it with "
+            "`pip install 'basisdb[dataset]'` (or `pip install pyarrow`)"
+        ) from exc
+    import pyarrow
+
+    return pyarrow
+
+
+# ------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class Item:
+    """One structure of the input: its position in the whole input, an id, where it came from, and
+    what ``featurize`` is given (a CIF path, CIF text, an ASE Atoms, any featurize input)."""
+
+    index: int
+    id: str
+    source: str
+    structure: Any
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def expand_inputs(inputs) -> list[tuple[str, Path]]:
+    """Resolve paths, folders and globs into an ordered list of (kind, path), kind in
+    'cif', 'csv', 'parquet', 'ase'.  Folders give their *.cif files (recursively), globs their
+    matches, both sorted; inputs keep the order given.  Errors name the input."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out: list[tuple[str, Path]] = []
+    for raw in inputs:
+        text = os.fspath(raw)
+        p = Path(text)
+        if p.is_dir():
+            files = sorted((f for f in p.rglob("*") if f.is_file() and f.suffix.lower() == ".cif"), key=lambda f: f.as_posix())
+            if not files:
+                raise FileNotFoundError(f"{text}: the folder holds no .cif files")
+            out.extend(("cif", f) for f in files)
+        elif p.is_file():
+            out.append((_kind(p), p))
+        elif _is_glob(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                raise FileNotFoundError(f"{text}: no file matches this pattern")
+            out.extend((_kind(f), f) for f in files)
+        else:
+            raise FileNotFoundError(f"{text}: no such file or folder")
+    return out
+
+
+def _kind(p: Path) -> str:
+    suffix = p.suffix.lower()
+    if suffix == ".cif":
+        return "cif"
+    return _TABLE_SUFFIXES.get(suffix, "ase")
+
+
+def fingerprint(files: list[tuple[str, Path]]) -> list[dict]:
+    """What identifies the inputs for a resumed run: path, size, modification time."""
+    out = []
+    for kind, p in files:
+        st = p.stat()
+        out.append({"kind": kind, "path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def count_items(files: list[tuple[str, Path]], cif_column: str) -> int | None:
+    """Number of structures, when it is cheap to know (None for ASE files)."""
+    total = 0
+    for kind, p in files:
+        if kind == "cif":
+            total += 1
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            total += pq.ParquetFile(p).metadata.num_rows
+        elif kind == "csv":
+            import pyarrow.csv as pcsv
+
+            reader = pcsv.open_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                                   convert_options=pcsv.ConvertOptions(include_columns=[cif_column],
+                                                                       column_types={cif_column: "string"}))
+            total += sum(b.num_rows for b in reader)
+        else:
+            return None
+    return total
+
+
+def _table_batches(kind: str, p: Path, cif_column: str, id_column: str | None, carry: tuple[str, ...], batch_rows: int):
+    """(cif texts, ids or None, carried columns as a pyarrow Table or None) per record batch."""
+    import pyarrow as pa
+
+    if kind == "csv":
+        import pyarrow.csv as pcsv
+
+        head = pcsv.open_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True)).schema.names
+    else:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(p)
+        head = pf.schema_arrow.names
+    if cif_column not in head:
+        raise ValueError(f"{p}: no column {cif_column!r} (columns: {', '.join(map(repr, head))}); name the CIF column with --cif-column")
+    if id_column is None:
+        id_column = next((c for c in ("material_id", "id") if c in head), None)
+    elif id_column not in head:
+        raise ValueError(f"{p}: no id column {id_column!r} (columns: {', '.join(map(repr, head))})")
+    missing = [c for c in carry if c not in head]
+    if missing:
+        raise ValueError(f"{p}: no column {missing[0]!r} to carry (columns: {', '.join(map(repr, head))})")
+    cols = list(dict.fromkeys([cif_column] + ([id_column] if id_column else []) + list(carry)))
+    if kind == "csv":
+        import pyarrow.csv as pcsv
+
+        types = {cif_column: pa.string()}
+        if id_column:
+            types[id_column] = pa.string()
+        reader = pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=1 << 22),
+                               parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                               convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types))
+        batches = iter(reader)
+    else:
+        batches = pf.iter_batches(batch_size=batch_rows, columns=cols)
+    for b in batches:
+        t = pa.Table.from_batches([b])
+        cifs = t.column(cif_column).to_pylist()
+        ids = None if id_column is None else [None if v is None else str(v) for v in t.column(id_column).to_pylist()]
+        extra = t.select(list(carry)) if carry else None
+        yield cifs, ids, extra
+
+
+def iter_file_items(files, *, cif_column: str = "cif", id_column: str | None = None, carry=(), batch_rows: int = 4096):
+    """Items of every input in order; tables also yield their carried columns:
+    yields (Item, carried row as a 1-row pyarrow Table or None)."""
+    index = 0
+    for kind, p in files:
+        if kind == "cif":
+            yield Item(index, p.stem, str(p), str(p)), None
+            index += 1
+        elif kind in ("csv", "parquet"):
+            row = 0
+            for cifs, ids, extra in _table_batches(kind, p, cif_column, id_column, tuple(carry), batch_rows):
+                for j, text in enumerate(cifs):
+                    ident = ids[j] if ids is not None and ids[j] is not None else f"{p.stem}:{row}"
+                    yield Item(index, ident, f"{p}:{row}", text if text is not None else ""), (None if extra is None else extra.slice(j, 1))
+                    index += 1
+                    row += 1
+        else:
+            try:
+                import ase.io
+            except ImportError as exc:
+                raise ImportError(f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not") from exc
+            if carry:
+                raise ValueError("--carry takes columns of CSV or Parquet inputs only")
+            for i, atoms in enumerate(ase.io.iread(str(p), index=":")):
+                ident = atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
+                yield Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms), None
+                index += 1
+
+
+# ------------------------------------------------------------------ the Parquet layout
+def features_schema(carry_schema=None):
+    import pyarrow as pa
+
+    fields = [
+        pa.field("index", pa.int64(), nullable=False),
+        pa.field("id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("n_atoms", pa.int32()),
+        pa.field("hall_number", pa.int16()),
+        pa.field("number", pa.int16()),
+        pa.field("international", pa.string()),
+        pa.field("hall_symbol", pa.string()),
+        pa.field("declared_number", pa.int16()),
+        pa.field("declared_hall_number", pa.int16()),
+        pa.field("declared", pa.string()),
+        pa.field("symprec", pa.float64()),
+        pa.field("angle_tolerance", pa.float64()),
+        pa.field("kmax", pa.int16()),
+        pa.field("lattice", pa.list_(pa.list_(pa.float64(), 3), 3)),
+        pa.field("positions", pa.list_(pa.list_(pa.float64(), 3))),
+        pa.field("numbers", pa.list_(pa.int32())),
+        pa.field("orbit", pa.list_(pa.int32())),
+        pa.field("max_displacement", pa.float64()),
+        pa.field("n_basis", pa.int32()),
+        pa.field("features", pa.list_(pa.float32())),
+        pa.field("encoding", pa.list_(pa.float32())),
+        pa.field("warnings", pa.list_(pa.string())),
+    ]
+    if carry_schema is not None:
+        fields.extend(carry_schema)
+    return pa.schema(fields)
+
+
+def failures_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("index", pa.int64(), nullable=False),
+        pa.field("id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("error_type", pa.string()),
+        pa.field("error", pa.string()),
+    ])
+
+
+def _list_array(values: np.ndarray, counts, value_type=None):
+    import pyarrow as pa
+
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values if value_type is None else pa.array(values, type=value_type))
+
+
+def build_features_table(rows: list[dict], carry_table=None, carry_schema=None):
+    """A features table from per-structure dicts (the fields of the schema; arrays as numpy)."""
+    import pyarrow as pa
+
+    schema = features_schema(carry_schema)
+    n = len(rows)
+    counts = np.array([r["n_atoms"] for r in rows], dtype=np.int64)
+
+    def cat(key, dtype, shape_tail=()):
+        parts = [np.asarray(r[key], dtype=dtype).reshape((-1,) + shape_tail) for r in rows]
+        return np.concatenate(parts) if parts else np.zeros((0,) + shape_tail, dtype=dtype)
+
+    def optional_flat(key):
+        present = [r[key] is not None for r in rows]
+        lens = np.array([0 if r[key] is None else np.asarray(r[key]).size for r in rows], dtype=np.int64)
+        flat = np.concatenate([np.asarray(r[key], dtype=np.float32).ravel() for r in rows if r[key] is not None]) if any(present) else np.zeros(0, np.float32)
+        arr = _list_array(pa.array(flat, type=pa.float32()), lens)
+        if not all(present):
+            mask = pa.array([not p for p in present])
+            arr = pa.ListArray.from_arrays(arr.offsets, arr.values, mask=mask)
+        return arr
+
+    pos = cat("positions", np.float64, (3,))
+    lat = cat("lattice", np.float64, (3,)).ravel()
+    lattice = pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(pa.array(lat), 3), 3)
+    cols = {
+        "index": pa.array([r["index"] for r in rows], pa.int64()),
+        "id": pa.array([r["id"] for r in rows], pa.string()),
+        "source": pa.array([r["source"] for r in rows], pa.string()),
+        "n_atoms": pa.array(counts, pa.int32()),
+        "hall_number": pa.array([r["hall_number"] for r in rows], pa.int16()),
+        "number": pa.array([r["number"] for r in rows], pa.int16()),
+        "international": pa.array([r["international"] for r in rows], pa.string()),
+        "hall_symbol": pa.array([r["hall_symbol"] for r in rows], pa.string()),
+        "declared_number": pa.array([r["declared_number"] for r in rows], pa.int16()),
+        "declared_hall_number": pa.array([r["declared_hall_number"] for r in rows], pa.int16()),
+        "declared": pa.array([r["declared"] for r in rows], pa.string()),
+        "symprec": pa.array([r["symprec"] for r in rows], pa.float64()),
+        "angle_tolerance": pa.array([r["angle_tolerance"] for r in rows], pa.float64()),
+        "kmax": pa.array([r["kmax"] for r in rows], pa.int16()),
+        "lattice": lattice,
+        "positions": _list_array(pa.FixedSizeListArray.from_arrays(pa.array(pos.ravel()), 3), counts),
+        "numbers": _list_array(pa.array(cat("numbers", np.int32), pa.int32()), counts),
+        "orbit": _list_array(pa.array(cat("orbit", np.int32), pa.int32()), counts),
+        "max_displacement": pa.array([r["max_displacement"] for r in rows], pa.float64()),
+        "n_basis": pa.array([r["n_basis"] for r in rows], pa.int32()),
+        "features": optional_flat("features"),
+        "encoding": optional_flat("encoding"),
+        "warnings": pa.array([r["warnings"] for r in rows], pa.list_(pa.string())),
+    }
+    arrays = [cols[f.name].cast(f.type) if f.name in cols else None for f in schema]
+    if carry_schema is not None:
+        for i, f in enumerate(schema):
+            if f.name not in cols:
+                arrays[i] = carry_table.column(f.name).combine_chunks() if n else pa.array([], f.type)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def build_failures_table(rows: list[dict]):
+    import pyarrow as pa
+
+    schema = failures_schema()
+    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+
+
+# ------------------------------------------------------------------ partition files
+def part_name(part: int) -> str:
+    return f"part-{part:06d}.parquet"
+
+
+def write_atomic(table, path: Path, metadata: dict | None = None) -> None:
+    """Write a Parquet file under a temporary name in the same folder, then rename it into place."""
+    import pyarrow.parquet as pq
+
+    if metadata is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[b"basisdb"] = json.dumps(metadata, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        names = table.column_names
+        floats = [c for c in ("features", "encoding") if c in names]
+        # zstd level 1: within 5 % of level 3's size at a third of its time; float32 arrays byte-split
+        # (3/4 of the size of plain zstd on features), strings dictionary-encoded
+        pq.write_table(table, tmp, compression="zstd", compression_level=1,
+                       use_dictionary=[c for c in names if c not in floats],
+                       column_encoding={c: "BYTE_STREAM_SPLIT" for c in floats} or None)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_partition(out: Path, part: int, features_table, failures_table, stats: dict) -> None:
+    """Failures first, then the features file (its existence marks the partition done)."""
+    write_atomic(failures_table, out / FAILURES_DIR / part_name(part))
+    write_atomic(features_table, out / FEATURES_DIR / part_name(part), metadata=stats)
+
+
+def done_parts(out: Path) -> dict[int, Path]:
+    folder = Path(out) / FEATURES_DIR
+    found = {}
+    if folder.is_dir():
+        for f in folder.iterdir():
+            name = f.name
+            if name.startswith("part-") and name.endswith(".parquet"):
+                try:
+                    found[int(name[5:-8])] = f
+                except ValueError:
+                    continue
+    return dict(sorted(found.items()))
+
+
+def part_stats(path: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"basisdb", b"{}"))
+
+
+def remove_temporaries(out: Path) -> int:
+    n = 0
+    for sub in (FEATURES_DIR, FAILURES_DIR):
+        folder = Path(out) / sub
+        if folder.is_dir():
+            for f in folder.iterdir():
+                if f.name.startswith(".") and f.name.endswith(".tmp"):
+                    f.unlink(missing_ok=True)
+                    n += 1
+    return n
+
+
+def options_digest(meta: dict) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_output(out: Path, meta: dict, overwrite: bool) -> None:
+    """Create OUT (or check that it holds a run of the same inputs and options); write _dataset.json."""
+    import shutil
+
+    out = Path(out)
+    meta_path = out / META_NAME
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if overwrite and out.is_dir():
+        if meta_path.exists() or not any(out.iterdir()):
+            for sub in (FEATURES_DIR, FAILURES_DIR):
+                shutil.rmtree(out / sub, ignore_errors=True)
+            meta_path.unlink(missing_ok=True)
+        else:
+            raise FileExistsError(f"{out}: not a basisdb dataset folder (no {META_NAME}); refusing to overwrite it")
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("digest") != options_digest(meta):
+            diffs = [k for k in sorted(set(old.get("run", {})) | set(meta)) if old.get("run", {}).get(k) != meta.get(k)]
+            raise FileExistsError(
+                f"{out}: holds a dataset made from other inputs or options (differs in: {', '.join(diffs) or 'layout'}); "
+                "pass --overwrite (overwrite=True) to start again, or choose another folder")
+    elif out.is_dir() and any(p.name != META_NAME for p in out.iterdir()):
+        raise FileExistsError(f"{out}: the folder is not empty and holds no {META_NAME}; choose a new or empty folder")
+    (out / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
+    (out / FAILURES_DIR).mkdir(parents=True, exist_ok=True)
+    if not meta_path.exists():
+        tmp = meta_path.with_name(f".{META_NAME}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({"layout": LAYOUT, "digest": options_digest(meta), "run": meta}, indent=1, sort_keys=True))
+        os.replace(tmp, meta_path)
+    remove_temporaries(out)
+
+
+def dataset_files(path, which: str = FEATURES_DIR) -> list[Path]:
+    """Partition files of a dataset folder in partition order (failures: only of done partitions)."""
+    path = Path(path)
+    if not (path / META_NAME).exists() and not (path / FEATURES_DIR).is_dir():
+        raise FileNotFoundError(f"{path}: not a basisdb features dataset (no {META_NAME})")
+    done = done_parts(path)
+    if which == FEATURES_DIR:
+        return list(done.values())
+    return [path / FAILURES_DIR / part_name(k) for k in done if (path / FAILURES_DIR / part_name(k)).exists()]
+
+
+def iter_chunks(items: Iterator, size: int):
+    chunk = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

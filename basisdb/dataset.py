@@ -1,0 +1,640 @@
+"""Featurize whole datasets: Parquet output, failures table, restartable partitions, Dask.
+
+>>> import basisdb
+>>> s = basisdb.featurize_dataset("carbon_24.csv", "out/", kmax=3)        # a CSV of CIFs -> out/ (Parquet)
+>>> t = basisdb.read_features("out/")                                      # pyarrow Table (as_pandas=True: DataFrame)
+>>> res = basisdb.featurize_many([atoms1, "x.cif", (lat, pos, nums)])      # in memory: res.records, res.failures
+>>> ds = basisdb.dataset.FeatureDataset("out/")                            # map-style dataset for torch's DataLoader
+
+The engine runs partitions of ``partition_size`` structures as Dask tasks: on a
+``dask.distributed.LocalCluster`` started for the run (``workers=``), on an existing cluster
+(``scheduler="tcp://host:8786"`` or a ``distributed.Client``), or in this process
+(``scheduler="sync"``, no Dask needed).  Each worker opens the artifact itself.  Rows come back in
+input order whatever the number of workers.  Layout and restart semantics: docs/DATASETS.md.
+
+pyarrow, dask and tqdm are imported on use (``pip install 'basisdb[dataset]'``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import _dataset_io as io_
+
+__all__ = [
+    "DatasetResult",
+    "FeatureDataset",
+    "FeatureRecord",
+    "featurize_dataset",
+    "featurize_many",
+    "read_failures",
+    "read_features",
+    "records",
+]
+
+DEFAULT_PARTITION_SIZE = 256
+
+
+class _FeaturizeDefault:
+    """Placeholder default: whatever ``basisdb.featurize`` uses (read from its signature at run time)."""
+
+    def __repr__(self) -> str:
+        return "<featurize's default>"
+
+
+FEATURIZE_DEFAULT = _FeaturizeDefault()
+
+
+def _featurize_default(name: str):
+    import inspect
+
+    from .structures import featurize
+
+    return inspect.signature(featurize).parameters[name].default
+
+
+# ------------------------------------------------------------------ per structure (runs on workers)
+_DBS: dict = {}
+_DBS_LOCK = threading.Lock()
+_WARNINGS_LOCK = threading.Lock()
+
+
+def _worker_db(path):
+    """The worker's own Database (opened once per process; never shipped)."""
+    key = None if path is None else str(path)
+    with _DBS_LOCK:
+        db = _DBS.get(key)
+        if db is None:
+            if key is None:
+                from .structures import _default_db
+
+                db = _default_db()
+            else:
+                from ._database import open as _open
+
+                db = _open(key)
+            _DBS[key] = db
+        return db
+
+
+def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
+    from ._routing import shared_encoding
+    from .structures import featurize
+
+    want_features, want_encoding = opts["features"], opts["encoding"]
+    # positions, group and lattice do not depend on K: without features or encoding the cheapest K is used
+    kmax = opts["kmax"] if (want_features or want_encoding) else 1
+    # the warnings filters are process-global: with threaded workers one structure at a time records its
+    # own warnings (spglib holds the GIL anyway, so threads gain little; processes are the default)
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = featurize(item.structure, kmax=kmax, symprec=opts["symprec"], db=db, min_distance=opts["min_distance"],
+                      angle_tolerance=opts["angle_tolerance"], on_mismatch=opts["on_mismatch"])
+        enc = shared_encoding(r.basis, r.positions) if want_encoding else None
+    seen = []
+    for w in caught:
+        text = f"{type(w.message).__name__}: {w.message}"
+        if text not in seen:
+            seen.append(text)
+    return {
+        "index": item.index, "id": item.id, "source": item.source, "n_atoms": r.n_atoms,
+        "hall_number": r.hall_number, "number": r.number, "international": r.international,
+        "hall_symbol": r.hall_symbol, "declared_number": r.declared_number,
+        "declared_hall_number": r.declared_hall_number, "declared": r.declared, "symprec": r.symprec,
+        "angle_tolerance": r.angle_tolerance,
+        "kmax": r.basis.kmax if (want_features or want_encoding) else None,
+        "lattice": r.lattice, "positions": r.positions, "numbers": r.numbers, "orbit": r.orbit,
+        "max_displacement": r.max_displacement,
+        "n_basis": r.features.shape[1] if want_features else None,
+        "features": r.features if want_features else None,
+        "encoding": enc,
+        "warnings": seen,
+    }
+
+
+def _run_partition(task: dict) -> dict:
+    """Featurize one partition; write it (task['out']) or return its tables.  Never raises for a
+    structure: failures are rows of the failures table."""
+    from ._stderr_capture import capture_stderr
+
+    t0 = time.perf_counter()
+    opts = task["opts"]
+    db = _worker_db(opts["db_path"])
+    rows, fails, keep = [], [], []
+    warn_kinds: Counter = Counter()
+    with capture_stderr(opts["capture_stderr"]) as cap:
+        for j, item in enumerate(task["items"]):
+            try:
+                row = _featurize_item(item, opts, db)
+            except Exception as exc:  # noqa: BLE001 - a failure never stops the run
+                fails.append({"index": item.index, "id": item.id, "source": item.source,
+                              "error_type": type(exc).__name__, "error": " ".join(str(exc).split()) or type(exc).__name__})
+                continue
+            rows.append(row)
+            keep.append(j)
+            for w in row["warnings"]:
+                warn_kinds[w.split(":", 1)[0]] += 1
+    carry_table = None
+    if task.get("carry_schema") is not None and rows:
+        import pyarrow as pa
+
+        carry_table = pa.concat_tables([task["extra"][j] for j in keep])
+    features = io_.build_features_table(rows, carry_table, task.get("carry_schema"))
+    failures = io_.build_failures_table(fails)
+    stats = {
+        "part": task["part"], "structures": len(task["items"]), "rows": len(rows), "failures": len(fails),
+        "failures_by_kind": dict(Counter(f["error_type"] for f in fails)), "warnings_by_kind": dict(warn_kinds),
+        "stderr_lines": len(cap.lines), "stderr_samples": list(dict.fromkeys(cap.lines))[:5],
+        "seconds": time.perf_counter() - t0, "first_index": task["items"][0].index if task["items"] else None,
+    }
+    if task["out"] is not None:
+        io_.write_partition(Path(task["out"]), task["part"], features, failures, stats)
+        return {"stats": stats}
+    return {"stats": stats, "features": features, "failures": failures}
+
+
+# ------------------------------------------------------------------ the engine
+@dataclass
+class DatasetResult:
+    """What a run returns: its summary, and (in memory, ``output=None``) the tables."""
+
+    summary: dict
+    features: Any = None  # pyarrow Table (output=None), else None: read it with read_features(output)
+    failures: Any = None
+    output: str | None = None
+
+    @property
+    def records(self) -> list["FeatureRecord"]:
+        """The rows as FeatureRecord objects (in memory runs), ready for ``basisdb.torch.collate``."""
+        if self.features is None:
+            raise ValueError("the dataset was written to disk: use FeatureDataset(output) or read_features(output)")
+        return records(self.features)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"DatasetResult(structures={s['structures']}, rows={s['rows']}, failures={s['failures']}, "
+                f"seconds={s['seconds']:.1f}, output={self.output!r})")
+
+
+def _check_options(kmax, symprec, partition_size, workers, on_mismatch):
+    if kmax is not None and (isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 1):
+        raise ValueError(f"kmax must be a positive integer, got {kmax!r}")
+    if symprec is not FEATURIZE_DEFAULT and (isinstance(symprec, bool) or not isinstance(symprec, (int, float, np.floating, np.integer))
+                                             or not np.isfinite(symprec) or symprec <= 0):
+        raise ValueError(f"symprec must be a positive number of Angstrom, got {symprec!r}")
+    if isinstance(partition_size, bool) or not isinstance(partition_size, (int, np.integer)) or partition_size < 1:
+        raise ValueError(f"partition_size must be a positive integer, got {partition_size!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if on_mismatch not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
+
+
+class _Progress:
+    def __init__(self, enabled, total):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm is in the extra
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit=" structures", unit_scale=True, dynamic_ncols=True,
+                                desc="featurize", file=sys.stderr, smoothing=0.1)
+
+    def update(self, n, failures):
+        if self.bar is not None:
+            self.bar.update(n)
+            if failures:
+                self.bar.set_postfix(failures=failures, refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _open_client(scheduler, workers, processes):
+    """(client, owned) for a Dask scheduler spec; None for the synchronous mode."""
+    if scheduler == "sync":
+        return None, False, 1
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError(
+            "the parallel engine needs Dask: `pip install 'basisdb[dataset]'` (or 'dask[distributed]'); "
+            "scheduler='sync' (--scheduler sync) runs without it"
+        ) from exc
+    if isinstance(scheduler, Client):
+        return scheduler, False, max(1, len(scheduler.scheduler_info().get("workers", {})) or 1)
+    if isinstance(scheduler, str) and scheduler not in ("local", ""):
+        client = Client(scheduler)
+        return client, True, max(1, len(client.scheduler_info().get("workers", {})) or 1)
+    if scheduler not in (None, "local", ""):
+        raise TypeError(f"scheduler must be None, 'local', 'sync', an address or a distributed.Client, got {type(scheduler).__name__}")
+    n = int(workers or os.cpu_count() or 1)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=bool(processes), dashboard_address=None,
+                           silence_logs=40)  # logging.ERROR
+    return Client(cluster), True, n
+
+
+def _run(items_iter, *, output, opts, meta, total, partition_size, workers, scheduler, processes, progress,
+         overwrite, carry) -> DatasetResult:
+    t0 = time.perf_counter()
+    out = None if output is None else Path(output)
+    done: dict[int, Path] = {}
+    if out is not None:
+        io_.prepare_output(out, meta, overwrite)
+        done = io_.done_parts(out)
+    client, owned, n_workers = _open_client(scheduler, workers, processes)
+    stats_all: list[dict] = []
+    tables: dict[int, tuple] = {}
+    skipped = 0
+    bar = _Progress(progress, total)
+    try:
+        def tasks():
+            nonlocal skipped
+            carry_schema = None
+            for part, chunk in enumerate(io_.iter_chunks(items_iter, partition_size)):
+                if carry and carry_schema is None and chunk[0][1] is not None:
+                    carry_schema = chunk[0][1].schema
+                if part in done:
+                    skipped += 1
+                    st = io_.part_stats(done[part])
+                    stats_all.append(st)
+                    bar.update(st.get("structures", len(chunk)), 0)
+                    continue
+                yield {"part": part, "items": [c[0] for c in chunk], "extra": [c[1] for c in chunk] if carry else None,
+                       "carry_schema": carry_schema if carry else None, "opts": opts,
+                       "out": None if out is None else str(out)}
+
+        failures = 0
+
+        def collect(res):
+            nonlocal failures
+            st = res["stats"]
+            stats_all.append(st)
+            failures += st["failures"]
+            if out is None:
+                tables[st["part"]] = (res["features"], res["failures"])
+            bar.update(st["structures"], failures)
+
+        if client is None:
+            for task in tasks():
+                collect(_run_partition(task))
+        else:
+            from distributed import as_completed
+
+            window = 2 * n_workers + 1
+            it = tasks()
+            pending = as_completed()
+            for task in it:
+                pending.add(client.submit(_run_partition, task, pure=False, key=f"basisdb-part-{task['part']}-{os.urandom(4).hex()}"))
+                if pending.count() >= window:
+                    break
+            for fut in pending:
+                collect(fut.result())
+                fut.release()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.add(client.submit(_run_partition, nxt, pure=False, key=f"basisdb-part-{nxt['part']}-{os.urandom(4).hex()}"))
+    finally:
+        bar.close()
+        if owned and client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    summary = _summarize(stats_all, time.perf_counter() - t0, n_workers, skipped, scheduler)
+    if out is not None:
+        return DatasetResult(summary, output=str(out))
+    import pyarrow as pa
+
+    parts = sorted(tables)
+    feats = pa.concat_tables([tables[p][0] for p in parts]) if parts else io_.features_schema().empty_table()
+    fails = pa.concat_tables([tables[p][1] for p in parts]) if parts else io_.failures_schema().empty_table()
+    return DatasetResult(summary, feats, fails)
+
+
+def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, scheduler) -> dict:
+    fk, wk = Counter(), Counter()
+    samples: list[str] = []
+    for s in stats:
+        fk.update(s.get("failures_by_kind", {}))
+        wk.update(s.get("warnings_by_kind", {}))
+        for line in s.get("stderr_samples", []):
+            if line not in samples and len(samples) < 5:
+                samples.append(line)
+    n = sum(s.get("structures", 0) for s in stats)
+    return {
+        "structures": n, "rows": sum(s.get("rows", 0) for s in stats), "failures": sum(s.get("failures", 0) for s in stats),
+        "failures_by_kind": dict(sorted(fk.items())), "warnings_by_kind": dict(sorted(wk.items())),
+        "stderr_lines": sum(s.get("stderr_lines", 0) for s in stats), "stderr_samples": samples,
+        "partitions": len(stats), "partitions_skipped": skipped, "seconds": seconds,
+        "task_seconds": sum(s.get("seconds", 0.0) for s in stats), "workers": workers,
+        "scheduler": scheduler if isinstance(scheduler, str) or scheduler is None else type(scheduler).__name__,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The run's summary as a few lines of text (what the CLI prints)."""
+    s = summary
+    done_now = s["structures"]
+    rate = done_now / s["seconds"] if s["seconds"] > 0 else float("nan")
+    lines = [f"featurized {s['structures']:,} structures in {s['seconds']:.1f} s ({rate:,.0f}/s, {s['workers']} worker(s)): "
+             f"{s['rows']:,} rows, {s['failures']:,} failures"
+             + (" (" + ", ".join(f"{k}: {v}" for k, v in s["failures_by_kind"].items()) + ")" if s["failures_by_kind"] else "")]
+    if s["warnings_by_kind"]:
+        lines.append("warnings: " + ", ".join(f"{k}: {v}" for k, v in s["warnings_by_kind"].items()))
+    if s["stderr_lines"]:
+        lines.append(f"C-level stderr (spglib): {s['stderr_lines']} lines captured, e.g. {s['stderr_samples'][0]!r}")
+    if s["partitions_skipped"]:
+        lines.append(f"resumed: {s['partitions_skipped']} of {s['partitions']} partitions were already done")
+    return "\n".join(lines)
+
+
+def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture):
+    if symprec is FEATURIZE_DEFAULT:
+        symprec = _featurize_default("symprec")
+    if angle_tolerance is FEATURIZE_DEFAULT:
+        angle_tolerance = _featurize_default("angle_tolerance")
+    db_path = None
+    if db is not None:
+        db_path = str(getattr(db, "path", db))
+    return {"kmax": None if kmax is None else int(kmax), "symprec": float(symprec), "features": bool(features),
+            "encoding": bool(encoding), "db_path": db_path, "min_distance": float(min_distance),
+            "angle_tolerance": None if angle_tolerance is None else float(angle_tolerance),
+            "on_mismatch": on_mismatch, "capture_stderr": bool(capture)}
+
+
+def _resolve_kmax(opts):
+    """The K actually used (the artifact's when None), so restarts compare like with like."""
+    if opts["kmax"] is None and (opts["features"] or opts["encoding"]):
+        opts["kmax"] = int(_worker_db(opts["db_path"]).kmax)
+    return opts
+
+
+def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=FEATURIZE_DEFAULT, features: bool = True,
+                      encoding: bool = False, cif_column: str = "cif", id_column: str | None = None, carry=(),
+                      partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler=None,
+                      processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
+                      min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
+                      capture_stderr: bool = True) -> DatasetResult:
+    """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
+
+    inputs: a path or a list of them: CIF files, folders (their *.cif files, recursively), globs,
+        CSV or Parquet tables with a CIF column (``cif_column``; ids from ``id_column``, default
+        'material_id' or 'id' when present, else FILE:ROW), or any file ASE reads as a sequence
+        (extxyz, .traj, an ASE database).  ``carry``: table columns copied into the output (targets).
+    output: the dataset folder (restartable; see docs/DATASETS.md), or None to return the tables.
+    kmax, symprec, min_distance, angle_tolerance, on_mismatch: as for ``featurize`` (symprec and
+        angle_tolerance default to featurize's own defaults, recorded in OUT/_dataset.json and each row).
+    features: store per-atom features (float32); False stores only the canonical positions, group
+        and lattice (what ``basisdb.torch.InvariantEncoder`` needs).  encoding: also store the real
+        shared box encoding ``basisdb.shared_encoding`` (float32, (2K+1)**3 per atom).
+    workers: LocalCluster size (default: CPU count); processes=False: threads instead of processes.
+    scheduler: None/'local' (a LocalCluster for this run), 'sync' (this process, no Dask), an
+        address 'tcp://host:8786' or a ``distributed.Client`` (an existing cluster: ``output`` must be
+        on a filesystem the workers see).
+    progress: a progress bar on stderr (default: when stderr is a terminal).
+    """
+    io_.require_pyarrow()
+    _check_options(kmax, symprec, partition_size, workers, on_mismatch)
+    carry = tuple(carry or ())
+    files = io_.expand_inputs(inputs)
+    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr))
+    meta = {"layout": io_.LAYOUT, "inputs": io_.fingerprint(files), "cif_column": cif_column, "id_column": id_column,
+            "carry": list(carry), "partition_size": int(partition_size),
+            **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
+    total = io_.count_items(files, cif_column) if (progress or (progress is None and sys.stderr.isatty())) else None
+    items = io_.iter_file_items(files, cif_column=cif_column, id_column=id_column, carry=carry)
+    return _run(items, output=output, opts=opts, meta=meta, total=total, partition_size=int(partition_size),
+                workers=workers, scheduler=scheduler, processes=processes,
+                progress=sys.stderr.isatty() if progress is None else progress, overwrite=overwrite, carry=carry)
+
+
+def featurize_many(structures: Iterable, output=None, *, ids: Iterable | None = None, kmax: int | None = None,
+                   symprec=FEATURIZE_DEFAULT, features: bool = True, encoding: bool = False,
+                   partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler="sync",
+                   processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
+                   min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
+                   capture_stderr: bool = True) -> DatasetResult:
+    """Featurize an iterable of structures (anything ``featurize`` accepts: ASE Atoms, pymatgen
+    Structures, (lattice, positions, numbers), CIF paths or text).
+
+    Returns a DatasetResult: ``.records`` (FeatureRecord, input order, failures left out),
+    ``.features`` / ``.failures`` (pyarrow Tables) and ``.summary``; with ``output`` the dataset is
+    written there instead (the iterable must give the same structures when a run is resumed).
+    Default ``scheduler='sync'`` (this process); ``scheduler=None`` starts a LocalCluster of
+    ``workers`` (the structures must pickle).  Other options as for ``featurize_dataset``.
+    """
+    io_.require_pyarrow()
+    _check_options(kmax, symprec, partition_size, workers, on_mismatch)
+    if isinstance(structures, (str, os.PathLike)) or (isinstance(structures, tuple) and len(structures) == 3 and not isinstance(structures[0], (str, os.PathLike))):
+        raise TypeError("featurize_many takes an iterable of structures; for one structure use basisdb.featurize, "
+                        "for files, folders and tables basisdb.featurize_dataset")
+    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr))
+    meta = {"layout": io_.LAYOUT, "inputs": "python iterable", "partition_size": int(partition_size),
+            **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
+    total = len(structures) if hasattr(structures, "__len__") else None
+    id_iter = iter(ids) if ids is not None else None
+
+    def items():
+        for i, s in enumerate(structures):
+            ident = str(next(id_iter)) if id_iter is not None else str(i)
+            src = os.fspath(s) if isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096) else f"item {i}"
+            yield io_.Item(i, ident, src, s), None
+
+    return _run(items(), output=output, opts=opts, meta=meta, total=total, partition_size=int(partition_size),
+                workers=workers, scheduler=scheduler, processes=processes,
+                progress=sys.stderr.isatty() if progress is None else progress, overwrite=overwrite, carry=())
+
+
+# ------------------------------------------------------------------ reading back
+def read_features(path, columns=None, as_pandas: bool = False):
+    """The features table of a dataset folder (partitions in order, so rows in input order).
+
+    columns: a subset of columns (e.g. without 'features' to save memory).  as_pandas: a DataFrame.
+    Partitions still being written by a running or interrupted run are never read half-written.
+    """
+    io_.require_pyarrow()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = io_.dataset_files(path)
+    if not files:
+        t = io_.features_schema().empty_table()
+        t = t if columns is None else t.select(list(columns))
+    else:
+        t = pa.concat_tables([pq.read_table(f, columns=None if columns is None else list(columns)) for f in files])
+        t = t.replace_schema_metadata(None)
+    return t.to_pandas() if as_pandas else t
+
+
+def read_failures(path, as_pandas: bool = False):
+    """The failures table (index, id, source, error_type, error) of the done partitions."""
+    io_.require_pyarrow()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = io_.dataset_files(path, io_.FAILURES_DIR)
+    t = pa.concat_tables([pq.read_table(f) for f in files]) if files else io_.failures_schema().empty_table()
+    return t.to_pandas() if as_pandas else t
+
+
+def read_summary(path) -> dict:
+    """The summary of a dataset folder from its partitions' statistics (no timing of the last run)."""
+    stats = [io_.part_stats(f) for f in io_.dataset_files(path)]
+    return _summarize(stats, 0.0, 0, 0, None)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureRecord:
+    """One row of a features dataset, with the ``Featurized`` fields that ``basisdb.torch.collate``
+    uses (positions, numbers, hall_number, orbit, n_atoms) and the rest of the row."""
+
+    index: int
+    id: str
+    hall_number: int
+    number: int
+    lattice: np.ndarray
+    positions: np.ndarray
+    numbers: np.ndarray
+    orbit: np.ndarray
+    features: np.ndarray | None = None
+    encoding: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+    def __repr__(self) -> str:
+        width = None if self.features is None else self.features.shape[1]
+        return (f"FeatureRecord(index={self.index}, id={self.id!r}, hall_number={self.hall_number}, "
+                f"n_atoms={self.n_atoms}, n_features={width}, extra={sorted(self.extra)})")
+
+
+class _Columns:
+    """A features table as flat numpy arrays with offsets (cheap row access, picklable)."""
+
+    def __init__(self, table):
+        import pyarrow as pa
+
+        def flat(name, tail):
+            col = table.column(name).combine_chunks() if table.num_rows else None
+            if col is None:
+                return np.zeros((0,) + tail), np.zeros(1, dtype=np.int64)
+            offsets = np.asarray(col.offsets).astype(np.int64)
+            values = col.values
+            while isinstance(values.type, (pa.FixedSizeListType,)):
+                values = values.flatten()
+            return np.asarray(values.to_numpy(zero_copy_only=False)).reshape((-1,) + tail), offsets
+
+        self.n = table.num_rows
+        names = table.column_names
+        self.index = table.column("index").to_numpy() if "index" in names else np.arange(self.n)
+        self.ids = table.column("id").to_pylist() if "id" in names else [str(i) for i in range(self.n)]
+        self.hall = table.column("hall_number").to_numpy().astype(np.int64)
+        self.number = table.column("number").to_numpy().astype(np.int64) if "number" in names else np.zeros(self.n, np.int64)
+        lat = table.column("lattice").combine_chunks().flatten().flatten().to_numpy() if self.n else np.zeros(0)
+        self.lattice = np.asarray(lat, dtype=np.float64).reshape(-1, 3, 3)
+        self.positions, self.atom_offsets = flat("positions", (3,))
+        self.numbers, _ = flat("numbers", ())
+        self.orbit, _ = flat("orbit", ()) if "orbit" in names else (np.zeros(len(self.numbers)), None)
+        self.features = self.encoding = None
+        if "features" in names and table.column("features").null_count < self.n:
+            self.features, self.feature_offsets = flat("features", ())
+            self.n_basis = table.column("n_basis").to_numpy(zero_copy_only=False)
+        if "encoding" in names and table.column("encoding").null_count < self.n:
+            self.encoding, self.encoding_offsets = flat("encoding", ())
+        known = {"index", "id", "hall_number", "number", "lattice", "positions", "numbers", "orbit", "features", "encoding", "n_basis"}
+        self.extra = {name: table.column(name).to_pylist() for name in names if name not in known}
+
+    def record(self, i: int) -> FeatureRecord:
+        lo, hi = self.atom_offsets[i], self.atom_offsets[i + 1]
+        feats = enc = None
+        if self.features is not None:
+            a, b = self.feature_offsets[i], self.feature_offsets[i + 1]
+            feats = self.features[a:b].reshape(hi - lo, -1) if b > a else None
+        if self.encoding is not None:
+            a, b = self.encoding_offsets[i], self.encoding_offsets[i + 1]
+            enc = self.encoding[a:b].reshape(hi - lo, -1) if b > a else None
+        return FeatureRecord(
+            index=int(self.index[i]), id=self.ids[i], hall_number=int(self.hall[i]), number=int(self.number[i]),
+            lattice=self.lattice[i], positions=self.positions[lo:hi], numbers=self.numbers[lo:hi].astype(np.int64),
+            orbit=self.orbit[lo:hi].astype(np.int64), features=feats, encoding=enc,
+            extra={k: v[i] for k, v in self.extra.items()})
+
+
+def records(table) -> list[FeatureRecord]:
+    """FeatureRecord objects of every row of a features table (``read_features`` or ``.features``)."""
+    cols = _Columns(table)
+    return [cols.record(i) for i in range(cols.n)]
+
+
+class FeatureDataset:
+    """A map-style PyTorch dataset over a features dataset folder (or a features table).
+
+    ``ds[i]`` is a FeatureRecord; ``DataLoader(ds, batch_size=..., collate_fn=ds.collate)`` gives the
+    batch dictionary of ``basisdb.torch.collate`` (positions, hall, numbers, crystal, orbit) plus
+    ``lattice`` (B, 3, 3), ``index`` (B,), ``targets`` (B, len(targets)) when ``targets`` names carried
+    columns, and ``features`` (N, width, zero-padded) when ``with_features``.  Works with DataLoader
+    workers (fork or spawn: the arrays pickle).  By default the large 'features' and 'encoding'
+    columns are not loaded.
+    """
+
+    def __init__(self, source, *, targets=(), with_features: bool = False, with_encoding: bool = False, dtype=None):
+        if isinstance(source, (str, os.PathLike)):
+            cols = ["index", "id", "hall_number", "number", "lattice", "positions", "numbers", "orbit", "n_basis"]
+            cols += (["features"] if with_features else []) + (["encoding"] if with_encoding else []) + list(targets)
+            table = read_features(source, columns=cols)
+        else:
+            table = source
+        self.targets = tuple(targets)
+        self.with_features, self.with_encoding = with_features, with_encoding
+        self.dtype = dtype
+        self._cols = _Columns(table)
+
+    def __len__(self) -> int:
+        return self._cols.n
+
+    def __getitem__(self, i):
+        n = self._cols.n
+        if isinstance(i, (int, np.integer)):
+            if not -n <= i < n:
+                raise IndexError(f"index {i} out of range for a dataset of {n} rows")
+            return self._cols.record(int(i) % n)
+        raise TypeError(f"FeatureDataset indices must be integers, got {type(i).__name__}")
+
+    def collate(self, batch):
+        """basisdb.torch.collate of the records, plus lattice, index, targets, features."""
+        import torch
+
+        from .torch import _dtype, collate
+
+        out = collate(batch, dtype=self.dtype)
+        out["lattice"] = torch.as_tensor(np.stack([r.lattice for r in batch]) if batch else np.zeros((0, 3, 3)), dtype=_dtype(self.dtype))
+        out["index"] = torch.as_tensor([r.index for r in batch], dtype=torch.long)
+        if self.targets:
+            vals = [[float(r.extra[t]) for t in self.targets] for r in batch]
+            out["targets"] = torch.as_tensor(vals, dtype=_dtype(self.dtype))
+        for key in (("features",) if self.with_features else ()) + (("encoding",) if self.with_encoding else ()):
+            arrs = [getattr(r, key) for r in batch]
+            width = max((a.shape[1] for a in arrs if a is not None), default=0)
+            padded = np.zeros((sum(r.n_atoms for r in batch), width), dtype=np.float32)
+            row = 0
+            for r, a in zip(batch, arrs):
+                if a is not None:
+                    padded[row:row + r.n_atoms, : a.shape[1]] = a
+                row += r.n_atoms
+            out[key] = torch.as_tensor(padded, dtype=_dtype(self.dtype))
+        return out
