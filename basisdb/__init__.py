@@ -13,24 +13,43 @@ networkx) is imported on demand by ``basis_from_operations`` and ``basisdb build
 from ._basis import Basis, PlaneGroup, Setting
 from ._boxindex import box_frequencies, box_index
 from ._database import Database, default_path, open
-from ._errors import ArtifactError, NotAGroupError, SettingNotFoundError
+from ._errors import (
+    ArtifactError,
+    CartesianPositionsWarning,
+    CIFError,
+    CIFWarning,
+    NotAGroupError,
+    SettingNotFoundError,
+    SnappedTranslationWarning,
+    SymmetryMismatchError,
+    SymmetryMismatchWarning,
+)
 from ._ops import DEN, check_group, format_triplet, parse_triplets
 from ._version import __version__
 from ._custom import basis_from_operations
 from ._plot import plot_basis  # matplotlib itself is imported only when a picture is drawn
 from ._routing import shared_encoding
-from .structures import Featurized, featurize, read_cif  # spglib is imported only when featurize runs
+from ._subgroups import subgroup_settings
+from .structures import Featurized, LowSymmetryWarning, featurize, read_cif  # spglib is imported only when featurize runs
+from .dataset import featurize_dataset, featurize_many, read_failures, read_features  # pyarrow/dask imported on use
 
 __all__ = [
     "ArtifactError",
     "Basis",
+    "CIFError",
+    "CIFWarning",
+    "CartesianPositionsWarning",
     "DEN",
     "Database",
     "Featurized",
+    "LowSymmetryWarning",
     "NotAGroupError",
     "PlaneGroup",
     "Setting",
     "SettingNotFoundError",
+    "SnappedTranslationWarning",
+    "SymmetryMismatchError",
+    "SymmetryMismatchWarning",
     "__version__",
     "basis_from_operations",
     "box_frequencies",
@@ -38,23 +57,29 @@ __all__ = [
     "check_group",
     "default_path",
     "featurize",
+    "featurize_dataset",
+    "featurize_many",
     "format_triplet",
     "get_basis",
     "open",
     "parse_triplets",
     "plot_basis",
     "read_cif",
+    "read_failures",
+    "read_features",
     "shared_encoding",
+    "subgroup_settings",
 ]
 
 _default_db = None
 
 
-def get_basis(group=None, *, hall=None, kmax=None, path=None, plane=None) -> Basis:
-    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (the default database is cached)."""
+def get_basis(group=None, *, hall=None, kmax=None, path=None, plane=None, hall_number=None) -> Basis:
+    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (the default database is cached);
+    ``hall_number=`` is spglib's name for ``hall=``."""
     global _default_db
     if path is not None:
-        return open(path).get(group, hall=hall, kmax=kmax, plane=plane)
+        return open(path).get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)
     if _default_db is None:
         _default_db = open()
-    return _default_db.get(group, hall=hall, kmax=kmax, plane=plane)
+    return _default_db.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)

@@ -21,9 +21,11 @@ import numpy as np
 
 from ._basis import Basis
 from ._canonical import NDEN, canonical_choice, group_data, symmetrize
-from ._cif import atomic_number, read_cif
+from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
+from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
+from ._species import atomic_number, is_dummy_species
 
-__all__ = ["Featurized", "featurize", "as_cell", "read_cif"]
+__all__ = ["Featurized", "LowSymmetryWarning", "featurize", "as_cell", "read_cif"]
 
 _DB = None
 _DB_LOCK = threading.Lock()
@@ -79,6 +81,14 @@ class Featurized:
     lattice:          (3, 3) rows = the canonical cell's vectors in the input's Cartesian frame.
     max_displacement: largest Cartesian shift made by the symmetrisation (Angstrom).
     symprec:          the tolerance used (Angstrom).
+    angle_tolerance:  the angle tolerance passed to spglib (degrees); None: spglib's own.
+    declared_number:  space-group number the input declares (a CIF's operations, Hall or H-M symbol or
+                      number; a gemmi SmallStructure's symmetry); None when it declares none.
+    declared_hall_number: the spglib setting whose operations are exactly the declared ones (None when
+                      nothing is declared or the declared operations are in no tabulated setting).
+    declared:         where the declaration came from ('_symmetry_space_group_name_H-M ...'), or None.
+    merged_images:    symmetry images merged into an image of the same site while expanding the declared
+                      symmetry (special positions; CIF and SmallStructure inputs), 0 otherwise.
     """
 
     basis: Basis
@@ -98,6 +108,11 @@ class Featurized:
     lattice: np.ndarray
     max_displacement: float
     symprec: float
+    angle_tolerance: float | None = None
+    declared_number: int | None = None
+    declared_hall_number: int | None = None
+    declared: str | None = None
+    merged_images: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -163,41 +178,155 @@ def as_cell(structure, reader: str | None = None) -> tuple[np.ndarray, np.ndarra
     ``Structure`` (duck-typed: neither is imported), a gemmi ``SmallStructure``,
     a CIF path, or CIF text.  No validation beyond shapes and types.
     """
+    cell = _read_structure(structure, reader=reader)
+    return cell.lattice, cell.positions, cell.numbers
+
+
+@dataclass(frozen=True)
+class _Input:
+    """A structure as arrays, with what its source declares (CIF, gemmi SmallStructure)."""
+
+    lattice: np.ndarray
+    positions: np.ndarray
+    numbers: np.ndarray
+    declared: DeclaredSymmetry | None = None
+    merged: int = 0
+    arrays: bool = False  # given as plain arrays: the positions might be Cartesian by mistake
+
+
+def _from_crystal(c: CIFCrystal) -> _Input:
+    return _Input(*_arrays(c.lattice, c.positions, c.numbers), declared=c.declared, merged=c.merged)
+
+
+def _read_structure(structure, reader: str | None = None) -> _Input:
     if isinstance(structure, (str, os.PathLike)):
-        return read_cif(structure, reader=reader)
+        return _from_crystal(load_cif(structure, reader=reader))
     if isinstance(structure, dict) and {"lattice", "positions", "numbers"} <= set(structure):
         structure = (structure["lattice"], structure["positions"], structure["numbers"])
     if isinstance(structure, (tuple, list)):
+        if _is_many_structures(structure):
+            raise TypeError(
+                f"featurize takes one structure, got a {type(structure).__name__} of {len(structure)} structures; "
+                "use basisdb.featurize_many(structures) for many (workers, progress, failures recorded), "
+                "or basisdb.featurize_dataset(paths, output) for files, folders and CSV/Parquet tables")
         if len(structure) != 3:
             raise ValueError("a structure tuple must be (lattice, fractional positions, numbers)")
         lattice, positions, numbers = structure
-        return _arrays(lattice, positions, _numbers_of(numbers))
+        return _Input(*_arrays(lattice, positions, _numbers_of(numbers)), arrays=True)
     # ASE Atoms
     if hasattr(structure, "get_scaled_positions") and hasattr(structure, "get_atomic_numbers") and hasattr(structure, "cell"):
         pbc = np.asarray(getattr(structure, "pbc", True))
         if not np.all(pbc):
             raise ValueError(f"the ASE Atoms is not periodic in all three directions (pbc={pbc.tolist()})")
-        return _arrays(np.asarray(structure.cell[:]), structure.get_scaled_positions(wrap=False),
-                       _numbers_of(structure.get_atomic_numbers()))
+        # ASE's dummy atom 'X' has atomic number 0: the dummy species of every route
+        return _Input(*_arrays(np.asarray(structure.cell[:]), structure.get_scaled_positions(wrap=False),
+                               _numbers_of(structure.get_atomic_numbers())))
     # pymatgen Structure
     if hasattr(structure, "frac_coords") and hasattr(getattr(structure, "lattice", None), "matrix"):
         if getattr(structure, "is_ordered", True) is False:
             raise ValueError("the pymatgen Structure is disordered (partial occupancies); featurize needs an ordered one")
-        if hasattr(structure, "atomic_numbers"):
-            numbers = structure.atomic_numbers
+        if hasattr(structure, "species"):
+            # a DummySpecies' own Z is a string hash that changes between processes: it is species 0
+            numbers = [0 if is_dummy_species(sp) else _species_z(sp) for sp in structure.species]
         else:
-            numbers = [getattr(getattr(s, "specie", s), "Z", None) or atomic_number(str(s)) for s in structure.species]
-        return _arrays(np.asarray(structure.lattice.matrix), structure.frac_coords, _numbers_of(numbers))
-    # gemmi SmallStructure
+            numbers = structure.atomic_numbers
+        return _Input(*_arrays(np.asarray(structure.lattice.matrix), structure.frac_coords, _numbers_of(numbers)))
+    # gemmi SmallStructure: its asymmetric unit, expanded by the same rules as a CIF
     if hasattr(structure, "get_all_unit_cell_sites") and hasattr(structure, "cell"):
-        sites = structure.get_all_unit_cell_sites()
-        return _arrays(np.array(structure.cell.orth.mat, dtype=np.float64).T,
-                       [[s.fract.x, s.fract.y, s.fract.z] for s in sites],
-                       _numbers_of([s.element.atomic_number for s in sites]))
+        return _from_crystal(crystal_from_small_structure(structure))
     raise TypeError(
         "structure must be (lattice, positions, numbers), an ASE Atoms, a pymatgen Structure, "
         f"a gemmi SmallStructure, a CIF path or CIF text; got {type(structure).__name__}"
     )
+
+
+def _is_many_structures(seq) -> bool:
+    """A list/tuple of structures (not one (lattice, positions, numbers) triple): an element that is a
+    structure by itself (path or CIF text, dict, ASE Atoms, pymatgen Structure, gemmi SmallStructure), or
+    an element that is a triple whose first item is a 3x3 lattice."""
+    for s in seq:
+        if isinstance(s, (str, os.PathLike, dict)) or hasattr(s, "get_scaled_positions") or hasattr(s, "frac_coords") \
+                or hasattr(s, "get_all_unit_cell_sites"):
+            return True
+        if isinstance(s, (tuple, list)) and len(s) == 3:
+            try:
+                if np.shape(s[0]) == (3, 3) and np.ndim(s[1]) == 2:
+                    return True
+            except (ValueError, TypeError):
+                pass
+    return False
+
+
+def _species_z(species) -> int:
+    z = getattr(species, "Z", None)
+    if isinstance(z, (int, np.integer)) and not isinstance(z, bool):
+        return int(z)
+    return atomic_number(getattr(species, "symbol", None) or str(species))
+
+
+#: plain-array positions are suspected of being Cartesian when some |x| exceeds this (in cells) while
+#: every atom, read as Cartesian Angstrom, lies inside the cell (fractional -0.05..1.05)
+CARTESIAN_BOUND = 1.1
+_CARTESIAN_HINT = ("featurize expects fractional coordinates: convert Cartesian ones with "
+                   "np.linalg.solve(lattice.T, cartesian.T).T, or pass an ASE Atoms")
+
+
+def _as_cartesian_reading(lattice: np.ndarray, positions: np.ndarray) -> np.ndarray | None:
+    """The fractional coordinates the positions would have if they were Cartesian, when that reading is
+    plausible (some |x| > CARTESIAN_BOUND, every atom inside the cell); else None."""
+    if len(positions) == 0 or not np.all(np.isfinite(positions)) or np.abs(positions).max() <= CARTESIAN_BOUND:
+        return None
+    try:
+        frac = np.linalg.solve(lattice.T, positions.T).T
+    except np.linalg.LinAlgError:
+        return None
+    return frac if np.all(frac >= -0.05) and np.all(frac <= 1.05) else None
+
+
+def _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, symprec: float) -> None:
+    """CartesianPositionsWarning when the Cartesian reading has more symmetry than the fractional one."""
+    spglib = _require_spglib()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            other = spglib.get_symmetry_dataset((lattice, cart_reading, numbers), symprec=float(symprec))
+        except Exception:  # spglib.SpglibError with the new error handling
+            other = None
+    if other is None or int(other.number) <= int(ds.number):
+        return
+    warn(CartesianPositionsWarning(
+        f"the positions look Cartesian (Angstrom): read as fractional coordinates they reach "
+        f"{np.abs(positions).max():.3g} cells from the origin and the crystal is {ds.international} "
+        f"(No. {int(ds.number)}), but read as Cartesian every atom lies inside the cell and the crystal is "
+        f"{other.international} (No. {int(other.number)}). {_CARTESIAN_HINT}"))
+
+
+def _declared_fields(declared: DeclaredSymmetry | None, merged: int) -> dict:
+    if declared is None:
+        return dict(declared_number=None, declared_hall_number=None, declared=None, merged_images=int(merged))
+    number, hall = group_type(declared.rotations, declared.translations)
+    return dict(declared_number=number, declared_hall_number=hall, declared=declared.describe(),
+                merged_images=int(merged))
+
+
+_ON_MISMATCH = ("warn", "raise", "ignore")
+
+
+def _compare_declared(fields: dict, ds, symprec: float, on_mismatch: str) -> None:
+    """Declared versus detected space group: SymmetryMismatchWarning / SymmetryMismatchError.
+
+    Groups are compared by their International Tables number (the setting does not matter).
+    A declared P 1 (only the identity) is no claim about the symmetry and is never a mismatch.
+    """
+    declared = fields["declared_number"]
+    if on_mismatch == "ignore" or declared in (None, 1) or declared == int(ds.number):
+        return
+    message = (f"the input declares space group No. {declared} ({fields['declared']}), but spglib detects "
+               f"{ds.international} (No. {int(ds.number)}) at symprec={symprec:g} A; the features are those of the "
+               "detected group (a looser symprec may find the declared one)")
+    if on_mismatch == "raise":
+        raise SymmetryMismatchError(message)
+    warn(SymmetryMismatchWarning(message))
 
 
 def _arrays(lattice, positions, numbers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,21 +422,35 @@ def _reduce_lattice(lattice: np.ndarray) -> np.ndarray:
 def featurize(
     structure: Any,
     kmax: int | None = None,
-    symprec: float = 1e-5,
+    symprec: float = 0.1,
     db=None,
     *,
     real: bool = True,
     min_distance: float = 0.1,
     reader: str | None = None,
+    angle_tolerance: float | None = 5.0,
+    on_mismatch: str = "warn",
 ) -> Featurized:
     """Detect the space group of a crystal and compute canonical, invariant per-atom features.
 
     structure: (lattice (3,3) rows a,b,c in Angstrom, fractional positions (n,3), atomic numbers or
         symbols (n,)), an ASE Atoms, a pymatgen Structure, a gemmi SmallStructure, a CIF path or CIF text.
-    kmax: cut-off of the basis (default: the database's); symprec: spglib's tolerance (Angstrom).
+    kmax: cut-off of the basis (default: the database's).
+    symprec: spglib's distance tolerance (Angstrom); angle_tolerance: spglib's angle tolerance
+        (degrees; None or negative: spglib's own choice).  The defaults, 0.1 A and 5 degrees, were
+        chosen by measurement (bench/measure_symprec.py, docs/STRUCTURES.md "Default symprec"): they
+        are the Materials Project's; they recover the ITA group of CIFs written with 4-5 decimals and
+        are stable under re-presentation of DFT-relaxed structures, whose noise reaches ~0.05 A.
+        spglib's own default is 1e-5 and -1; pymatgen's SpacegroupAnalyzer uses 0.01 and 5, so
+        ``symprec=0.01`` reproduces it.  A looser symprec symmetrises more (``max_displacement``);
+        for experimental CIFs with genuine distortions below 0.1 A pass ``symprec=0.01``.
+        When the result is P 1 or P -1 but the lattice alone, or a looser tolerance (10 x symprec,
+        at most 0.1 A), has more symmetry, a ``LowSymmetryWarning`` says so.
     db: a Database (default: ``basisdb.open()``, opened once).  real: real or complex features.
     min_distance: atoms closer than this (Angstrom) are refused as overlapping.
-    reader: CIF reader ('gemmi', 'ase', 'builtin'; default: the first available).
+    reader: None or 'gemmi' (CIF files and text are read with gemmi, honouring the declared symmetry).
+    on_mismatch: when the input declares a space group (a CIF) and spglib detects another:
+        'warn' (SymmetryMismatchWarning), 'raise' (SymmetryMismatchError) or 'ignore'.
 
     The symmetry is found with spglib in its default setting of the group; the
     coordinates are symmetrised and put into the canonical presentation of
@@ -318,10 +461,26 @@ def featurize(
     """
     if isinstance(symprec, bool) or not isinstance(symprec, (int, float, np.floating, np.integer)) or not np.isfinite(symprec) or symprec <= 0:
         raise ValueError(f"symprec must be a positive number of Angstrom, got {symprec!r}")
-    lattice, positions, numbers = as_cell(structure, reader=reader)
-    _validate(lattice, positions, numbers, float(min_distance))
+    if angle_tolerance is not None and (isinstance(angle_tolerance, bool) or not isinstance(angle_tolerance, (int, float, np.floating, np.integer)) or not np.isfinite(angle_tolerance)):
+        raise ValueError(f"angle_tolerance must be None or a number of degrees, got {angle_tolerance!r}")
+    if on_mismatch not in _ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
+    given = _read_structure(structure, reader=reader)
+    lattice, positions, numbers = given.lattice, given.positions, given.numbers
+    cart_reading = _as_cartesian_reading(lattice, positions) if given.arrays else None
+    try:
+        _validate(lattice, positions, numbers, float(min_distance))
+    except ValueError as exc:
+        if cart_reading is None:
+            raise
+        raise ValueError(f"{exc}; the positions look Cartesian (read as Cartesian Angstrom, every atom lies inside "
+                         f"the cell): {_CARTESIAN_HINT}") from None
     db = _default_db() if db is None else db
-    ds = _detect(lattice, positions, numbers, float(symprec))
+    ds = _detect(lattice, positions, numbers, float(symprec), None if angle_tolerance is None else float(angle_tolerance))
+    if cart_reading is not None:
+        _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, float(symprec))
+    declared = _declared_fields(given.declared, given.merged)
+    _compare_declared(declared, ds, float(symprec), on_mismatch)
     basis = db.get(hall=int(ds.hall_number), kmax=kmax)
     canon = _canonicalize(basis, ds, lattice, positions, numbers, float(symprec))
     feats = basis.evaluate(canon["positions"], real=bool(real))
@@ -335,22 +494,97 @@ def featurize(
         numbers=_readonly(numbers),
         features=_readonly(feats),
         symprec=float(symprec),
+        angle_tolerance=None if angle_tolerance is None else float(angle_tolerance),
+        **declared,
         **canon,
     )
 
 
-def _detect(lattice, positions, numbers, symprec: float):
-    """spglib's symmetry dataset (default setting of the group); ValueError when it finds none."""
-    spglib = _require_spglib()
+class LowSymmetryWarning(UserWarning):
+    """``featurize`` found only P 1 or P -1, but a looser tolerance or the lattice alone has more symmetry.
+
+    Attributes: ``number`` (1 or 2, what was found), ``symprec``, ``angle_tolerance`` (as
+    passed), ``looser_symprec`` and ``looser_number`` (the re-detection at the looser
+    tolerance; None when not tried), ``lattice_pointgroup`` (Hermann-Mauguin symbol of the
+    lattice's own point group at ``symprec``; None when it is -1).
+    """
+
+    def __init__(self, message: str, *, number: int = 1, symprec: float = 0.0, angle_tolerance=None,
+                 looser_symprec=None, looser_number=None, lattice_pointgroup=None):
+        super().__init__(message)
+        self.number, self.symprec, self.angle_tolerance = number, symprec, angle_tolerance
+        self.looser_symprec, self.looser_number = looser_symprec, looser_number
+        self.lattice_pointgroup = lattice_pointgroup
+
+
+#: the looser tolerance tried when detection gives P 1 or P -1: LOOSER_FACTOR * symprec, at most
+#: max(symprec, LOOSER_CAP) Angstrom (so nothing looser is tried from symprec >= LOOSER_CAP on)
+LOOSER_FACTOR = 10.0
+LOOSER_CAP = 0.1
+
+
+def _spglib_dataset(spglib, cell, symprec: float, angle: float):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            ds = spglib.get_symmetry_dataset((lattice, positions, numbers), symprec=float(symprec))
+            return spglib.get_symmetry_dataset(cell, symprec=float(symprec), angle_tolerance=float(angle))
         except Exception as exc:  # spglib.SpglibError with the new error handling
             raise ValueError(f"spglib could not determine the symmetry (symprec={symprec}): {exc}") from None
+
+
+def _detect(lattice, positions, numbers, symprec: float, angle_tolerance: float | None = None):
+    """spglib's symmetry dataset (default setting of the group); ValueError when it finds none.
+
+    ``angle_tolerance`` (degrees) is passed to spglib; None means spglib's own choice (-1).
+    When the group is P 1 or P -1, the structure is re-detected at a looser tolerance and its
+    lattice alone at ``symprec``; if either has more symmetry, a ``LowSymmetryWarning`` says so.
+    """
+    spglib = _require_spglib()
+    angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
+    ds = _spglib_dataset(spglib, (lattice, positions, numbers), symprec, angle)
     if ds is None:
         raise ValueError(f"spglib could not determine the symmetry (symprec={symprec})")
+    if int(ds.number) <= 2:
+        _check_low_symmetry(spglib, ds, lattice, positions, numbers, float(symprec), angle_tolerance)
     return ds
+
+
+def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float, angle_tolerance) -> None:
+    """Warn (LowSymmetryWarning) when a P 1 / P -1 result has more symmetry at a looser tolerance or in its lattice."""
+    angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
+    found = f"{'P1' if int(ds.number) == 1 else 'P-1'} (No. {int(ds.number)})"
+    hints, looser, looser_number, lattice_pg = [], None, None, None
+    loose = min(LOOSER_FACTOR * symprec, max(symprec, LOOSER_CAP))
+    if loose > symprec:
+        try:
+            lds = _spglib_dataset(spglib, (lattice, positions, numbers), loose, angle)
+        except ValueError:
+            lds = None
+        looser = loose
+        if lds is not None and int(lds.number) > int(ds.number):
+            looser_number = int(lds.number)
+            hints.append(f"at symprec={loose:g} A it finds {lds.international} (No. {looser_number})")
+    try:
+        latds = _spglib_dataset(spglib, (lattice, np.zeros((1, 3)), np.ones(1, dtype=np.int64)), symprec, angle)
+    except ValueError:
+        latds = None
+    if latds is not None and int(latds.number) > 2:
+        lattice_pg = str(latds.pointgroup)
+        hints.append(f"the lattice alone has point group {lattice_pg} (Bravais lattice of {latds.international})")
+    if not hints:
+        return
+    at = "spglib's own angle tolerance" if angle_tolerance is None else f"angle_tolerance={angle:g} deg"
+    warnings.warn(
+        LowSymmetryWarning(
+            f"featurize: spglib finds only {found} at symprec={symprec:g} A ({at}), but "
+            + " and ".join(hints)
+            + f". The features are those of {found.split()[0]}: pass a looser symprec to use more symmetry, "
+            "or silence this with warnings.simplefilter('ignore', basisdb.LowSymmetryWarning).",
+            number=int(ds.number), symprec=symprec, angle_tolerance=angle_tolerance,
+            looser_symprec=looser, looser_number=looser_number, lattice_pointgroup=lattice_pg,
+        ),
+        stacklevel=4,
+    )
 
 
 def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float) -> dict:

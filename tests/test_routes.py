@@ -29,6 +29,9 @@ from basisdb import featurize  # noqa: E402
 CIFS = sorted((Path(__file__).resolve().parent / "data" / "cifs").glob("*.cif"))
 NAMES = [p.stem for p in CIFS]
 TOL = 1e-8
+#: these are experimental structures: docs/STRUCTURES.md section 8 advises symprec = 0.01 for them
+#: (at the default 0.1 A, alloclasite's small monoclinic distortion is symmetrised away; see below)
+EXPERIMENTAL_SYMPREC = 0.01
 
 #: crystal system, detected space-group number and hall number of each file
 EXPECTED = {
@@ -60,7 +63,7 @@ def same_rows(a: np.ndarray, b: np.ndarray, tol: float = TOL) -> bool:
 def reference():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {p.stem: featurize(p) for p in CIFS}
+        return {p.stem: featurize(p, symprec=EXPERIMENTAL_SYMPREC) for p in CIFS}
 
 
 def test_the_set_covers_what_it_claims(reference):
@@ -75,6 +78,18 @@ def test_the_set_covers_what_it_claims(reference):
     assert declared["cod_9007640_heazlewoodite"] == 445 and declared["cod_9007661_molybdenite"] == 450  # R :R and :H
     assert (declared["diamond_origin1"], declared["diamond_origin2"]) == (525, 526)
     assert (declared["anatase_origin1"], declared["anatase_origin2"]) == (426, 427)
+
+
+def test_default_symprec_says_when_it_overrules_the_declared_group():
+    """At the default symprec (0.1 A) alloclasite (declared P 2_1) is detected as P m n 2_1: never silently."""
+    from basisdb import SymmetryMismatchError, SymmetryMismatchWarning
+
+    path = CIFS[NAMES.index("cod_9004112_alloclasite")]
+    with pytest.warns(SymmetryMismatchWarning, match=r"P ?2_?1|\b4\b"):
+        r = featurize(path)
+    assert (r.declared_number, r.number) == (4, 31)
+    with pytest.raises(SymmetryMismatchError):
+        featurize(path, on_mismatch="raise")
 
 
 @pytest.mark.parametrize("a, b", [("diamond_origin1", "diamond_origin2"), ("anatase_origin1", "anatase_origin2")])
@@ -114,7 +129,7 @@ def test_every_route_gives_the_same_features(reference, name):
     for route, structure in routes.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = featurize(structure)
+            r = featurize(structure, symprec=EXPERIMENTAL_SYMPREC)
         assert r.hall_number == ref.hall_number, (route, r.hall_number)
         assert same_rows(r.features, ref.features), route
 
@@ -161,7 +176,7 @@ def test_every_declared_form_gives_the_same_features(reference, name, form):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no snapping, no merging beyond round-off, no mismatch
         warnings.simplefilter("ignore", DeprecationWarning)
-        r = featurize(text)
+        r = featurize(text, symprec=EXPERIMENTAL_SYMPREC)
     ref = reference[name]
     assert r.declared_number == sg.number and r.declared_hall_number == ref.declared_hall_number, (r.declared, sg.xhm())
     assert r.hall_number == ref.hall_number

@@ -152,22 +152,19 @@ def test_presentation_invariance_literature(refs, name):
 )
 def test_presentation_invariance_settings_via_cif(refs, name, halls, tmp_path):
     """The crystal written as a CIF in each setting of its group (that setting's operations,
-    cell and origin) reads back to the same features, with every CIF reader."""
+    cell and origin) reads back to the same features, through every CIF route."""
     ref = refs[name]
-    readers = ["builtin", "gemmi"] + (["ase"] if _has("ase") else [])
     for hall in halls:
         L, x, z, index, ops = crystals.in_setting(CRYSTALS[name], hall)
         text = crystals.to_cif(L, x, z, ops, name=f"{name}_{hall}", number=ref.number)
         path = tmp_path / f"{name}_{hall}.cif"
         path.write_text(text)
-        for reader in readers:
-            if reader == "gemmi" and not _has("gemmi"):
-                continue
-            r = featurize(path, reader=reader)
+        for route, structure in _cif_routes(path).items():
+            r = featurize(structure)
             assert r.hall_number == ref.hall_number
-            # the reader may reorder atoms: match them through the canonical coordinates
+            # the route may reorder atoms: match them through the features
             got = _match(r, ref)
-            assert got <= 1e-8, (hall, reader, got)
+            assert got <= 1e-8, (hall, route, got)
 
 
 def _match(r, ref) -> float:
@@ -182,6 +179,24 @@ def _has(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def _cif_routes(path) -> dict:
+    """A CIF file as featurize's inputs: the path (gemmi), and ASE's and pymatgen's readings when installed."""
+    import warnings
+
+    routes = {"path": path}
+    if _has("ase"):
+        import ase.io
+
+        routes["ase.io.read"] = ase.io.read(path)
+    if _has("pymatgen"):
+        from pymatgen.io.cif import CifParser
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            routes["pymatgen CifParser"] = CifParser(path).parse_structures(primitive=False)[0]
+    return routes
 
 
 # ------------------------------------------------------------------ datasets
@@ -251,10 +266,9 @@ def test_input_forms_agree(refs, tmp_path):
     assert np.abs(featurize(text).features - ref).max() <= TOL  # CIF text
     path = tmp_path / "rutile.cif"
     path.write_text(text)
-    for reader in ("builtin", "gemmi", "ase"):
-        if _has(reader) or reader == "builtin":
-            assert np.abs(featurize(path, reader=reader).features - ref).max() <= TOL
-            assert np.abs(featurize(str(path), reader=reader).features - ref).max() <= TOL
+    assert np.abs(featurize(str(path)).features - ref).max() <= TOL
+    for route, structure in _cif_routes(path).items():
+        assert np.abs(featurize(structure).features - ref).max() <= TOL, route
 
 
 def test_ase_atoms(refs):
@@ -274,15 +288,15 @@ def test_pymatgen_structure(refs):
     assert np.abs(featurize(s).features - refs["alpha-quartz"].features).max() <= TOL
 
 
-def test_dataset_cif_readers_agree():
-    """carbon_24's CIFs (pymatgen-written) read identically with every reader."""
-    cells, _ = _dataset_sample("carbon_24", 3, seed=1)
+def test_dataset_cif_routes_agree(tmp_path):
+    """carbon_24's CIFs (pymatgen-written) read identically through every CIF route."""
+    _dataset_sample("carbon_24", 3, seed=1)
     rows = crystals.dataset_rows("carbon_24")
-    text = rows[0]["cif"]
-    ref = featurize(text, reader="builtin")
-    for reader in ("gemmi", "ase"):
-        if _has(reader):
-            assert np.abs(featurize(text, reader=reader).features - ref.features).max() <= TOL
+    path = tmp_path / "carbon.cif"
+    path.write_text(rows[0]["cif"])
+    ref = featurize(rows[0]["cif"])
+    for route, structure in _cif_routes(path).items():
+        assert _match(featurize(structure), ref) <= TOL, route
 
 
 def test_result_fields(refs):
@@ -383,17 +397,15 @@ Fe1 Fe 0 0 0 0.5
 """
 
 
-@pytest.mark.parametrize("reader", ["builtin", "gemmi", "ase"])
-def test_bad_cifs(reader):
-    if reader != "builtin" and not _has(reader):
-        pytest.skip(f"{reader} not installed")
+def test_bad_cifs():
     with pytest.raises(CIFError, match="no atoms|atom"):
-        featurize(CIF_NO_ATOMS, reader=reader)
+        featurize(CIF_NO_ATOMS)
     with pytest.raises(CIFError, match="partial occupanc"):
-        featurize(CIF_PARTIAL, reader=reader)
+        featurize(CIF_PARTIAL)
 
 
-def test_builtin_cif_details():
+def test_cif_details():
+    """Uncertainties, comments, label-only species; a space-group symbol instead of the operations."""
     text = CIF_NO_ATOMS.replace("_cell_length_a 4", "_cell_length_a 4.000(2)  # a comment") + """loop_
 _atom_site_label
 _atom_site_fract_x
@@ -401,10 +413,10 @@ _atom_site_fract_y
 _atom_site_fract_z
 Na1+ 0.0000(1) 0 0
 """
-    L, x, z = read_cif(text, reader="builtin")
+    L, x, z = read_cif(text)
     assert np.allclose(L, 4 * np.eye(3)) and z.tolist() == [11] and x.shape == (1, 3)
-    with pytest.raises(CIFError, match="not P 1"):
-        read_cif(text.replace("loop_\n_symmetry_equiv_pos_as_xyz\n 'x,y,z'\n", "_symmetry_space_group_name_H-M 'F m -3 m'\n"), reader="builtin")
+    L, x, z = read_cif(text.replace("loop_\n_symmetry_equiv_pos_as_xyz\n 'x,y,z'\n", "_symmetry_space_group_name_H-M 'F m -3 m'\n"))
+    assert z.tolist() == [11] * 4 and featurize((L, x, z)).hall_number == 523
 
 
 def test_disordered_pymatgen_like():
