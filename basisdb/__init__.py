@@ -30,6 +30,7 @@ from ._custom import basis_from_operations
 from ._plot import plot_basis  # matplotlib itself is imported only when a picture is drawn
 from ._routing import shared_encoding
 from ._subgroups import subgroup_settings
+from ._vector import VectorBasis
 from .structures import Featurized, LowSymmetryWarning, featurize, read_cif  # spglib is imported only when featurize runs
 from .dataset import featurize_dataset, featurize_many, read_failures, read_features  # pyarrow/dask imported on use
 
@@ -50,6 +51,7 @@ __all__ = [
     "SnappedTranslationWarning",
     "SymmetryMismatchError",
     "SymmetryMismatchWarning",
+    "VectorBasis",
     "__version__",
     "basis_from_operations",
     "box_frequencies",

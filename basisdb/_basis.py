@@ -16,6 +16,8 @@ __all__ = ["Setting", "PlaneGroup", "Basis"]
 if typing.TYPE_CHECKING:  # scipy.sparse is imported on first use: `import basisdb` stays light
     import scipy.sparse as sp
 
+    from ._vector import VectorBasis
+
 
 def _sparse():
     import scipy.sparse
@@ -435,7 +437,7 @@ class Basis:
         # an extinct frequency stays extinct only if its whole orbit fits in the smaller box
         ext = self.extinct
         if len(ext):
-            images = np.einsum("mi,gij->mgj", ext, self.rotations)
+            images = np.einsum("mi,gij->mgj", ext, np.unique(self.rotations, axis=0))  # magnetic groups repeat R
             ext = ext[np.abs(images).max(axis=(1, 2)) <= kmax]
         return Basis(
             setting=self.setting,
@@ -461,6 +463,24 @@ class Basis:
         from .jax import to_jax  # jax is imported only here
 
         return to_jax(self, dtype=dtype, jit=jit)
+
+    # ------------------------------------------------------------ vector fields
+    def vector(self, kind: str = "polar") -> "VectorBasis":
+        """Equivariant vector-field basis: ``kind`` 'polar' (f(gx) = R f(x)) or 'axial' (det R R f(x)).
+
+        Contravariant components along a, b, c; derived exactly from this basis's operations
+        and orbits (scalar-extinct orbits included), computed once and cached
+        (``basisdb._vector``, docs/CONVENTIONS.md section 13).
+        """
+        from ._vector import KINDS, vector_basis
+
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        key = ("vector", kind)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache.setdefault(key, vector_basis(self, kind))
+        return hit
 
     # ------------------------------------------------------------ operations
     def operations(self) -> tuple[np.ndarray, np.ndarray]:

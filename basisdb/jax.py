@@ -44,6 +44,8 @@ __all__ = [
     "radial_weights",
     "frequency_lengths",
     "check_halls",
+    "JaxVectorBasis",
+    "vector_to_jax",
 ]
 
 
@@ -468,3 +470,44 @@ def invariant_encoder_apply(params: dict, tables: EncoderTables, positions, hall
     if mask is not None:
         out = out * jnp.asarray(mask)[..., None].astype(out.dtype)
     return out
+
+
+# ---------------------------------------------------------------- vector fields
+@dataclass(frozen=True, eq=False)
+class JaxVectorBasis:
+    """A ``VectorBasis`` with differentiable JAX evaluation (see basisdb.torch.TorchVectorBasis)."""
+
+    kind: str
+    hall_number: int
+    kmax: int
+    n_basis: int
+    dtype: object
+    jit: bool
+    _vector: object
+    _tables: dict
+
+    def _t(self, real: bool) -> _Tables:
+        t = self._tables.get(real)
+        if t is None:
+            t = self._tables[real] = _Tables(self._vector.term_table(real=real), self.dtype, self.jit)
+        return t
+
+    def evaluate(self, x, real: bool = True, lattice=None):
+        """(N, n_basis, 3) contravariant components; Cartesian with ``lattice`` (rows a, b, c)."""
+        pts = _points(x, self.dtype)
+        out = self._t(bool(real))(pts)
+        if real:
+            out = out.reshape(pts.shape[0], self.n_basis, 3)
+        else:
+            out = jax.lax.complex(out[:, 0::2], out[:, 1::2]).reshape(pts.shape[0], self.n_basis, 3)
+        if lattice is not None:
+            out = out @ jnp.asarray(lattice, dtype=self.dtype)
+        return out
+
+
+def vector_to_jax(vector, dtype=None, jit: bool = True) -> JaxVectorBasis:
+    """JAX evaluation of a ``VectorBasis`` (float32, or float64 when x64 is enabled)."""
+    return JaxVectorBasis(
+        kind=vector.kind, hall_number=vector.basis.setting.hall_number, kmax=vector.basis.kmax,
+        n_basis=vector.n_basis, dtype=jnp.dtype(_dtype(dtype)), jit=bool(jit), _vector=vector, _tables={},
+    )

@@ -36,7 +36,8 @@ import torch
 from ._boxindex import box_frequencies
 from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
 
-__all__ = ["TorchBasis", "to_torch", "BatchedBasis", "collate", "InvariantEncoder", "InvariantEncoding", "invariant_encoding"]
+__all__ = ["TorchBasis", "to_torch", "BatchedBasis", "collate", "InvariantEncoder", "InvariantEncoding", "invariant_encoding",
+           "TorchVectorBasis", "vector_to_torch"]
 
 #: about this many (term x point) products per chunk of points: cache-sized on a CPU (measured
 #: 2x faster than 4M), large on an accelerator (fewer kernel launches)
@@ -685,3 +686,55 @@ def invariant_encoding(positions, hall_number, *, kmax: int = 3, db=None, mask=N
         if mod is None:
             mod = _ENCODINGS[key] = InvariantEncoding(kmax, db=db, packing=packing, dtype=dtype, device=x.device)
     return mod(x, hall_number, mask=mask, batch=batch)
+
+
+# ---------------------------------------------------------------- vector fields
+@dataclass(frozen=True, eq=False)
+class TorchVectorBasis:
+    """A ``VectorBasis`` (``Basis.vector(kind)``) with differentiable torch evaluation.
+
+    ``evaluate(x)`` -> (N, n_basis, 3) contravariant components (along a, b, c), or Cartesian
+    ones with ``lattice`` (rows a, b, c); ``real=False`` gives the complex basis.  The kernel is
+    the scalar one (``_routing.TermTable``, one output column per field component).
+    """
+
+    kind: str
+    hall_number: int
+    kmax: int
+    n_basis: int
+    dtype: torch.dtype
+    device: torch.device
+    _vector: object
+    _kernels: dict
+
+    def __repr__(self) -> str:
+        return (f"TorchVectorBasis(kind={self.kind!r}, hall_number={self.hall_number}, kmax={self.kmax}, "
+                f"n_basis={self.n_basis}, dtype={self.dtype}, device={self.device})")
+
+    def _kernel(self, real: bool) -> _Kernel:
+        k = self._kernels.get(real)
+        if k is None:
+            k = self._kernels[real] = _Kernel(self._vector.term_table(real=real), self.dtype, self.device)
+        return k
+
+    def evaluate(self, x, real: bool = True, lattice=None) -> torch.Tensor:
+        pts = _as_points(x, self.dtype, self.device)
+        out = _run(self._kernel(bool(real)), pts)
+        if real:
+            out = out.reshape(pts.shape[0], self.n_basis, 3)
+        else:
+            out = torch.complex(out[:, 0::2], out[:, 1::2]).reshape(pts.shape[0], self.n_basis, 3)
+        if lattice is not None:
+            lat = lattice if isinstance(lattice, torch.Tensor) else torch.as_tensor(np.asarray(lattice, dtype=np.float64))
+            out = out @ lat.to(device=out.device, dtype=out.dtype)
+        return out
+
+
+def vector_to_torch(vector, dtype=None, device=None) -> TorchVectorBasis:
+    """Torch evaluation of a ``VectorBasis`` (``dtype`` float32/float64, default torch's default dtype)."""
+    dtype = _dtype(dtype)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    return TorchVectorBasis(
+        kind=vector.kind, hall_number=vector.basis.setting.hall_number, kmax=vector.basis.kmax,
+        n_basis=vector.n_basis, dtype=dtype, device=device, _vector=vector, _kernels={},
+    )
