@@ -65,16 +65,15 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
     Returns (k, 3, 3) int64, the identity first.
     """
     g = np.asarray(metric, dtype=np.float64)
-    lens = np.sqrt(g.diagonal())
-    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(g.diagonal().max())
+    diag = g.diagonal()
+    lens = np.sqrt(diag)
+    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(diag.max())
     norms = _BOX_OUTER @ g.ravel()
-    c = [np.flatnonzero(np.abs(norms - g[i, i]) <= tol[i, i]) for i in range(3)]
-    if all(len(ci) == 2 for ci in c):  # only +-a, +-b, +-c have the right lengths: sign changes
-        signs = np.array(list(itertools.product((1, -1), repeat=3)))
-        ok = np.ones(len(signs), dtype=bool)
-        for i, j in ((0, 1), (0, 2), (1, 2)):
-            ok &= np.abs(signs[:, i] * signs[:, j] * g[i, j] - g[i, j]) <= tol[i, j]
-        return np.einsum("si,ij->sij", signs[ok], _EYE)  # the identity (all +1) comes first
+    c = [np.flatnonzero(np.abs(norms - diag[i]) <= tol[i, i]) for i in range(3)]
+    if len(c[0]) == 2 and len(c[1]) == 2 and len(c[2]) == 2:  # only +-a, +-b, +-c have the right lengths: sign changes
+        # s_i s_j g_ij agrees with g_ij when s_i s_j = 1, and when |-g_ij - g_ij| <= tol_ij otherwise
+        flip = np.abs(-g - g) <= tol
+        return _SIGN_MATS[_signs_ok(flip)]  # the identity (all +1) comes first
     v = [_BOXF[ci] for ci in c]
     ok01 = np.abs(v[0] @ g @ v[1].T - g[0, 1]) <= tol[0, 1]
     ok02 = np.abs(v[0] @ g @ v[2].T - g[0, 2]) <= tol[0, 2]
@@ -86,6 +85,23 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
            + A[:, 0, 2] * (A[:, 1, 0] * A[:, 2, 1] - A[:, 1, 1] * A[:, 2, 0]))
     A = A[(np.abs(det) == 1) & ~np.all(A == _EYE, axis=(1, 2))]
     return np.concatenate([_EYE[None], A])
+
+
+#: the 8 sign changes diag(s) in itertools.product((1, -1), repeat=3) order (the identity first)
+_SIGNS = np.array(list(itertools.product((1, -1), repeat=3)), dtype=np.int64)
+_SIGN_MATS = np.einsum("si,ij->sij", _SIGNS, _EYE)
+_SIGN_MATS.setflags(write=False)
+#: per pair (i, j) of axes: the sign changes with s_i s_j = -1
+_SIGN_PAIR_FLIP = {(i, j): _SIGNS[:, i] * _SIGNS[:, j] == -1 for i, j in ((0, 1), (0, 2), (1, 2))}
+
+
+def _signs_ok(flip: np.ndarray) -> np.ndarray:
+    """Which sign changes keep the metric: for every pair of axes, s_i s_j = 1 or the flip is within tolerance."""
+    ok = np.ones(8, dtype=bool)
+    for (i, j), flips in _SIGN_PAIR_FLIP.items():
+        if not flip[i, j]:
+            ok &= ~flips
+    return ok
 
 
 def _int_inverse(A: np.ndarray) -> np.ndarray:
@@ -246,7 +262,7 @@ def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float
 
 
 # ------------------------------------------------------------------ symmetrisation
-def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.ndarray, tol: float):
+def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.ndarray, tol: float, chol: np.ndarray | None = None):
     """Exactly G-symmetric positions closest (in the Reynolds sense) to ``x``.
 
     x: (n, 3) standardised coordinates of atoms that are pairwise inequivalent
@@ -254,13 +270,15 @@ def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.nda
     (xbar (n, 3), orbit (n,) int64: smallest index of each atom's G-orbit,
     largest Cartesian displacement |xbar - x| in Angstrom).  Raises ValueError
     when an image of an atom under G has no partner within ``tol`` Angstrom.
+    ``chol``: the caller's Cholesky factor of ``metric``, when it has one.
     """
     n = len(x)
     p = len(gd.rep_rot)
     if p == 1 and len(gd.centrings) == 1:  # P 1: nothing to average
         return x.copy(), np.arange(n), 0.0
     cen = gd.centrings / DEN
-    chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
+    if chol is None:
+        chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
     t = gd.rep_translations / DEN
     y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]  # (p, n, 3) images
     other = numbers[:, None] != numbers[None, :]
@@ -270,6 +288,8 @@ def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.nda
     step = max(1, 4_000_000 // max(1, 3 * n * n))
     for lo in range(0, p, step):
         d = y[lo : lo + step, :, None, :] - x[None, None, :, :]  # (q, n, n, 3)
+        q = len(d)
+        rows = np.arange(q * n)
         for c in cen:
             e = d - c
             shift = np.rint(e)
@@ -277,11 +297,11 @@ def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.nda
             d2 = d2.sum(axis=-1)
             d2[:, other] = np.inf
             j = np.argmin(d2, axis=2)  # (q, n)
-            v = np.take_along_axis(d2, j[..., None], axis=2)[..., 0]
+            v = d2.reshape(q * n, n)[rows, j.ravel()].reshape(q, n)
             better = v < best[lo : lo + step]
             best[lo : lo + step] = np.where(better, v, best[lo : lo + step])
             best_j[lo : lo + step] = np.where(better, j, best_j[lo : lo + step])
-            sh = np.take_along_axis(shift, j[..., None, None], axis=2)[:, :, 0, :] + c
+            sh = shift.reshape(q * n, n, 3)[rows, j.ravel()].reshape(q, n, 3) + c
             best_l[lo : lo + step] = np.where(better[..., None], sh, best_l[lo : lo + step])
     worst = float(np.sqrt(max(float(best.max(initial=0.0)), 0.0)))
     if not worst <= tol:
@@ -325,8 +345,8 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
     """
     cen = gd.centrings / DEN
     conv = (xbar[None, :, :] + cen[:, None, :]).reshape(-1, 3)
-    z = np.tile(numbers, len(cen))
-    src = np.tile(np.arange(len(xbar)), len(cen))
+    z = np.broadcast_to(numbers, (len(cen), len(numbers))).ravel()  # np.tile(numbers, len(cen))
+    src = np.broadcast_to(np.arange(len(xbar)), (len(cen), len(xbar))).ravel()
     reps_A, reps_b = normaliser_representatives(gd, metric, symprec)
     base = conv @ reps_A.transpose(0, 2, 1).astype(np.float64) + (reps_b / DEN)[:, None, :]  # (r, m, 3)
     m = len(conv)
@@ -343,7 +363,7 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
     else:
         anchor = np.zeros(1, dtype=np.int64)
     cand_rep = np.repeat(np.arange(len(reps_A)), len(anchor))
-    cand_anchor = np.tile(anchor, len(reps_A))
+    cand_anchor = np.broadcast_to(anchor, (len(reps_A), len(anchor))).ravel()  # np.tile(anchor, len(reps_A))
     zorder = np.argsort(z, kind="stable")
     zs = z[zorder]
     bounds = (np.flatnonzero(zs[1:] != zs[:-1]) + 1).tolist()
@@ -370,7 +390,7 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
             for a, b in zip([0] + bounds, bounds + [m]):
                 order[:, a:b] = np.argsort(packed[:, a:b], axis=1) + a
         keys = packed[np.arange(len(sel))[:, None], order]
-        k = int(np.lexsort(keys.T[::-1])[0]) if len(sel) > 1 else 0
+        k = _smallest_row(keys) if len(sel) > 1 else 0
         if best_key is None or _lex_less(keys[k], best_key):
             best_key, best, best_order = keys[k], int(sel[k]), order[k]
     Y = presentations(np.array([best]))[0]
@@ -389,6 +409,18 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
         cell_source=src[rows],
         n_candidates=len(cand_rep),
     )
+
+
+def _smallest_row(keys: np.ndarray) -> int:
+    """Index of the lexicographically smallest row of a 2-D integer array (the first of equal ones):
+    ``np.lexsort(keys.T[::-1])[0]``, narrowing column by column instead of sorting every row."""
+    cand = np.arange(len(keys))
+    for col in range(keys.shape[1]):
+        v = keys[cand, col]
+        cand = cand[v == v.min()]
+        if len(cand) == 1:
+            break
+    return int(cand[0])
 
 
 def _lex_less(a: np.ndarray, b: np.ndarray) -> bool:

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import CIFError, CIFWarning, NotAGroupError, SnappedTranslationWarning, SymmetryMismatchWarning, warn
-from ._constants import DEN
+from ._constants import DEN, N_SETTINGS, N_SPACE_GROUPS
 from ._ops import check_group, parse_triplet
 from ._species import ELEMENTS, atomic_number
 
@@ -79,6 +79,8 @@ MERGE_DISTANCE = 0.1
 SNAP_TOLERANCE = 0.005
 #: merges farther than this (Angstrom) are reported with a CIFWarning (coordinates look rounded)
 _MERGE_REPORT = 1e-3
+#: operation sets whose group check and classification (``group_type``) are remembered, least recently used out
+GROUP_CACHE = 1024
 
 _MAGN_OPS = ("_space_group_symop_magn_operation.xyz", "_space_group_symop_magn_operation_xyz",
              "_space_group_symop.magn_operation_xyz")
@@ -290,10 +292,10 @@ def _read_block(block, name: str) -> CIFCrystal:
                 raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported "
                                f"({labels[i]}: occupancy {occ:g})")
     declared = _declared(block, name, params)
-    rot, tnum = (declared.rotations, declared.translations) if declared is not None else (
+    rot, translations = (declared.rotations, declared.translations) if declared is not None else (
         np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
     mult = [_multiplicity(table, i) for i in range(n)] if table.has_column(6) else [None] * n
-    pos, num, lab, merged, worst = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, tnum, lattice, name)
+    pos, num, lab, merged, worst = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name)
     if merged and worst > _MERGE_REPORT:
         warn(CIFWarning(
             f"{name}: {merged} symmetry images merged with an image of the same site at distances up to "
@@ -320,21 +322,21 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
     found = _first(block, _MAGN_OPS)
     if found:
         tag, values = found
-        rot, tnum = _operations(values, tag, name, magnetic=True)
+        rot, translations = _operations(values, tag, name, magnetic=True)
         cen = _first(block, _MAGN_CENTERINGS)
         if cen:
-            crot, ctnum = _operations(cen[1], cen[0], name, magnetic=True)
+            crot, cen_translations = _operations(cen[1], cen[0], name, magnetic=True)
             rot = np.einsum("cij,gjk->cgik", crot, rot).reshape(-1, 3, 3)
-            tnum = (np.einsum("cij,gj->cgi", crot, tnum) + ctnum[:, None, :]).reshape(-1, 3) % DEN
-        rot, tnum = _unique(rot, tnum)
-        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, tnum)
+            translations = (np.einsum("cij,gj->cgi", crot, translations) + cen_translations[:, None, :]).reshape(-1, 3) % DEN
+        rot, translations = _unique(rot, translations)
+        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, translations)
         _check(declared, name)
         return declared
     found = _first(block, _OPS)
     if found:
         tag, values = found
-        rot, tnum = _operations(values, tag, name, magnetic=False)
-        declared = DeclaredSymmetry(tag, "; ".join(values), "operations", rot, tnum)
+        rot, translations = _operations(values, tag, name, magnetic=False)
+        declared = DeclaredSymmetry(tag, "; ".join(values), "operations", rot, translations)
         _check(declared, name)
         _cross_check(declared, block, name, params)
         return declared
@@ -346,8 +348,8 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
         found = _first(block, tags)
         if found:
             tag, values = found
-            rot, tnum = _symbol_operations(form, tag, values[0], name, params, _coordinate_code(block))
-            return DeclaredSymmetry(tag, values[0], form, rot, tnum)
+            rot, translations = _symbol_operations(form, tag, values[0], name, params, _coordinate_code(block))
+            return DeclaredSymmetry(tag, values[0], form, rot, translations)
     return None
 
 
@@ -362,7 +364,7 @@ _DECIMAL = re.compile(r"(?<![\w./])(\d+\.\d*|\.\d+)(?![\w./])")
 
 def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray, np.ndarray]:
     """Exact operations of an operation loop; decimal translations snapped to k/24 (with a warning)."""
-    rots, tnums, snapped = [], [], []
+    rots, translation_list, snapped = [], [], []
     for value in values:
         text = value
         if magnetic:
@@ -387,26 +389,36 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
         except ValueError as exc:
             raise CIFError(f"{name}: {tag} value {value!r}: {str(exc).replace(repr(text), repr(value))}") from None
         rots.append(r)
-        tnums.append(t)
+        translation_list.append(t)
     if snapped:
         shown = ", ".join(dict.fromkeys(snapped))
         warn(SnappedTranslationWarning(
             f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
             f"(tolerance {SNAP_TOLERANCE}): {shown}"))
-    return np.stack(rots), np.stack(tnums)
+    return np.stack(rots), np.stack(translation_list)
 
 
-def _unique(rot: np.ndarray, tnum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keys = [tuple(r.ravel()) + tuple(t % DEN) for r, t in zip(rot, tnum)]
+def _unique(rot: np.ndarray, translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keys = [tuple(r.ravel()) + tuple(t % DEN) for r, t in zip(rot, translations)]
     keep = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
-    return rot[keep], tnum[keep] % DEN
+    return rot[keep], translations[keep] % DEN
 
 
 def _check(declared: DeclaredSymmetry, name: str) -> None:
+    rot, tra = np.asarray(declared.rotations), np.asarray(declared.translations)
     try:
-        check_group(declared.rotations, declared.translations)
+        # operation sets found to be groups are remembered (bounded): most files of a dataset declare
+        # one of a few sets (pymatgen writes every structure in P 1 with the single operation x,y,z)
+        _checked_group(rot.dtype.str, rot.shape, rot.tobytes(), tra.dtype.str, tra.shape, tra.tobytes())
     except NotAGroupError as exc:
         raise NotAGroupError(f"{name}: the operations of {declared.tag} do not form a group: {exc}") from None
+
+
+@lru_cache(maxsize=GROUP_CACHE)  # functools.lru_cache: thread-safe, no lock to inherit across fork
+def _checked_group(rdtype: str, rshape: tuple, rbytes: bytes, tdtype: str, tshape: tuple, tbytes: bytes) -> bool:
+    """check_group of the exact arrays given as bytes; True (cached) when they form a group, else it raises."""
+    check_group(np.frombuffer(rbytes, dtype=rdtype).reshape(rshape), np.frombuffer(tbytes, dtype=tdtype).reshape(tshape))
+    return True
 
 
 def _gemmi_ops(ops) -> tuple[np.ndarray, np.ndarray]:
@@ -414,8 +426,8 @@ def _gemmi_ops(ops) -> tuple[np.ndarray, np.ndarray]:
     gemmi = _gemmi()
     assert gemmi.Op.DEN == DEN
     rot = np.array([op.rot for op in ops], dtype=np.int64) // DEN
-    tnum = np.array([op.tran for op in ops], dtype=np.int64) % DEN
-    return rot, tnum
+    translations = np.array([op.tran for op in ops], dtype=np.int64) % DEN
+    return rot, translations
 
 
 def _symbol_operations(form: str, tag: str, value: str, name: str, params, code: str):
@@ -431,8 +443,8 @@ def _symbol_operations(form: str, tag: str, value: str, name: str, params, code:
             number = float(value)
         except ValueError:
             number = 0.0
-        if not (1 <= number <= 230 and number == int(number)):
-            raise CIFError(f"{name}: {tag} {value!r} is not a space-group number 1..230")
+        if not (1 <= number <= N_SPACE_GROUPS and number == int(number)):
+            raise CIFError(f"{name}: {tag} {value!r} is not a space-group number 1..{N_SPACE_GROUPS}")
         value = gemmi.find_spacegroup_by_number(int(number)).hm  # the cell angles choose R axes below
     sg = gemmi.find_spacegroup_by_name(value, alpha=alpha, gamma=gamma, prefer=code)
     if sg is not None:
@@ -455,10 +467,10 @@ def _database_ops(hall: int) -> tuple[np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore", DeprecationWarning)  # spglib's OLD_ERROR_HANDLING notice
         sym = spglib.get_symmetry_from_database(int(hall))
     rot = np.array(sym["rotations"], dtype=np.int64)
-    tnum = np.rint(np.asarray(sym["translations"]) * DEN).astype(np.int64) % DEN
+    translations = np.rint(np.asarray(sym["translations"]) * DEN).astype(np.int64) % DEN
     rot.setflags(write=False)
-    tnum.setflags(write=False)
-    return rot, tnum
+    translations.setflags(write=False)
+    return rot, translations
 
 
 # ------------------------------------------------------------------ the group of a set of operations
@@ -469,13 +481,13 @@ def _halls_of_number() -> dict[int, tuple[int, ...]]:
     out: dict[int, list[int]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        for hall in range(1, 531):
+        for hall in range(1, N_SETTINGS + 1):
             out.setdefault(int(spglib.get_spacegroup_type(hall).number), []).append(hall)
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _op_keys(rot, tnum) -> frozenset:
-    return frozenset(tuple(int(v) for v in r.ravel()) + tuple(int(v) % DEN for v in t) for r, t in zip(rot, tnum))
+def _op_keys(rot, translations) -> frozenset:
+    return frozenset(tuple(int(v) for v in r.ravel()) + tuple(int(v) % DEN for v in t) for r, t in zip(rot, translations))
 
 
 def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | None, int | None]:
@@ -483,7 +495,26 @@ def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | N
 
     The number is spglib's classification of the operations (any setting and origin); the
     hall_number is the spglib setting with exactly these operations, None if none has them.
+    Results are cached (bounded, ``GROUP_CACHE`` entries) by the exact operations: one
+    file asks up to four times for the same set (declared loop, its symbol, its number, featurize).
     """
+    rot = np.asarray(rotations)
+    tra = np.asarray(translations)
+    if rot.ndim != 3 or rot.shape[1:] != (3, 3) or tra.shape != (len(rot), 3) or rot.dtype.kind not in "iu" \
+            or tra.dtype.kind not in "iu":
+        return _group_type_uncached(rotations, translations)
+    ops = np.concatenate([rot.reshape(-1, 9), tra], axis=1).astype(np.int64)
+    ops = ops[np.lexsort(ops.T[::-1])]  # order-free key: the sorted operations (duplicates kept)
+    return _group_type_cached(ops.tobytes())
+
+
+@lru_cache(maxsize=GROUP_CACHE)  # functools.lru_cache: thread-safe, no lock to inherit across fork
+def _group_type_cached(key: bytes) -> tuple[int | None, int | None]:
+    ops = np.frombuffer(key, dtype=np.int64).reshape(-1, 12)
+    return _group_type_uncached(ops[:, :9].reshape(-1, 3, 3), ops[:, 9:])
+
+
+def _group_type_uncached(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | None, int | None]:
     import spglib
 
     with warnings.catch_warnings():
@@ -498,9 +529,14 @@ def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | N
     number = int(t.number)
     keys = _op_keys(rotations, translations)
     for hall in _halls_of_number().get(number, ()):
-        if _op_keys(*_database_ops(hall)) == keys:
+        if _database_op_keys(hall) == keys:
             return number, hall
     return number, None
+
+
+@lru_cache(maxsize=None)  # at most N_SETTINGS entries
+def _database_op_keys(hall: int) -> frozenset:
+    return _op_keys(*_database_ops(hall))
 
 
 def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
@@ -524,9 +560,17 @@ def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
 
 
 # ------------------------------------------------------------------ expansion
-def _expand(frac, numbers, labels, mult, rot, tnum, lattice, name):
+def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
     """Every image of every listed site; images of one site closer than MERGE_DISTANCE are one atom."""
-    tra = tnum / DEN
+    tra = translations / DEN
+    if len(rot) == 1 and len(frac):  # one operation (a file in P 1): one image per site, nothing to merge
+        y = (frac @ rot[0].T + tra[0]) % 1.0  # exactly rot @ x + t of every site
+        for i in range(len(frac)):
+            if mult[i] is not None and mult[i] != 1:
+                warn(CIFWarning(f"{name}: site {labels[i]} gives 1 atoms, but its "
+                                f"_atom_site_symmetry_multiplicity is {mult[i]}"))
+        y[y >= 1.0] = 0.0
+        return y, np.asarray(numbers, dtype=np.int64).copy(), list(labels), 0, 0.0
     pos, num, lab = [], [], []
     merged, worst = 0, 0.0
     for i, x in enumerate(frac):
@@ -580,15 +624,15 @@ def crystal_from_small_structure(st) -> CIFCrystal:
         labels.append(label)
     declared = None
     if len(st.symops):
-        rot, tnum = _operations(list(st.symops), "symops", name, magnetic=False)
-        declared = DeclaredSymmetry("symops", "; ".join(st.symops), "operations", rot, tnum)
+        rot, translations = _operations(list(st.symops), "symops", name, magnetic=False)
+        declared = DeclaredSymmetry("symops", "; ".join(st.symops), "operations", rot, translations)
         _check(declared, name)
     elif st.spacegroup is not None:
-        rot, tnum = _gemmi_ops(st.spacegroup.operations())
-        declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, tnum)
-    rot, tnum = (declared.rotations, declared.translations) if declared is not None else (
+        rot, translations = _gemmi_ops(st.spacegroup.operations())
+        declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)
+    rot, translations = (declared.rotations, declared.translations) if declared is not None else (
         np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
     pos, num, lab, merged, worst = _expand(np.array(frac, dtype=np.float64), np.array(numbers, dtype=np.int64), labels,
-                                           [None] * len(labels), rot, tnum, lattice, name)
+                                           [None] * len(labels), rot, translations, lattice, name)
     return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=st.name,
                       declared=declared, merged=merged, max_merge_distance=worst)

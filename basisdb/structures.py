@@ -364,6 +364,24 @@ def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, m
     if np.any(numbers < 0):
         raise ValueError("atomic numbers (species labels) must be non-negative")
     if min_distance > 0:
+        # screen (vectorised): try every lattice translate that could bring two atoms (or an atom and its
+        # image) within min_distance; when all are clearly farther, _closest_pair's exact search would not
+        # refuse either.  Otherwise (close calls, large or far-flung inputs) run the exact search.
+        n = len(positions)
+        if n <= 256 and float(np.abs(positions).max()) < 1e6:
+            inv = np.linalg.inv(lattice)
+            reach = np.floor(0.5 + 1e-9 + (min_distance + 1e-6) * np.sqrt((inv * inv).sum(axis=0)))  # |n_k| bound
+            if reach.max() <= 1.0:
+                shifts = _SHIFTS @ lattice  # (27, 3); the zero shift is row 13
+                d = positions[:, None, :] - positions[None, :, :]
+                c = (d - np.rint(d)).reshape(-1, 3) @ lattice  # (n * n, 3) Cartesian
+                c2 = (c * c).sum(axis=1)
+                s2 = (shifts * shifts).sum(axis=1)
+                dist2 = c2[:, None] + 2.0 * (c @ shifts.T) + s2[None, :]  # (n * n, 27)
+                dist2[:: n + 1, 13] = np.inf  # an atom and itself
+                limit = (min_distance + 1e-6) ** 2 + 1e-9 * (float(c2.max()) + float(s2.max()))  # + rounding margin
+                if float(dist2.min()) > limit:
+                    return
         d, pair = _closest_pair(lattice, positions)
         if d < min_distance:
             i, j = pair
@@ -599,7 +617,8 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
     mapping = np.asarray(ds.mapping_to_primitive, dtype=np.int64)
     # spglib numbers the primitive sites 0..n_sites-1; rep: the first input atom on each
     n_sites = int(mapping.max()) + 1
-    if len(np.unique(mapping)) != n_sites:  # not numbered 0..n-1 (never seen): renumber
+    distinct = np.count_nonzero(np.bincount(mapping)) if mapping.min() >= 0 else len(np.unique(mapping))
+    if distinct != n_sites:  # not numbered 0..n-1 (never seen): renumber
         mapping = np.unique(mapping, return_inverse=True)[1].ravel()
         n_sites = int(mapping.max()) + 1
     cls = mapping
@@ -625,7 +644,7 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
         u = x_std - ell
         counts = np.bincount(cls, minlength=n_sites).astype(np.float64)
         site_x = np.stack([np.bincount(cls, weights=u[:, i], minlength=n_sites) for i in range(3)], axis=1) / counts[:, None]
-    xbar_p, orbit_p, disp = symmetrize(gd, site_x, numbers[rep], metric, tol)
+    xbar_p, orbit_p, disp = symmetrize(gd, site_x, numbers[rep], metric, tol, chol=chol)
     xbar = xbar_p[cls] + ell
     disp = float(np.sqrt(((((xbar - x_std) @ chol) ** 2).sum(axis=1)).max()))
 

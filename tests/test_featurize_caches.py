@@ -1,0 +1,87 @@
+"""The shortcuts of featurize's per-structure work (issue 11) give exactly what the long way gives."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from basisdb import _canonical, _cif
+from basisdb.structures import _closest_pair, _validate
+
+pytest.importorskip("spglib")
+
+
+def test_group_type_cache_is_order_free_and_bounded():
+    rng = np.random.default_rng(0)
+    for hall in (1, 2, 63, 225, 458, 488, 523, 530):
+        rot, tra = _cif._database_ops(hall)
+        want = _cif._group_type_uncached(rot, tra)
+        perm = rng.permutation(len(rot))
+        assert _cif.group_type(rot[perm], tra[perm]) == want
+        assert _cif.group_type(rot, tra) == want
+    # float input (not exact integers) takes the uncached route and gives the same answer
+    rot, tra = _cif._database_ops(63)
+    assert _cif.group_type(rot.astype(float), tra) == _cif._group_type_uncached(rot, tra)
+    assert _cif._group_type_cached.cache_info().maxsize == _cif.GROUP_CACHE
+    assert _cif._checked_group.cache_info().maxsize == _cif.GROUP_CACHE
+
+
+def test_not_a_group_still_raises_every_time():
+    from basisdb._errors import NotAGroupError
+
+    rot = np.array([np.eye(3), np.diag([-1, 1, 1])], dtype=np.int64)
+    tra = np.array([[0, 0, 0], [12, 0, 0]], dtype=np.int64)
+    decl = _cif.DeclaredSymmetry("_x", "x", "operations", rot, tra)
+    for _ in range(2):
+        with pytest.raises(NotAGroupError):
+            _cif._check(_cif.DeclaredSymmetry("_x", "x", "operations", rot[1:], tra[1:]), "f")
+    _cif._check(decl, "f")  # x -> -x + 1/2 squares to the identity: a group
+
+
+def _reference_sign_path(g, symprec):
+    lens = np.sqrt(g.diagonal())
+    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(g.diagonal().max())
+    signs = np.array(list(itertools.product((1, -1), repeat=3)))
+    ok = np.ones(len(signs), dtype=bool)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        ok &= np.abs(signs[:, i] * signs[:, j] * g[i, j] - g[i, j]) <= tol[i, j]
+    return np.einsum("si,ij->sij", signs[ok], np.eye(3, dtype=np.int64))
+
+
+def test_lattice_automorphisms_sign_changes():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        L = np.diag(rng.uniform([3, 4.6, 7.5], [3.3, 5, 8])) + rng.normal(size=(3, 3)) * 10 ** rng.uniform(-4, 0)
+        g = L @ L.T
+        got = _canonical.lattice_automorphisms(g, 0.05)
+        lens = np.sqrt(g.diagonal())
+        tol = 2.0 * 0.05 * 2 * lens + 1e-9 * float(g.diagonal().max())
+        norms = _canonical._BOX_OUTER @ g.ravel()
+        if all(np.count_nonzero(np.abs(norms - g[i, i]) <= tol[i]) == 2 for i in range(3)):  # the sign-change path
+            want = _reference_sign_path(g, 0.05)
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def _refused(lattice, positions, min_distance):
+    try:
+        _validate(lattice, positions, np.ones(len(positions), dtype=np.int64), min_distance)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def test_validate_screen_agrees_with_the_exact_search():
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        L = rng.normal(size=(3, 3)) * rng.uniform(0.3, 6) + np.diag(rng.uniform(1, 9, 3))
+        n = int(rng.integers(1, 10))
+        x = rng.uniform(-2, 3, size=(n, 3))
+        if n > 1 and rng.random() < 0.5:
+            x[1] = x[0] + rng.normal(size=3) * 10 ** rng.uniform(-4, -0.5) + rng.integers(-1, 2, 3)
+        d, (i, j) = _closest_pair(L, x)
+        for md in (0.1, 1.0, d, np.nextafter(d, 0), np.nextafter(d, 10)):
+            msg = _refused(L, x, md)
+            assert (msg is not None) == (d < md)
+            if msg is not None:
+                assert f"{d:.3g} A apart" in msg
