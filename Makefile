@@ -4,7 +4,7 @@ KMAX ?= 8
 JOBS ?= 2
 ARTIFACT := data/basisdb.h5
 
-.PHONY: help install test test-all data check-data verify bench bench-structures bench-scale bad-input-doc gallery clean
+.PHONY: help install test test-all data check-data verify bench bench-structures bench-dataset measure-symprec bench-scale bad-input-doc gallery clean
 
 help:
 	@echo "install     pip install -e '.[test]'"
@@ -15,6 +15,8 @@ help:
 	@echo "verify      checksums + invariance self-check of $(ARTIFACT)"
 	@echo "bench       benchmark harness (build, lookup, evaluate)"
 	@echo "bench-structures featurize all carbon_24 CIFs per stage, presentation invariance, batched torch (needs ../shared)"
+	@echo "bench-dataset featurize_dataset on 600 carbon_24 structures vs spglib alone, 1 and 2 Dask workers, profile (needs ../shared)"
+	@echo "measure-symprec  space-group detection against symprec / angle_tolerance on the measuring set BSS-1 (~4 min): bench/symprec_measurement.json"
 	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
 	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/test_bad_input.py"
 	@echo "gallery     pictures of basis functions from $(ARTIFACT) into $(GALLERY)/ (needs matplotlib)"
@@ -45,6 +47,12 @@ bench:
 bench-structures:
 	$(PYTHON) bench/bench_structures.py
 
+bench-dataset:
+	$(PYTHON) bench/bench_dataset.py --n 600 --kmax 4 --profile
+
+measure-symprec:
+	$(PYTHON) bench/measure_symprec.py --json bench/symprec_measurement.json
+
 bench-scale:
 	$(PYTHON) bench/bench_scale.py --jobs $(JOBS) --json bench/scaling.json --plot docs/scaling.png --markdown
 
@@ -52,7 +60,8 @@ bad-input-doc:
 	$(PYTHON) tests/test_bad_input.py --write
 
 GALLERY := docs/gallery
-PLOT := $(PYTHON) -m basisdb plot --db $(ARTIFACT) --dpi 64
+GALLERY_DPI ?= 90
+PLOT := $(PYTHON) -m basisdb plot --db $(ARTIFACT) --dpi $(GALLERY_DPI)
 
 gallery:
 	mkdir -p $(GALLERY)
@@ -61,8 +70,13 @@ gallery:
 	$(PLOT) --plane p31m --n 8 -o $(GALLERY)/p31m.png
 	$(PLOT) --plane p2gg --n 8 -o $(GALLERY)/p2gg.png
 	$(PLOT) --plane c2mm --n 8 -o $(GALLERY)/c2mm.png
+	$(PLOT) --hall 523 --n 3 -o $(GALLERY)/Fm-3m-sections.png
+	$(PLOT) --hall 526 --n 3 --sections 0,1/8,1/4 -o $(GALLERY)/Fd-3m2-sections.png
 	$(PLOT) --hall 488 --functions 3,7,9 --sections 0,1/8,1/4 -o $(GALLERY)/P6_3mmc-sections.png
-	$(PLOT) --hall 526 --functions 1,2,4 --sections 0,1/8,1/4 -o $(GALLERY)/Fd-3m2-sections.png
+	$(PLOT) Pnma --n 4 -o $(GALLERY)/Pnma-sections.png
+	$(PLOT) P2_1/c --n 3 -o $(GALLERY)/P2_1c-sections.png
+	$(PLOT) --cif examples/NaCl.cif -o $(GALLERY)/NaCl-crystal.png
+	$(PLOT) --hall 488 --vector axial --n 3 --kmax 3 -o $(GALLERY)/P6_3mmc-axial-vector.png
 	@ls -l $(GALLERY)/*.png
 
 clean:

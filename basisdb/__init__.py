@@ -4,6 +4,7 @@
 >>> db = basisdb.open()                 # the shipped artifact (or $BASISDB_PATH)
 >>> b = db.get("Fd-3m:2")              # or db.get(227), db.get(hall=526)
 >>> p = db.get(plane="p4gm")            # one of the 17 plane groups (2-D), or db.get(plane=12)
+>>> m = db.get(magnetic="136.498")      # a magnetic group (UNI, BNS or OG number): m.time_even, m.time_odd
 >>> feats = b.evaluate(x)               # (N, n_basis) invariant features
 >>> r = basisdb.featurize("NaCl.cif")    # a crystal: detected setting, canonical coordinates, features
 
@@ -31,6 +32,7 @@ from ._plot import plot_basis  # matplotlib itself is imported only when a pictu
 from ._routing import shared_encoding
 from ._subgroups import subgroup_settings
 from ._vector import VectorBasis
+from ._magnetic import MagneticBasis, MagneticGroup
 from .structures import Featurized, LowSymmetryWarning, featurize, read_cif  # spglib is imported only when featurize runs
 from .dataset import featurize_dataset, featurize_many, read_failures, read_features  # pyarrow/dask imported on use
 
@@ -44,6 +46,8 @@ __all__ = [
     "Database",
     "Featurized",
     "LowSymmetryWarning",
+    "MagneticBasis",
+    "MagneticGroup",
     "NotAGroupError",
     "PlaneGroup",
     "Setting",

@@ -12,7 +12,7 @@ format and ``Basis.translations``), fractional values are "fractional translatio
 """
 from __future__ import annotations
 
-__all__ = ["DEN", "MAX_ORDER", "MAX_KMAX", "N_SETTINGS", "N_SPACE_GROUPS", "N_PLANE_GROUPS"]
+__all__ = ["DEN", "MAX_ORDER", "MAX_KMAX", "N_SETTINGS", "N_SPACE_GROUPS", "N_PLANE_GROUPS", "N_MAGNETIC_TYPES"]
 
 #: common denominator of every translation and phase numerator (the artifact's ``denominator``
 #: attribute): every spglib setting needs at most 12, and every translation of the settings'
@@ -34,3 +34,6 @@ N_SPACE_GROUPS = 230
 
 #: plane (wallpaper) groups, number 1..N_PLANE_GROUPS
 N_PLANE_GROUPS = 17
+
+#: magnetic space-group types (spglib's UNI numbers 1..N_MAGNETIC_TYPES, BNS setting)
+N_MAGNETIC_TYPES = 1651

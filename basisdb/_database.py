@@ -15,6 +15,8 @@ from ._constants import MAX_KMAX, MAX_ORDER, N_PLANE_GROUPS, N_SETTINGS, N_SPACE
 from ._errors import ArtifactError, SettingNotFoundError
 from ._format import FORMAT_NAME, FORMAT_VERSION, INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256, setting_group_name
 from ._format import PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS, PLANE_PAYLOAD_FIELDS, plane_group_name
+from ._format import MIN_FORMAT_VERSION
+from . import _magnetic_io
 from ._symbol_resolver import SymbolResolver
 from ._validate import check_index, check_payload
 
@@ -177,7 +179,7 @@ class Database:
                 f"{self.path}: format version {self.format_version} is newer than this basisdb "
                 f"supports ({FORMAT_VERSION}); upgrade basisdb"
             )
-        if self.format_version < 1:
+        if self.format_version < MIN_FORMAT_VERSION:
             raise ArtifactError(f"{self.path}: unknown format version {self.format_version}")
         self.kmax = _attr_int(f, "kmax", 1, MAX_KMAX)
         self.denominator = _attr_int(f, "denominator", 1, 10_000)
@@ -405,7 +407,14 @@ class Database:
         return self._setting_at(self._row[self._symbols().resolve(text)])
 
     def get(
-        self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None, hall_number: int | None = None
+        self,
+        group=None,
+        *,
+        hall: int | None = None,
+        kmax: int | None = None,
+        plane=None,
+        hall_number: int | None = None,
+        magnetic=None,
     ) -> Basis:
         """The Basis of a setting (see ``get_setting`` for ``group``/``hall``) at ``kmax`` (default: the artifact's).
 
@@ -413,8 +422,16 @@ class Database:
         ('p2mg', 'pmg', 'p4gm', ...; see ``plane_group``): a 2-D Basis.  Plane-group
         numbers never collide with space-group numbers: ``get(17)`` is space group 17
         (P 2 2 2_1), ``get(plane=17)`` is the plane group p6mm.
+
+        ``magnetic=``: instead, one of the 1,651 magnetic space-group types, by UNI number
+        (int), BNS number ('136.499') or OG number ('136.4.1155'): a ``MagneticBasis`` with
+        ``time_even`` and ``time_odd`` Basis views (see ``magnetic_group``).
         """
         hall = _hall_keyword(hall, hall_number)
+        if magnetic is not None:
+            if group is not None or hall is not None or plane is not None:
+                raise ValueError("give either magnetic= or a space/plane group, not both")
+            return _magnetic_io.get_magnetic(self, magnetic, self._check_kmax(kmax))
         if plane is not None:
             if group is not None or hall is not None:
                 raise ValueError("give either plane= or a space group (number, symbol or hall=), not both")
@@ -440,11 +457,18 @@ class Database:
             return self._cache[key]
 
     def find(
-        self, group=None, *, hall: int | None = None, kmax: int | None = None, plane=None, hall_number: int | None = None
+        self,
+        group=None,
+        *,
+        hall: int | None = None,
+        kmax: int | None = None,
+        plane=None,
+        hall_number: int | None = None,
+        magnetic=None,
     ) -> Basis | None:
-        """Like ``get`` but returns None when no setting (or plane group) matches."""
+        """Like ``get`` but returns None when no setting (or plane / magnetic group) matches."""
         try:
-            return self.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)
+            return self.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number, magnetic=magnetic)
         except SettingNotFoundError:
             return None
 
@@ -547,13 +571,26 @@ class Database:
             if err > tol:
                 what = f"plane group {s.number}" if isinstance(s, PlaneGroup) else f"setting {s.hall_number}"
                 raise ArtifactError(f"{self.path}: {what} is not invariant under its operations (error {err:.2e})")
+        magnetic = _magnetic_io.verify_magnetic(self, rng, invariance_points, tol)
+        worst = max(worst, magnetic["max_invariance_error"])
         return {
             "path": str(self.path),
             "settings": len(self),
             "plane_groups": len(planes),
+            "magnetic_groups": magnetic["groups"],
             "kmax": self.kmax,
             "max_invariance_error": worst,
         }
+
+    # ------------------------------------------------------- magnetic groups
+    def magnetic_groups(self) -> list:
+        """The magnetic space-group types in the artifact (all 1,651 in the shipped one), ascending UNI number."""
+        return list(_magnetic_io.magnetic_index(self).groups.values())
+
+    def magnetic_group(self, key):
+        """Resolve a magnetic space-group type: a UNI number 1..1651 (int or text), a BNS number
+        ('136.499') or an OG number ('136.4.1155').  Raises SettingNotFoundError / TypeError."""
+        return _magnetic_io.magnetic_index(self).resolve(key)
 
     # --------------------------------------------------------- plane groups
     def _plane_index(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:

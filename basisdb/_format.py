@@ -23,10 +23,19 @@ __all__ = [
     "PLANE_INDEX_STRINGS",
     "PLANE_PAYLOAD_FIELDS",
     "plane_group_name",
+    "MAGNETIC",
+    "MAGNETIC_INDEX_INTEGERS",
+    "MAGNETIC_INDEX_STRINGS",
+    "MAGNETIC_OPS_FIELDS",
+    "MAGNETIC_BASIS_INDEX_INTEGERS",
+    "MAGNETIC_BASIS_INDEX_STRINGS",
+    "MAGNETIC_BASIS_FIELDS",
 ]
 
 FORMAT_NAME = "basisdb"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: oldest format version a reader of this version still reads (version 1: no /magnetic section)
+MIN_FORMAT_VERSION = 1
 
 #: columns of /index/integers, an (n_settings, 7) int32 table, one row per setting, ascending hall_number
 INDEX_INTEGERS = ("hall_number", "number", "order", "n_orbits", "n_frequencies", "n_extinct", "is_default")
@@ -69,15 +78,15 @@ def setting_group_name(hall_number: int) -> str:
     return f"/settings/{int(hall_number)}"
 
 
-def payload_sha256(arrays: dict[str, np.ndarray]) -> str:
+def payload_sha256(arrays: dict[str, np.ndarray], fields: dict | None = None) -> str:
     """Hex SHA-256 of a setting's payload, independent of HDF5 storage details.
 
-    For each field of ``PAYLOAD_FIELDS`` in order: the ASCII bytes of
+    For each field of ``fields`` (default ``PAYLOAD_FIELDS``) in order: the ASCII bytes of
     ``"<name>:<shape as comma-separated ints>;"`` then the array's bytes in
     C order, little-endian, with the field's dtype.
     """
     h = hashlib.sha256()
-    for name, (dtype, _) in PAYLOAD_FIELDS.items():
+    for name, (dtype, _) in (PAYLOAD_FIELDS if fields is None else fields).items():
         arr = np.ascontiguousarray(arrays[name], dtype=np.dtype(dtype).newbyteorder("<"))
         h.update(f"{name}:{','.join(str(s) for s in arr.shape)};".encode("ascii"))
         h.update(arr.tobytes())
@@ -100,3 +109,35 @@ PLANE_PAYLOAD_FIELDS = {name: (dtype, (2,) * len(tail)) for name, (dtype, tail) 
 def plane_group_name(number: int) -> str:
     """HDF5 path of a plane group's payload group, e.g. ``/plane_groups/17``."""
     return f"/{PLANE_GROUPS}/{int(number)}"
+
+
+# ------------------------------------------------------------------ magnetic groups (FORMAT.md section 15)
+#: group of the 1,651 magnetic space-group types (format version >= 2; optional)
+MAGNETIC = "magnetic"
+#: columns of /magnetic/index/integers, one row per type, ascending uni_number.  The last 12 are
+#: the transformation x_std = P x + p to the family group's standard setting, numerators over DEN
+MAGNETIC_INDEX_INTEGERS = (
+    "uni_number",
+    "litvin_number",
+    "type",
+    "number",
+    "order",
+    "family_hall_number",
+    "family_number",
+    "even_hall_number",
+    "even_basis",
+    "odd_basis",
+) + tuple(f"P{i}{j}" for i in range(3) for j in range(3)) + ("p0", "p1", "p2")
+#: columns of /magnetic/index/strings, same rows; sha256 of the type's operations (MAGNETIC_OPS_FIELDS)
+MAGNETIC_INDEX_STRINGS = ("bns_number", "og_number", "sha256")
+#: datasets of /magnetic/types/<uni_number>, in hash order
+MAGNETIC_OPS_FIELDS = {
+    "rotations": ("i1", (3, 3)),
+    "translations": ("u1", (3,)),
+    "time_reversals": ("u1", ()),
+}
+#: columns of /magnetic/basis_index/integers and /strings, one row per stored basis, ascending basis id
+MAGNETIC_BASIS_INDEX_INTEGERS = ("basis", "n_orbits", "n_frequencies", "n_extinct")
+MAGNETIC_BASIS_INDEX_STRINGS = ("sha256",)
+#: datasets of /magnetic/bases/<basis>, in hash order (the first four of PAYLOAD_FIELDS)
+MAGNETIC_BASIS_FIELDS = {name: PAYLOAD_FIELDS[name] for name in ("frequencies", "orbit_ptr", "phases", "extinct")}

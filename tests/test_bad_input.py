@@ -43,7 +43,7 @@ PLACEHOLDERS = {
     "{notes}": "a text file (not HDF5)",
     "{empty}": "an empty (0-byte) file",
     "{cut}": "the partial artifact truncated to half its length",
-    "{newer}": "the partial artifact with its `format_version` attribute set to 2",
+    "{newer}": "the partial artifact with its `format_version` attribute set to 3",
     "{foreign}": "a valid HDF5 file written by someone else (no basisdb attributes)",
     "{missing}": "a path that does not exist",
     "{dir}": "a directory",
@@ -129,7 +129,7 @@ NO_SUCH = "unknown space-group symbol {!r}; see `basisdb list` for the settings"
 DID_YOU_MEAN = "unknown space-group symbol 'Pnma3'; did you mean 'Pnma', 'Pnnm', 'Pnna', 'Pnmn'?"
 MEMORY = "building at kmax=127 with 1 job(s) needs about ... GiB, more than 50% of this machine's ... GiB; use a smaller kmax or fewer jobs"
 TRUNCATED = "{cut}: cannot open HDF5 file (truncated or damaged?): Unable to synchronously open file (truncated file: ...)"
-NEWER = "{newer}: format version 2 is newer than this basisdb supports (1); upgrade basisdb"
+NEWER = "{newer}: format version 3 is newer than this basisdb supports (2); upgrade basisdb"
 
 ROWS: list[Row] = [
     # ------------------------------------------------------------- group numbers and symbols
@@ -353,7 +353,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (d / "cut.h5").write_bytes(data[: len(data) // 2])
     (d / "newer.h5").write_bytes(data)
     with h5py.File(d / "newer.h5", "r+") as f:
-        f.attrs["format_version"] = np.int32(2)
+        f.attrs["format_version"] = np.int32(3)
     with h5py.File(d / "foreign.h5", "w") as f:
         f["x"] = np.arange(3)
     (d / "adir").mkdir()

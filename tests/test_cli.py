@@ -5,6 +5,7 @@ exit status and no traceback.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -176,6 +177,38 @@ def test_list_system(invoke, shipped):
     assert invoke("list", "--system", "CUBIC").stdout == result.stdout
 
 
+def test_list_json(invoke, shipped):
+    import json
+
+    result = invoke("list", "--json")
+    assert_ok(result)
+    rows = json.loads(result.stdout)
+    assert [r["hall_number"] for r in rows] == list(range(1, 531))
+    assert rows == [dataclasses.asdict(s) for s in shipped.settings()]
+    # the filters apply to the JSON rows too; an empty selection is an empty array
+    rows = json.loads(invoke("list", "--json", "--number", "227").stdout)
+    assert [(r["hall_number"], r["is_default"]) for r in rows] == [(525, True), (526, False)]
+    assert json.loads(invoke("list", "--json", "--system", "cubic", "--number", "2").stdout) == []
+
+
+def test_list_plane_json(invoke, shipped):
+    import json
+
+    result = invoke("list", "--plane", "--json")
+    assert_ok(result)
+    rows = json.loads(result.stdout)
+    assert [r["number"] for r in rows] == list(range(1, 18))
+    assert rows == [dataclasses.asdict(g) for g in shipped.plane_groups()]
+    assert rows[11]["hm_full"] == "p4gm"
+
+
+def test_list_invalid_number_exits_nonzero(invoke):
+    """`basisdb list --number 300` used to print an empty table and exit 0."""
+    result = invoke("list", "--number", "300")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "space-group number must be in 1..230, got 300")
+
+
 def test_list_other_artifact(invoke, small_artifact):
     result = invoke("list", "--db", str(small_artifact))
     assert_ok(result)
@@ -344,6 +377,11 @@ def test_build_with_progress_bar(invoke, tmp_path):
         (["verify", "--points", "0"], "points"),
         (["list", "--system", "bogus"], "bogus"),
         (["list", "--number", "abc"], "abc"),
+        (["list", "--number", "300"], "1..230"),
+        (["list", "--number", "0"], "1..230"),
+        (["list", "--number", "300", "--json"], "1..230"),
+        (["list", "--plane", "--number", "3"], "plane"),
+        (["list", "--plane", "--system", "cubic"], "plane"),
         (["frobnicate"], "frobnicate"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,

@@ -88,8 +88,8 @@ def read_header() -> dict:
             assert aid.shape == (), name
             attrs[name] = int(f.attrs[name])
         assert set(f.attrs.keys()) == set(attrs)
-        # FORMAT.md section 13: the plane-group section is optional (tests/test_plane_groups.py reads it)
-        assert set(f.keys()) - {"index_plane", "plane_groups"} == {"index", "settings"}
+        # FORMAT.md sections 13 and 14: the plane-group and magnetic sections are optional (own tests read them)
+        assert set(f.keys()) - {"index_plane", "plane_groups", "magnetic"} == {"index", "settings"}
 
         ints_ds, strs_ds = f["index/integers"], f["index/strings"]
         for ds, cols in ((ints_ds, INT_COLUMNS), (strs_ds, STR_COLUMNS)):
@@ -228,7 +228,7 @@ def test_root_attributes():
     h = read_header()
     a = h["attrs"]
     assert a["format"] == "basisdb"
-    assert a["format_version"] == 1
+    assert a["format_version"] == 2
     assert 1 <= a["kmax"] <= 127
     assert a["kmax"] == 8  # shipped file
     assert a["denominator"] == 24

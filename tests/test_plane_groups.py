@@ -303,8 +303,8 @@ def test_damaged_plane_group_is_detected(tmp_path):
 def test_layout_per_format_md():
     """Read the plane-group section with h5py only, per FORMAT.md section 13, and recompute the hashes."""
     with h5py.File(ARTIFACT, "r") as f:
-        assert int(f.attrs["format_version"]) == 1
-        assert set(f.keys()) == {"index", "settings", "index_plane", "plane_groups"}
+        assert int(f.attrs["format_version"]) == 2
+        assert set(f.keys()) == {"index", "settings", "index_plane", "plane_groups"} | ({"magnetic"} if "magnetic" in f else set())
         ints, strs = f["index_plane/integers"], f["index_plane/strings"]
         assert ints.dtype == np.dtype("<i4") and ints.shape == (17, 5)
         assert ints.attrs["columns"] == "number,order,n_orbits,n_frequencies,n_extinct"

@@ -23,7 +23,16 @@ from basisdb._format import (
     PLANE_PAYLOAD_FIELDS,
     payload_sha256,
 )
-from basisdb._constants import DEN, MAX_KMAX, N_PLANE_GROUPS, N_SETTINGS
+from basisdb._format import (
+    MAGNETIC,
+    MAGNETIC_BASIS_FIELDS,
+    MAGNETIC_BASIS_INDEX_INTEGERS,
+    MAGNETIC_BASIS_INDEX_STRINGS,
+    MAGNETIC_INDEX_INTEGERS,
+    MAGNETIC_INDEX_STRINGS,
+    MAGNETIC_OPS_FIELDS,
+)
+from basisdb._constants import DEN, MAX_KMAX, N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS
 from basisdb._version import __version__
 
 from .orbits import OrbitSolution, solve_orbits
@@ -118,9 +127,12 @@ def build_database(
     halls: Sequence[int] | None = None,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    magnetic: bool | None = None,
 ) -> dict:
     """Build the artifact for ``halls`` (default: all 530) at cut-off ``kmax`` into ``path``.
 
+    ``magnetic``: also write the 1,651 magnetic space-group types (FORMAT.md section 15);
+    default: only in a full build (all 530 settings).
     Writes atomically; two builds with the same arguments give byte-identical
     files whatever ``jobs`` is.  ``progress(n)`` is called after each setting.
     Returns a summary dict (settings, kmax, bytes).
@@ -148,6 +160,8 @@ def build_database(
                 progress(1)
         _write_index(create_group(f, "index"), index, INDEX_INTEGERS, INDEX_STRINGS)
         _write_plane_groups(f, int(kmax), jobs)
+        if magnetic or (magnetic is None and len(selected) == N_SETTINGS):
+            _write_magnetic(f, int(kmax), jobs, frozenset(selected))
     return {"path": os.fspath(path), "kmax": int(kmax), "settings": len(selected), "bytes": os.path.getsize(path)}
 
 
@@ -231,3 +245,75 @@ def _write_setting(settings, built: BuiltSetting, index: dict[str, list]) -> Non
     )
     for name, value in row.items():
         index[name].append(value)
+
+
+# ------------------------------------------------------------------ magnetic groups (FORMAT.md section 15)
+def _build_magnetic_type(args: tuple[int, int, frozenset]):
+    """Record, time-even solution (None when a stored setting holds it) and time-odd solution
+    (None for types 1 and 2, which the reader derives) of one UNI type."""
+    from .magnetic import magnetic_record, solve_magnetic
+
+    uni, kmax, halls = args
+    rec = magnetic_record(uni)
+    even = None if rec.even_hall_number in halls else solve_magnetic(rec, kmax, "even")
+    odd = solve_magnetic(rec, kmax, "odd") if rec.type in (3, 4) else None
+    return rec, even, odd
+
+
+def _write_magnetic(f, kmax: int, jobs: int, halls: frozenset) -> None:
+    """/magnetic: the index of the 1,651 types, their operations, and the deduplicated bases."""
+    from .magnetic import prepare
+
+    prepare()  # computed once here; forked workers inherit it
+    root = create_group(f, MAGNETIC)
+    types = create_group(root, "types")
+    bases = create_group(root, "bases")
+    index: dict[str, list] = {name: [] for name in MAGNETIC_INDEX_INTEGERS + MAGNETIC_INDEX_STRINGS}
+    basis_index: dict[str, list] = {name: [] for name in MAGNETIC_BASIS_INDEX_INTEGERS + MAGNETIC_BASIS_INDEX_STRINGS}
+    by_hash: dict[str, int] = {}
+
+    def store(sol: OrbitSolution | None) -> int:
+        if sol is None:
+            return -1
+        payload = {name: np.asarray(getattr(sol, name), dtype=dtype) for name, (dtype, _) in MAGNETIC_BASIS_FIELDS.items()}
+        digest = payload_sha256(payload, MAGNETIC_BASIS_FIELDS)
+        if digest not in by_hash:
+            by_hash[digest] = len(by_hash)
+            group = create_group(bases, str(by_hash[digest]))
+            for name, arr in payload.items():
+                write_dataset(group, name, arr)
+            row = {"basis": by_hash[digest], "n_orbits": len(payload["orbit_ptr"]) - 1,
+                   "n_frequencies": len(payload["frequencies"]), "n_extinct": len(payload["extinct"]), "sha256": digest}
+            for name in basis_index:
+                basis_index[name].append(row[name])
+        return by_hash[digest]
+
+    tasks = [(u, kmax, halls) for u in range(1, N_MAGNETIC_TYPES + 1)]
+    for rec, even, odd in _map(tasks, jobs, _build_magnetic_type):
+        ops = {"rotations": rec.rotations, "translations": rec.translations, "time_reversals": rec.time_reversals}
+        group = create_group(types, str(rec.uni_number))
+        for name, (dtype, _) in MAGNETIC_OPS_FIELDS.items():
+            ops[name] = np.asarray(ops[name], dtype=dtype)
+            write_dataset(group, name, ops[name])
+        even_hall = rec.even_hall_number if even is None else 0
+        row = {
+            "uni_number": rec.uni_number,
+            "litvin_number": rec.litvin_number,
+            "type": rec.type,
+            "number": rec.number,
+            "order": len(rec.rotations),
+            "family_hall_number": rec.family_hall_number,
+            "family_number": rec.family_number,
+            "even_hall_number": even_hall,
+            "even_basis": store(even),
+            "odd_basis": store(odd),
+            "bns_number": rec.bns_number,
+            "og_number": rec.og_number,
+            "sha256": payload_sha256(ops, MAGNETIC_OPS_FIELDS),
+        }
+        row.update({f"P{i}{j}": int(rec.transformation[i, j]) for i in range(3) for j in range(3)})
+        row.update({f"p{i}": int(rec.origin_shift[i]) for i in range(3)})
+        for name in index:
+            index[name].append(row[name])
+    _write_index(create_group(root, "index"), index, MAGNETIC_INDEX_INTEGERS, MAGNETIC_INDEX_STRINGS)
+    _write_index(create_group(root, "basis_index"), basis_index, MAGNETIC_BASIS_INDEX_INTEGERS, MAGNETIC_BASIS_INDEX_STRINGS)

@@ -38,15 +38,27 @@ class OrbitSolution:
     extinct: np.ndarray
 
 
-def solve_orbits(rotations: np.ndarray, translations: np.ndarray, kmax: int) -> OrbitSolution:
+def solve_orbits(
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    kmax: int,
+    *,
+    phase_offsets: np.ndarray | None = None,
+    generators: list[int] | None = None,
+) -> OrbitSolution:
     """Solve the dual frequency graph of the group ``(rotations, translations)`` at cut-off ``kmax``.
 
     ``rotations``: (n, 3, 3) ints; ``translations``: (n, 3) ints over ``DEN``.  The
     operations must already form a group (see ``basisdb._ops.check_group``).
+    ``phase_offsets`` (n,) ints over ``DEN``, optional: a constant added to the phase of
+    every edge of an operation, e.g. ``DEN // 2`` for the primed (time-reversing)
+    operations of a magnetic group acting on a time-odd field (basisdb_build.magnetic);
+    ``generators`` then names a generating set of the operations *with* that extra label.
     """
     freqs = box_frequencies(kmax)  # (nbox, 3) int64, box-index order
     nbox = len(freqs)
-    gens = group_generators(rotations, translations)
+    gens = group_generators(rotations, translations) if generators is None else list(generators)
+    offsets = np.zeros(len(rotations), dtype=np.int64) if phase_offsets is None else np.asarray(phase_offsets, dtype=np.int64)
 
     graph = nx.Graph()
     graph.add_nodes_from(range(nbox))
@@ -61,7 +73,7 @@ def solve_orbits(rotations: np.ndarray, translations: np.ndarray, kmax: int) -> 
         src = np.flatnonzero(inside)
         graph.add_edges_from(zip(src.tolist(), dst[inside].tolist()))
         images.append(dst)
-        edge_phases.append((freqs @ translations[g]) % DEN)
+        edge_phases.append((freqs @ translations[g] + offsets[g]) % DEN)
 
     rank = canonical_rank(kmax)
     phase = np.zeros(nbox, dtype=np.int64)
