@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import uuid
@@ -31,6 +32,7 @@ META_NAME = "_dataset.json"
 FEATURES_DIR = "features"
 FAILURES_DIR = "failures"
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_CIF_SUFFIXES = (".cif", ".mcif")  # .mcif: magnetic CIF, read by featurize (gemmi) like any CIF
 
 
 def require_pyarrow():
@@ -65,7 +67,7 @@ def _is_glob(text: str) -> bool:
 
 def expand_inputs(inputs) -> list[tuple[str, Path]]:
     """Resolve paths, folders and globs into an ordered list of (kind, path), kind in
-    'cif', 'csv', 'parquet', 'ase'.  Folders give their *.cif files (recursively), globs their
+    'cif', 'csv', 'parquet', 'ase'.  Folders give their *.cif and *.mcif files (recursively), globs their
     matches, both sorted; inputs keep the order given.  Errors name the input."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -74,9 +76,9 @@ def expand_inputs(inputs) -> list[tuple[str, Path]]:
         text = os.fspath(raw)
         p = Path(text)
         if p.is_dir():
-            files = sorted((f for f in p.rglob("*") if f.is_file() and f.suffix.lower() == ".cif"), key=lambda f: f.as_posix())
+            files = sorted((f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _CIF_SUFFIXES), key=lambda f: f.as_posix())
             if not files:
-                raise FileNotFoundError(f"{text}: the folder holds no .cif files")
+                raise FileNotFoundError(f"{text}: the folder holds no .cif or .mcif files")
             out.extend(("cif", f) for f in files)
         elif p.is_file():
             out.append((_kind(p), p))
@@ -93,7 +95,7 @@ def expand_inputs(inputs) -> list[tuple[str, Path]]:
 
 def _kind(p: Path) -> str:
     suffix = p.suffix.lower()
-    if suffix == ".cif":
+    if suffix in _CIF_SUFFIXES:
         return "cif"
     return _TABLE_SUFFIXES.get(suffix, "ase")
 
@@ -195,7 +197,15 @@ def iter_file_items(files, *, cif_column: str = "cif", id_column: str | None = N
                 raise ImportError(f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not") from exc
             if carry:
                 raise ValueError("--carry takes columns of CSV or Parquet inputs only")
-            for i, atoms in enumerate(ase.io.iread(str(p), index=":")):
+            from ase.io.formats import UnknownFileTypeError
+
+            try:
+                frames = ase.io.iread(str(p), index=":")
+                first = next(frames, None)
+            except UnknownFileTypeError as exc:
+                raise ValueError(f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
+                                 "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)") from None
+            for i, atoms in enumerate(itertools.chain(() if first is None else (first,), frames)):
                 ident = atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
                 yield Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms), None
                 index += 1

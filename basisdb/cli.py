@@ -345,17 +345,7 @@ def show(group, hall, ops, kmax, limit, plane, db_path, vector=None, magnetic=Fa
         f"{s.hm_extended} ({where}), K={basis.kmax}: "
         f"{basis.n_orbits} orbits, {len(basis.frequencies)} frequencies, {len(basis.extinct)} extinct"
     )
-    shown = basis.n_orbits if limit == 0 else min(limit, basis.n_orbits)
-    for j in range(shown):
-        freqs, phases = basis.orbit(j)
-        conj = basis.conjugate[j]
-        tag = "-O=O" if conj == j else f"-O=#{conj}"
-        members = "  ".join(
-            f"({','.join(map(str, k))}){'' if p == 0 else ' @' + _frac(p, basis.denominator)}" for k, p in zip(freqs.tolist(), phases.tolist())
-        )
-        click.echo(f"#{j:<4} |O|={len(freqs):<3} {tag:<8} {members}")
-    if shown < basis.n_orbits:
-        click.echo(f"... {basis.n_orbits - shown} more orbits (use --limit 0 for all)")
+    _echo_orbits(basis, limit)
     click.echo("phase '@ p' means coefficient exp(2 pi i p) relative to the orbit's first member")
 
 

@@ -390,7 +390,7 @@ def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=F
                       capture_stderr: bool = True) -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
-    inputs: a path or a list of them: CIF files, folders (their *.cif files, recursively), globs,
+    inputs: a path or a list of them: CIF files, folders (their *.cif and *.mcif files, recursively), globs,
         CSV or Parquet tables with a CIF column (``cif_column``; ids from ``id_column``, default
         'material_id' or 'id' when present, else FILE:ROW), or any file ASE reads as a sequence
         (extxyz, .traj, an ASE database).  ``carry``: table columns copied into the output (targets).

@@ -158,6 +158,26 @@ def test_cif_folder_and_glob(tmp_path):
     assert sorted(a.column("id").to_pylist()) == sorted(r["material_id"] for r in rows)
 
 
+def test_mcif_files_are_cifs_and_unknown_files_one_line(tmp_path):
+    """A .mcif file (magnetic CIF) is read as a CIF, alone or in a folder, not handed to ASE;
+    a file no reader knows is a ValueError naming it (one line from the CLI), not ASE's traceback."""
+    rows = _carbon_rows(2)
+    (tmp_path / "cifs").mkdir()
+    (tmp_path / "cifs" / "a.cif").write_text(rows[0]["cif"])
+    (tmp_path / "cifs" / "b.mcif").write_text(rows[1]["cif"])
+    assert [k for k, _ in _dataset_io.expand_inputs(tmp_path / "cifs")] == ["cif", "cif"]
+    res = basisdb.featurize_dataset(tmp_path / "cifs", None, kmax=KMAX, scheduler="sync", progress=False)
+    assert res.features.column("id").to_pylist() == ["a", "b"]
+    assert _dataset_io.expand_inputs(tmp_path / "cifs" / "b.mcif") == [("cif", tmp_path / "cifs" / "b.mcif")]
+    pytest.importorskip("ase.io")
+    odd = tmp_path / "x.unknownsuffix"
+    odd.write_text("hello\n")
+    with pytest.raises(ValueError, match="x.unknownsuffix: not a file type basisdb or ASE reads"):
+        basisdb.featurize_dataset(odd, None, scheduler="sync", progress=False)
+    res = CliRunner().invoke(cli, ["featurize", str(odd), "-o", str(tmp_path / "out"), "--scheduler", "sync", "-q"])
+    assert res.exit_code != 0 and "not a file type basisdb or ASE reads" in res.output
+
+
 # ------------------------------------------------------------------ CLI, restart, determinism
 def test_cli_writes_and_refuses_other_options(tmp_path, small_csv, reference):
     out = tmp_path / "out"
