@@ -144,6 +144,31 @@ def _hall_keyword(hall, hall_number):
     return hall if hall is not None else hall_number
 
 
+def read_datasets(path, f: h5py.File, name: str, fields: dict, limit: int, *, what: str | None = None,
+                  limit_note: str = "") -> dict[str, np.ndarray]:
+    """The datasets ``fields`` ({field: (dtype, trailing shape)}) of the HDF5 group ``name``, each
+    checked for dtype, shape and a length of at most ``limit`` before it is read; ArtifactError on
+    any mismatch, a missing or linked object, or damaged data.  The caller holds the file's lock."""
+    group = _child(path, f, name)
+    if not isinstance(group, h5py.Group):
+        listed = f"{what} is listed but {name} is missing" if what else f"{name} is listed but missing"
+        raise ArtifactError(f"{path}: {listed}")
+    out = {}
+    for field, (dtype, tail) in fields.items():
+        ds = _child(path, group, field)
+        if not isinstance(ds, h5py.Dataset):
+            raise ArtifactError(f"{path}: {name}/{field} is missing")
+        if ds.dtype != np.dtype(dtype) or ds.shape[1:] != tail or ds.ndim != 1 + len(tail):
+            raise ArtifactError(f"{path}: {name}/{field} has shape {ds.shape} dtype {ds.dtype}")
+        if ds.shape[0] > limit:
+            raise ArtifactError(f"{path}: {name}/{field} has an absurd length {ds.shape[0]}{limit_note}")
+        try:
+            out[field] = ds[()]
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: {name}/{field} is damaged: {exc}") from None
+    return out
+
+
 class Database:
     """A read-only basisdb artifact.  Use ``basisdb.open()``.
 
@@ -493,24 +518,9 @@ class Database:
         fields = PLANE_PAYLOAD_FIELDS if plane else PAYLOAD_FIELDS
         # no dataset of a valid file is longer than the box (or than the largest group order)
         limit = max((2 * self.kmax + 1) ** fields["frequencies"][1][0] + 1, MAX_ORDER)
+        what = f"{'plane group' if plane else 'setting'} {hall_number}"
         with self._lock:
-            group = _child(self.path, f, name)
-            if not isinstance(group, h5py.Group):
-                raise ArtifactError(f"{self.path}: {'plane group' if plane else 'setting'} {hall_number} is listed but {name} is missing")
-            out = {}
-            for field, (dtype, tail) in fields.items():
-                ds = _child(self.path, group, field)
-                if not isinstance(ds, h5py.Dataset):
-                    raise ArtifactError(f"{self.path}: {name}/{field} is missing")
-                if ds.dtype != np.dtype(dtype) or ds.shape[1:] != tail or ds.ndim != 1 + len(tail):
-                    raise ArtifactError(f"{self.path}: {name}/{field} has shape {ds.shape} dtype {ds.dtype}")
-                if ds.shape[0] > limit:
-                    raise ArtifactError(f"{self.path}: {name}/{field} has an absurd length {ds.shape[0]} (at most {limit} at kmax={self.kmax})")
-                try:
-                    out[field] = ds[()]
-                except (OSError, RuntimeError, ValueError) as exc:
-                    raise ArtifactError(f"{self.path}: {name}/{field} is damaged: {exc}") from None
-        return out
+            return read_datasets(self.path, f, name, fields, limit, what=what, limit_note=f" (at most {limit} at kmax={self.kmax})")
 
     def _read_basis(self, setting: Setting | PlaneGroup) -> Basis:
         if isinstance(setting, PlaneGroup):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-import h5py
 import numpy as np
 
 from ._constants import MAX_ORDER, N_MAGNETIC_TYPES, N_SETTINGS, N_SPACE_GROUPS
@@ -136,26 +135,9 @@ def _build_index(db, ints, strs, bints, bstrs) -> MagneticIndex:
 
 
 def _read_group(db, name: str, fields: dict, limit: int) -> dict:
-    from ._database import _child
+    from ._database import read_datasets
 
-    f = db._h5()
-    group = _child(db.path, f, name)
-    if not isinstance(group, h5py.Group):
-        raise ArtifactError(f"{db.path}: {name} is listed but missing")
-    out = {}
-    for field, (dtype, tail) in fields.items():
-        ds = _child(db.path, group, field)
-        if not isinstance(ds, h5py.Dataset):
-            raise ArtifactError(f"{db.path}: {name}/{field} is missing")
-        if ds.dtype != np.dtype(dtype) or ds.shape[1:] != tail or ds.ndim != 1 + len(tail):
-            raise ArtifactError(f"{db.path}: {name}/{field} has shape {ds.shape} dtype {ds.dtype}")
-        if ds.shape[0] > limit:
-            raise ArtifactError(f"{db.path}: {name}/{field} has an absurd length {ds.shape[0]}")
-        try:
-            out[field] = ds[()]
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ArtifactError(f"{db.path}: {name}/{field} is damaged: {exc}") from None
-    return out
+    return read_datasets(db.path, db._h5(), name, fields, limit, limit_note=f" (at most {limit})")
 
 
 def _read_operations(db, index: MagneticIndex, uni: int) -> dict:
