@@ -14,6 +14,7 @@ networkx) is imported on demand by ``basis_from_operations`` and ``basisdb build
 from ._basis import Basis, PlaneGroup, Setting
 from ._boxindex import box_frequencies, box_index
 from ._database import Database, default_path, open
+from ._database import default_database as _default_database
 from ._errors import (
     ArtifactError,
     CartesianPositionsWarning,
@@ -77,15 +78,8 @@ __all__ = [
     "subgroup_settings",
 ]
 
-_default_db = None
-
-
 def get_basis(group=None, *, hall=None, kmax=None, path=None, plane=None, hall_number=None) -> Basis:
-    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (the default database is cached);
-    ``hall_number=`` is spglib's name for ``hall=``."""
-    global _default_db
-    if path is not None:
-        return open(path).get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)
-    if _default_db is None:
-        _default_db = open()
-    return _default_db.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)
+    """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (without ``path``:
+    the package's one default database, opened once); ``hall_number=`` is spglib's name for ``hall=``."""
+    db = open(path) if path is not None else _default_database()
+    return db.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number)

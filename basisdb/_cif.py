@@ -451,9 +451,9 @@ def _symbol_operations(form: str, tag: str, value: str, name: str, params, code:
         return _gemmi_ops(sg.operations())
     # spellings gemmi does not know (database styles such as 'P 21/c Z'): basisdb's own resolver
     try:
-        from .structures import _default_db
+        from ._database import default_database
 
-        hall = _default_db().get_setting(value).hall_number
+        hall = default_database().get_setting(value).hall_number
     except Exception as exc:  # SettingNotFoundError (unknown or ambiguous) or ValueError
         raise CIFError(f"{name}: cannot interpret the space-group symbol {tag} {value!r}: {exc}") from None
     return _database_ops(hall)

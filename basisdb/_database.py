@@ -1,4 +1,12 @@
-"""Reading the HDF5 artifact: opening, validation, lookup and integrity checks."""
+"""The ``Database`` front: one open artifact, its lookups and its cache of bases.
+
+The work is done elsewhere: ``_h5read`` reads a possibly hostile HDF5 file defensively,
+``_index`` holds the lookup tables (settings, plane groups, magnetic groups) apart from
+the file, ``_verify`` checks a whole artifact, ``_magnetic_io`` reads the magnetic
+section.  This module opens the file (once per process: reopened after ``fork()``),
+checks its header, reads payloads into ``Basis`` objects and caches them.
+``default_database()`` is the one Database that the package uses without a path.
+"""
 from __future__ import annotations
 
 import os
@@ -11,23 +19,22 @@ import h5py
 import numpy as np
 
 from ._basis import Basis, PlaneGroup, Setting
-from ._constants import MAX_KMAX, MAX_ORDER, N_PLANE_GROUPS, N_SETTINGS, N_SPACE_GROUPS
+from ._constants import MAX_KMAX, MAX_ORDER
 from ._errors import ArtifactError, SettingNotFoundError
 from ._format import FORMAT_NAME, FORMAT_VERSION, INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256, setting_group_name
 from ._format import PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS, PLANE_PAYLOAD_FIELDS, plane_group_name
 from ._format import MIN_FORMAT_VERSION
-from . import _magnetic_io
+from ._h5read import MAX_ROWS, attr_int, attr_str, h5_message, read_datasets, read_table
+from ._index import PlaneIndex, SettingIndex, hall_keyword
+from . import _magnetic_io, _verify
 from ._symbol_resolver import SymbolResolver
-from ._validate import check_index, check_payload
+from ._validate import check_payload
 
-__all__ = ["Database", "open", "default_path", "ENV_PATH"]
+__all__ = ["Database", "open", "default_database", "default_path", "ENV_PATH"]
 
 #: environment variable naming the artifact to use when ``open()`` gets no path
 ENV_PATH = "BASISDB_PATH"
 ARTIFACT_NAME = "basisdb.h5"
-
-_MAX_SETTINGS = 100_000
-_MAX_STRING = 256
 
 
 def _shipped_candidates() -> list[Path]:
@@ -58,115 +65,32 @@ def open(path: str | os.PathLike | None = None) -> "Database":  # noqa: A001 - m
     return Database(default_path() if path is None else Path(path))
 
 
-def _attr_declared(f: h5py.File, name: str, kind: str):
-    """The attribute's low-level id, after refusing a wrong declared shape or type (nothing read yet)."""
-    aid = f.attrs.get_id(name)
-    shape, tclass = aid.shape, aid.get_type().get_class()
-    want = h5py.h5t.INTEGER if kind == "an integer" else h5py.h5t.STRING
-    if shape != () or tclass != want:
-        names = {h5py.h5t.INTEGER: "integer", h5py.h5t.FLOAT: "float", h5py.h5t.STRING: "string"}
-        got = f"{names.get(tclass, f'HDF5 type class {tclass}')} of shape {shape}"
-        raise ArtifactError(f"{f.filename}: root attribute {name!r} must be {kind} scalar, got {got}")
-    return aid
+_DEFAULT: "Database | None" = None
+_DEFAULT_LOCK = threading.Lock()
 
 
-def _attr_int(f: h5py.File, name: str, lo: int, hi: int) -> int:
-    try:
-        aid = _attr_declared(f, name, "an integer")
-    except KeyError:
-        if name in f.attrs:  # it exists but cannot be opened
-            raise
-        raise ArtifactError(f"{f.filename}: missing root attribute {name!r}; not a basisdb artifact") from None
-    value = np.zeros((), dtype=np.int64)  # any stored integer width is converted by HDF5
-    try:
-        aid.read(value)
-    except (OSError, RuntimeError, ValueError) as exc:  # e.g. an unsigned value beyond int64
-        raise ArtifactError(f"{f.filename}: root attribute {name!r} cannot be read as an integer: {exc}") from None
-    if not lo <= int(value) <= hi:
-        raise ArtifactError(f"{f.filename}: root attribute {name!r} = {int(value)} is outside {lo}..{hi}")
-    return int(value)
+def default_database() -> "Database":
+    """The one Database the package uses when given none (``get_basis``, ``featurize``, the
+    adapters): ``open()`` of ``default_path()``, opened on first use and shared by all threads;
+    a forked child keeps it (the Database reopens its file in the child)."""
+    global _DEFAULT
+    db = _DEFAULT
+    if db is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = open()
+            db = _DEFAULT
+    return db
 
 
-def _attr_str(f: h5py.File, name: str) -> str:
-    if name in f.attrs:
-        _attr_declared(f, name, "a string")
-    value = f.attrs.get(name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        raise ArtifactError(f"{f.filename}: root attribute {name!r} must be a string")
-    return value
+def _after_fork_in_child() -> None:
+    """A lock held by another thread at fork() time would never be released in the child."""
+    global _DEFAULT_LOCK
+    _DEFAULT_LOCK = threading.Lock()
 
 
-def _h5_message(exc: BaseException) -> str:
-    """h5py's KeyError repr()s its message; show the text."""
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
-def _child(path, parent: h5py.Group, name: str):
-    """``parent[name]``; None if there is no such link; ArtifactError if it exists but cannot be opened,
-    if it is a soft or external link (never followed out of the file), or if it keeps its data elsewhere."""
-
-    def full() -> str:  # only for messages: h5py's .name costs a library call
-        return f"{parent.name.rstrip('/')}/{name.lstrip('/')}"
-
-    try:
-        kind = parent.id.links.get_info(name.encode()).type  # no object is opened
-    except (KeyError, RuntimeError, ValueError) as exc:
-        try:
-            missing = parent.get(name, getlink=True) is None
-        except (KeyError, RuntimeError, ValueError, OSError):
-            missing = False
-        if missing:
-            return None
-        raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {_h5_message(exc)}") from None
-    if kind != h5py.h5l.TYPE_HARD:
-        what = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}.get(kind, "a user-defined link")
-        raise ArtifactError(f"{path}: {full()} is {what}, not an object of the file")
-    try:
-        obj = parent[name]
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {_h5_message(exc)}") from None
-    except OSError as exc:
-        if isinstance(exc, ArtifactError):
-            raise
-        raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {exc}") from None
-    if isinstance(obj, h5py.Dataset) and obj.chunks is None:  # chunked data cannot live in other files
-        if obj.is_virtual or obj.id.get_create_plist().get_external_count() > 0:
-            raise ArtifactError(f"{path}: {full()} keeps its data outside the file (external or virtual dataset)")
-    return obj
-
-
-def _hall_keyword(hall, hall_number):
-    """``hall=`` or its spglib spelling ``hall_number=``; not both."""
-    if hall is not None and hall_number is not None:
-        raise TypeError("give hall= or hall_number= (the same key, spglib's name), not both")
-    return hall if hall is not None else hall_number
-
-
-def read_datasets(path, f: h5py.File, name: str, fields: dict, limit: int, *, what: str | None = None,
-                  limit_note: str = "") -> dict[str, np.ndarray]:
-    """The datasets ``fields`` ({field: (dtype, trailing shape)}) of the HDF5 group ``name``, each
-    checked for dtype, shape and a length of at most ``limit`` before it is read; ArtifactError on
-    any mismatch, a missing or linked object, or damaged data.  The caller holds the file's lock."""
-    group = _child(path, f, name)
-    if not isinstance(group, h5py.Group):
-        listed = f"{what} is listed but {name} is missing" if what else f"{name} is listed but missing"
-        raise ArtifactError(f"{path}: {listed}")
-    out = {}
-    for field, (dtype, tail) in fields.items():
-        ds = _child(path, group, field)
-        if not isinstance(ds, h5py.Dataset):
-            raise ArtifactError(f"{path}: {name}/{field} is missing")
-        if ds.dtype != np.dtype(dtype) or ds.shape[1:] != tail or ds.ndim != 1 + len(tail):
-            raise ArtifactError(f"{path}: {name}/{field} has shape {ds.shape} dtype {ds.dtype}")
-        if ds.shape[0] > limit:
-            raise ArtifactError(f"{path}: {name}/{field} has an absurd length {ds.shape[0]}{limit_note}")
-        try:
-            out[field] = ds[()]
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ArtifactError(f"{path}: {name}/{field} is damaged: {exc}") from None
-    return out
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Database:
@@ -181,7 +105,10 @@ class Database:
         self._lock = threading.RLock()
         self._file: h5py.File | None = None
         self._pid = -1
-        self._cache: dict[tuple[int, int], Basis] = {}
+        self._cache: dict[tuple, Basis] = {}
+        self._index: SettingIndex | None = None
+        self._plane_tables: PlaneIndex | None = None  # read on first use
+        self._magnetic_tables = None  # a MagneticIndex, read on first use by _magnetic_io
         try:
             self._read_header(self._h5())
         except BaseException as exc:
@@ -191,13 +118,12 @@ class Database:
             if isinstance(exc, (KeyError, RuntimeError, ValueError, TypeError)) or (
                 isinstance(exc, OSError) and not isinstance(exc, ArtifactError)
             ):
-                raise ArtifactError(f"{self.path}: cannot read the artifact's header (damaged file?): {_h5_message(exc)}") from None
+                raise ArtifactError(f"{self.path}: cannot read the artifact's header (damaged file?): {h5_message(exc)}") from None
             raise
-        self._resolver: SymbolResolver | None = None  # built on the first symbol lookup
 
     def _read_header(self, f: h5py.File) -> None:
-        self.format_version = _attr_int(f, "format_version", 0, 2**31 - 1)
-        if _attr_str(f, "format") != FORMAT_NAME:
+        self.format_version = attr_int(f, "format_version", 0, 2**31 - 1)
+        if attr_str(f, "format") != FORMAT_NAME:
             raise ArtifactError(f"{self.path}: not a basisdb artifact (format attribute is not {FORMAT_NAME!r})")
         if self.format_version > FORMAT_VERSION:
             raise ArtifactError(
@@ -206,12 +132,14 @@ class Database:
             )
         if self.format_version < MIN_FORMAT_VERSION:
             raise ArtifactError(f"{self.path}: unknown format version {self.format_version}")
-        self.kmax = _attr_int(f, "kmax", 1, MAX_KMAX)
-        self.denominator = _attr_int(f, "denominator", 1, 10_000)
-        self._read_index(f)
-        n_settings = _attr_int(f, "n_settings", 1, _MAX_SETTINGS)
-        if n_settings != len(self._ints):
-            raise ArtifactError(f"{self.path}: root attribute 'n_settings' = {n_settings} but /index has {len(self._ints)} rows")
+        self.kmax = attr_int(f, "kmax", 1, MAX_KMAX)
+        self.denominator = attr_int(f, "denominator", 1, 10_000)
+        ints = read_table(self.path, f, "integers", INDEX_INTEGERS, "iu")
+        strs = read_table(self.path, f, "strings", INDEX_STRINGS, "S")
+        self._index = SettingIndex(self.path, ints, strs, self.kmax)  # Settings are made on demand (fast open)
+        n_settings = attr_int(f, "n_settings", 1, MAX_ROWS)
+        if n_settings != len(self._index):
+            raise ArtifactError(f"{self.path}: root attribute 'n_settings' = {n_settings} but /index has {len(self._index)} rows")
 
     # ----------------------------------------------------------------- file
     def _h5(self) -> h5py.File:
@@ -219,7 +147,7 @@ class Database:
         with self._lock:
             if self._file is None or self._pid != os.getpid():
                 f = self._open_file()
-                if getattr(self, "_ints", None) is not None:  # reopened after fork() or close()
+                if self._index is not None:  # reopened after fork() or close()
                     self._check_unchanged(f)
                 self._file = f
                 self._pid = os.getpid()
@@ -230,9 +158,9 @@ class Database:
         (atomic rename) between opening and a reopen after fork() would otherwise mix two files."""
         try:
             same = (
-                _attr_int(f, "kmax", 1, MAX_KMAX) == self.kmax
-                and np.array_equal(self._read_table(f, "integers", INDEX_INTEGERS, "iu"), self._ints)
-                and np.array_equal(self._read_table(f, "strings", INDEX_STRINGS, "S"), self._strs)
+                attr_int(f, "kmax", 1, MAX_KMAX) == self.kmax
+                and np.array_equal(read_table(self.path, f, "integers", INDEX_INTEGERS, "iu"), self._index.ints)
+                and np.array_equal(read_table(self.path, f, "strings", INDEX_STRINGS, "S"), self._index.strs)
             )
         except (ArtifactError, KeyError, RuntimeError, ValueError):
             same = False
@@ -248,8 +176,8 @@ class Database:
         import hashlib
 
         h = hashlib.sha256(f"{self.format_version},{self.kmax},{self.denominator};".encode())
-        h.update(np.ascontiguousarray(self._ints, dtype="<i8").tobytes())
-        h.update(np.ascontiguousarray(self._strs).tobytes())
+        h.update(np.ascontiguousarray(self._index.ints, dtype="<i8").tobytes())
+        h.update(np.ascontiguousarray(self._index.strs).tobytes())
         return h.hexdigest()
 
     def _open_file(self) -> h5py.File:
@@ -293,55 +221,6 @@ class Database:
     def __repr__(self) -> str:
         return f"<basisdb.Database {str(self.path)!r} kmax={self.kmax} settings={len(self)}>"
 
-    # ---------------------------------------------------------------- index
-    def _read_table(self, f: h5py.File, name: str, columns: tuple[str, ...], kinds: str, index: str = "index") -> np.ndarray:
-        ds = _child(self.path, f, f"{index}/{name}")
-        if not isinstance(ds, h5py.Dataset) or ds.ndim != 2 or ds.shape[1] != len(columns):
-            raise ArtifactError(f"{self.path}: /{index}/{name} is missing or not an (n, {len(columns)}) table")
-        if not 0 < ds.shape[0] <= _MAX_SETTINGS:
-            raise ArtifactError(f"{self.path}: /{index}/{name} has an absurd number of rows {ds.shape[0]}")
-        if ds.dtype.kind not in kinds or ds.dtype.itemsize > _MAX_STRING:
-            raise ArtifactError(f"{self.path}: /{index}/{name} has unexpected dtype {ds.dtype}")
-        found = ds.attrs.get("columns")
-        if isinstance(found, bytes):
-            found = found.decode("ascii", "replace")
-        if not isinstance(found, str) or found != ",".join(columns):
-            raise ArtifactError(f"{self.path}: /{index}/{name} has columns {found!r:.200}, expected {','.join(columns)!r}")
-        try:
-            data = ds[()]
-        except OSError as exc:
-            raise ArtifactError(f"{self.path}: /{index}/{name} is damaged: {exc}") from None
-        return data.astype(np.int64) if kinds == "iu" else data
-
-    def _read_index(self, f: h5py.File) -> None:
-        """Load the two index tables; Setting objects are made on demand (fast open)."""
-        ints = self._read_table(f, "integers", INDEX_INTEGERS, "iu")
-        strs = self._read_table(f, "strings", INDEX_STRINGS, "S")
-        if len(strs) != len(ints):
-            raise ArtifactError(f"{self.path}: /index tables have different numbers of rows")
-        halls = ints[:, 0]
-        if np.any(np.diff(halls) <= 0):
-            raise ArtifactError(f"{self.path}: /index hall_number column is not strictly increasing")
-        check_index(self.path, "/index/integers", ints, INDEX_INTEGERS, self.kmax)
-        self._ints, self._strs = ints, strs
-        self._row = {int(h): i for i, h in enumerate(halls.tolist())}
-        self._setting_cache: dict[int, Setting] = {}
-
-    def _setting_at(self, row: int) -> Setting:
-        s = self._setting_cache.get(row)
-        if s is None:
-            ints = dict(zip(INDEX_INTEGERS, self._ints[row].tolist()))
-            strs = {k: v.decode("ascii", "replace") for k, v in zip(INDEX_STRINGS, self._strs[row].tolist())}
-            ints["is_default"] = bool(ints["is_default"])
-            fields = {**ints, **strs}
-            s = Setting(**{name: fields[name] for name in Setting.__dataclass_fields__})
-            self._setting_cache[row] = s
-        return s
-
-    @property
-    def _settings(self) -> list[Setting]:
-        return [self._setting_at(i) for i in range(len(self._ints))]
-
     @cached_property
     def attrs(self) -> dict:
         """Root attributes of the artifact (format, versions, kmax, denominator, conventions)."""
@@ -349,30 +228,24 @@ class Database:
         with self._lock:
             return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
 
-    def _symbols(self) -> SymbolResolver:
-        """The symbol resolver over this artifact's settings (built on the first symbol lookup)."""
-        with self._lock:
-            if self._resolver is None:
-                self._resolver = SymbolResolver(self._settings)
-            return self._resolver
-
+    # ------------------------------------------------------------- settings
     def settings(self) -> list[Setting]:
         """All settings in the artifact, ascending hall_number."""
-        return list(self._settings)
+        return self._index.settings()
 
     def __len__(self) -> int:
-        return len(self._ints)
+        return len(self._index)
 
     def __iter__(self) -> Iterator[Setting]:
-        return iter(self._settings)
+        return iter(self._index.settings())
 
-    # --------------------------------------------------------------- lookup
+    def _symbols(self) -> SymbolResolver:
+        """The symbol resolver over this artifact's settings (built on the first symbol lookup)."""
+        return self._index.symbols()
+
     def find_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting | None:
         """Like ``get_setting`` but returns None when nothing matches (bad input still raises)."""
-        try:
-            return self.get_setting(group, hall=hall, hall_number=hall_number)
-        except SettingNotFoundError:
-            return None
+        return self._index.find_setting(group, hall=hall, hall_number=hall_number)
 
     def get_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting:
         """Resolve a space-group number, a symbol or ``hall=`` to a Setting.
@@ -386,51 +259,50 @@ class Database:
         in hall_number order.  ``hall_number=`` is spglib's name for ``hall=``.
         Raises SettingNotFoundError / ValueError / TypeError.
         """
-        hall = _hall_keyword(hall, hall_number)
-        if hall is not None:
-            if group is not None:
-                raise ValueError("give either a group (number or symbol) or hall=, not both")
-            return self._by_hall_number(hall)
-        if group is None:
-            raise TypeError("a space-group number, symbol or hall= is required")
-        if isinstance(group, (bool, np.bool_)):
-            raise TypeError(f"space group must be a number or a symbol, got {group!r}")
-        if isinstance(group, (int, np.integer)):
-            return self._by_number(int(group))
-        if isinstance(group, (float, np.floating)):
-            raise TypeError(f"space-group number must be an integer, got {group!r}")
-        if not isinstance(group, str):
-            raise TypeError(f"space group must be a number or a symbol, got {type(group).__name__}")
-        text = group.strip()
-        if not text:
-            raise ValueError("empty space-group symbol")
-        if text.lstrip("+-").isdigit():
-            return self._by_number(int(text))
-        return self._by_symbol(text)
+        return self._index.get_setting(group, hall=hall, hall_number=hall_number)
 
-    def _by_hall_number(self, hall) -> Setting:
-        if isinstance(hall, (bool, np.bool_)) or not isinstance(hall, (int, np.integer)):
-            raise TypeError(f"hall_number must be an integer, got {hall!r}")
-        if int(hall) not in self._row:
-            if 1 <= int(hall) <= N_SETTINGS:
-                raise SettingNotFoundError(f"hall_number {int(hall)} is not in {self.path}; rebuild it with that setting")
-            raise SettingNotFoundError(f"hall_number must be in 1..{N_SETTINGS}, got {int(hall)}")
-        return self._setting_at(self._row[int(hall)])
+    # --------------------------------------------------------- plane groups
+    def _plane_index(self) -> PlaneIndex:
+        """The /index_plane tables (read on first use; empty if the file has none)."""
+        with self._lock:
+            if self._plane_tables is None:
+                f = self._h5()
+                if PLANE_INDEX not in f:  # a valid file without plane groups (FORMAT.md section 13)
+                    self._plane_tables = PlaneIndex.empty(self.path)
+                else:
+                    ints = read_table(self.path, f, "integers", PLANE_INDEX_INTEGERS, "iu", index=PLANE_INDEX)
+                    strs = read_table(self.path, f, "strings", PLANE_INDEX_STRINGS, "S", index=PLANE_INDEX)
+                    self._plane_tables = PlaneIndex(self.path, ints, strs, self.kmax)
+            return self._plane_tables
 
-    def _by_number(self, number: int) -> Setting:
-        if not 1 <= number <= N_SPACE_GROUPS:
-            raise SettingNotFoundError(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}")
-        matches = [self._setting_at(i) for i in np.flatnonzero(self._ints[:, 1] == number)]
-        if not matches:
-            raise SettingNotFoundError(f"space group {number} is not in {self.path}")
-        for s in matches:
-            if s.is_default:
-                return s
-        return matches[0]
+    def plane_groups(self) -> list[PlaneGroup]:
+        """The plane groups in the artifact (all 17 in the shipped one), ascending number."""
+        return self._plane_index().plane_groups()
 
-    def _by_symbol(self, text: str) -> Setting:
-        return self._setting_at(self._row[self._symbols().resolve(text)])
+    def plane_group(self, plane) -> PlaneGroup:
+        """Resolve a plane group: number 1..17 (int or text) or a symbol, full ('p2mg', 'c2mm',
+        'p4gm') or short ('pmg', 'cmm', 'p4g'), ignoring spaces, underscores and case."""
+        return self._plane_index().get_plane_group(plane)
 
+    def find_plane_group(self, plane) -> PlaneGroup | None:
+        """Like ``plane_group`` but returns None when nothing matches (bad input still raises)."""
+        return self._plane_index().find_plane_group(plane)
+
+    # ------------------------------------------------------- magnetic groups
+    def magnetic_groups(self) -> list:
+        """The magnetic space-group types in the artifact (all 1,651 in the shipped one), ascending UNI number."""
+        return list(_magnetic_io.magnetic_index(self).groups.values())
+
+    def magnetic_group(self, key):
+        """Resolve a magnetic space-group type: a UNI number 1..1651 (int or text), a BNS number
+        ('136.499') or an OG number ('136.4.1155').  Raises SettingNotFoundError / TypeError."""
+        return _magnetic_io.magnetic_index(self).get_magnetic_group(key)
+
+    def find_magnetic_group(self, key):
+        """Like ``magnetic_group`` but returns None when nothing matches (bad input still raises)."""
+        return _magnetic_io.magnetic_index(self).find_magnetic_group(key)
+
+    # ---------------------------------------------------------------- bases
     def get(
         self,
         group=None,
@@ -452,7 +324,7 @@ class Database:
         (int), BNS number ('136.499') or OG number ('136.4.1155'): a ``MagneticBasis`` with
         ``time_even`` and ``time_odd`` Basis views (see ``magnetic_group``).
         """
-        hall = _hall_keyword(hall, hall_number)
+        hall = hall_keyword(hall, hall_number)
         if magnetic is not None:
             if group is not None or hall is not None or plane is not None:
                 raise ValueError("give either magnetic= or a space/plane group, not both")
@@ -526,12 +398,11 @@ class Database:
         if isinstance(setting, PlaneGroup):
             what = f"plane group {setting.number}"
             payload = self._read_payload(setting.number, plane=True)
-            ints, strs, row = self._plane_index()
-            expected = strs[row[setting.number], PLANE_INDEX_STRINGS.index("sha256")].decode("ascii", "replace")
+            expected = self._plane_index().sha256(setting.number)
         else:
             what = f"setting {setting.hall_number}"
             payload = self._read_payload(setting.hall_number)
-            expected = self._strs[self._row[setting.hall_number], INDEX_STRINGS.index("sha256")].decode("ascii", "replace")
+            expected = self._index.sha256(setting.hall_number)
         if payload_sha256(payload) != expected:
             raise ArtifactError(f"{self.path}: {what} fails its SHA-256 check (damaged file)")
         check_payload(self.path, what, payload, setting, self.kmax, self.denominator)
@@ -549,107 +420,10 @@ class Database:
         )
 
     # --------------------------------------------------------------- verify
-    def _check_informative_attributes(self) -> None:
-        """The informative string attributes (not read by ``open``) are intact printable text."""
-        f = self._h5()
-        with self._lock:
-            for name in ("conventions", "builder_version", "spglib_version"):
-                if name in f.attrs:
-                    text = _attr_str(f, name)
-                    if len(text) > 65536 or any(not (32 <= ord(c) < 127 or c in "\n\t") for c in text):
-                        raise ArtifactError(f"{self.path}: root attribute {name!r} is not printable ASCII (damaged file?)")
-
     def verify(self, invariance_points: int = 8, seed: int = 0, tol: float = 1e-10) -> dict:
         """Check every setting: readable, checksums (Fletcher-32 and SHA-256), consistent
         shapes, and invariance of every basis function under every stored operation at
         ``invariance_points`` random points.  Returns a report dict; raises ArtifactError
         on the first problem.
         """
-        rng = np.random.default_rng(seed)
-        worst = 0.0
-        self._check_informative_attributes()
-        planes = self.plane_groups()
-        for s in self._settings + planes:
-            basis = self._read_basis(s)
-            x = rng.random((invariance_points, basis.dim))
-            rots, trans = basis.operations()
-            images = (np.einsum("gij,nj->gni", rots, x) + trans[:, None, :]).reshape(-1, basis.dim)
-            values = basis.evaluate(np.concatenate([x, images]))
-            ref = np.tile(values[: len(x)], (len(rots), 1))
-            err = float(np.max(np.abs(values[len(x) :] - ref), initial=0.0))
-            worst = max(worst, err)
-            if err > tol:
-                what = f"plane group {s.number}" if isinstance(s, PlaneGroup) else f"setting {s.hall_number}"
-                raise ArtifactError(f"{self.path}: {what} is not invariant under its operations (error {err:.2e})")
-        magnetic = _magnetic_io.verify_magnetic(self, rng, invariance_points, tol)
-        worst = max(worst, magnetic["max_invariance_error"])
-        return {
-            "path": str(self.path),
-            "settings": len(self),
-            "plane_groups": len(planes),
-            "magnetic_groups": magnetic["groups"],
-            "kmax": self.kmax,
-            "max_invariance_error": worst,
-        }
-
-    # ------------------------------------------------------- magnetic groups
-    def magnetic_groups(self) -> list:
-        """The magnetic space-group types in the artifact (all 1,651 in the shipped one), ascending UNI number."""
-        return list(_magnetic_io.magnetic_index(self).groups.values())
-
-    def magnetic_group(self, key):
-        """Resolve a magnetic space-group type: a UNI number 1..1651 (int or text), a BNS number
-        ('136.499') or an OG number ('136.4.1155').  Raises SettingNotFoundError / TypeError."""
-        return _magnetic_io.magnetic_index(self).resolve(key)
-
-    # --------------------------------------------------------- plane groups
-    def _plane_index(self) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-        """The /index_plane tables and number -> row (read on first use; empty if the file has none)."""
-        with self._lock:
-            cached = getattr(self, "_plane_tables", None)
-            if cached is not None:
-                return cached
-            f = self._h5()
-            if PLANE_INDEX not in f:  # a valid file without plane groups (FORMAT.md section 13)
-                tables = (np.zeros((0, len(PLANE_INDEX_INTEGERS)), np.int64), np.zeros((0, len(PLANE_INDEX_STRINGS)), "S1"), {})
-            else:
-                ints = self._read_table(f, "integers", PLANE_INDEX_INTEGERS, "iu", index=PLANE_INDEX)
-                strs = self._read_table(f, "strings", PLANE_INDEX_STRINGS, "S", index=PLANE_INDEX)
-                check_index(self.path, f"/{PLANE_INDEX}/integers", ints, PLANE_INDEX_INTEGERS, self.kmax, dim=2)
-                numbers = ints[:, 0].tolist()
-                if len(strs) != len(ints) or numbers != sorted(set(numbers)) or not set(numbers) <= set(range(1, N_PLANE_GROUPS + 1)):
-                    raise ArtifactError(f"{self.path}: /{PLANE_INDEX} tables are inconsistent")
-                tables = (ints, strs, {n: i for i, n in enumerate(numbers)})
-            self._plane_tables = tables
-            return tables
-
-    def plane_groups(self) -> list[PlaneGroup]:
-        """The plane groups in the artifact (all 17 in the shipped one), ascending number."""
-        ints, strs, _ = self._plane_index()
-        out = []
-        for r in range(len(ints)):
-            fields = dict(zip(PLANE_INDEX_INTEGERS, ints[r].tolist()))
-            fields.update({k: v.decode("ascii", "replace") for k, v in zip(PLANE_INDEX_STRINGS, strs[r].tolist())})
-            out.append(PlaneGroup(**{name: fields[name] for name in PlaneGroup.__dataclass_fields__}))
-        return out
-
-    def plane_group(self, plane) -> PlaneGroup:
-        """Resolve a plane group: number 1..17 (int or text) or a symbol, full ('p2mg', 'c2mm',
-        'p4gm') or short ('pmg', 'cmm', 'p4g'), ignoring spaces, underscores and case."""
-        if isinstance(plane, (bool, np.bool_)) or not isinstance(plane, (int, np.integer, str)):
-            raise TypeError(f"plane group must be a number 1..17 or a symbol like 'p4gm', got {plane!r}")
-        groups = self.plane_groups()
-        if not groups:
-            raise SettingNotFoundError(f"{self.path} has no plane groups; rebuild it with `basisdb build`")
-        text = str(plane).strip()
-        if text.lstrip("+-").isdigit():
-            number = int(text)
-            if not 1 <= number <= N_PLANE_GROUPS:
-                raise SettingNotFoundError(f"plane-group number must be in 1..{N_PLANE_GROUPS}, got {number}")
-            found = [g for g in groups if g.number == number]
-        else:
-            key = "".join(text.split()).replace("_", "").lower()
-            found = [g for g in groups if key in (g.hm_full.lower(), g.hm_short.lower())]
-        if not found:
-            raise SettingNotFoundError(f"unknown plane group {plane!r} (use 1..17 or a symbol like 'p4gm'; see `basisdb list --plane`)")
-        return found[0]
+        return _verify.verify(self, invariance_points, seed, tol)

@@ -1,12 +1,10 @@
-"""Reading the /magnetic section of an artifact (docs/FORMAT.md section 15): index, validation, lookup."""
+"""Reading the /magnetic section of an artifact (docs/FORMAT.md section 15): index tables, operations, bases, verification."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 
-from ._constants import MAX_ORDER, N_MAGNETIC_TYPES, N_SETTINGS, N_SPACE_GROUPS
 from ._errors import ArtifactError
 from ._format import (
     MAGNETIC,
@@ -18,28 +16,12 @@ from ._format import (
     MAGNETIC_OPS_FIELDS,
     payload_sha256,
 )
-from ._magnetic import MagneticBasis, MagneticGroup, derived_odd, make_view, resolve_magnetic_key
+from ._h5read import read_datasets, read_table
+from ._index import EMPTY_MAGNETIC, MAX_MAGNETIC_ORDER, MagneticIndex
+from ._magnetic import MagneticBasis, MagneticGroup, derived_odd, make_view
 from ._validate import check_payload
 
 __all__ = ["magnetic_index", "get_magnetic", "verify_magnetic"]
-
-#: a magnetic group has at most twice the operations of its family space group's point group
-#: times the index of the BNS lattice in the family lattice (type IV): 2 * MAX_ORDER in spglib's table
-MAX_MAGNETIC_ORDER = 2 * MAX_ORDER
-
-
-@dataclass(frozen=True)
-class MagneticIndex:
-    groups: dict  # uni -> MagneticGroup, ascending
-    rows: dict  # uni -> dict of the integer columns
-    sha: dict  # uni -> sha256 of the operations
-    bases: dict  # basis id -> dict(n_orbits, n_frequencies, n_extinct, sha256)
-
-    def resolve(self, key) -> MagneticGroup:
-        return resolve_magnetic_key(key, self.groups)
-
-
-_EMPTY = MagneticIndex({}, {}, {}, {})
 
 
 def magnetic_index(db) -> MagneticIndex:
@@ -50,93 +32,19 @@ def magnetic_index(db) -> MagneticIndex:
             return cached
         f = db._h5()
         if MAGNETIC not in f:  # version-1 files, and builds of fewer than 530 settings
-            db._magnetic_tables = _EMPTY
-            return _EMPTY
-        ints = db._read_table(f, "integers", MAGNETIC_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/index")
-        strs = db._read_table(f, "strings", MAGNETIC_INDEX_STRINGS, "S", index=f"{MAGNETIC}/index")
-        bints = db._read_table(f, "integers", MAGNETIC_BASIS_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/basis_index")
-        bstrs = db._read_table(f, "strings", MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/basis_index")
-        db._magnetic_tables = _build_index(db, ints, strs, bints, bstrs)
+            db._magnetic_tables = EMPTY_MAGNETIC
+            return EMPTY_MAGNETIC
+        ints = read_table(db.path, f, "integers", MAGNETIC_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/index")
+        strs = read_table(db.path, f, "strings", MAGNETIC_INDEX_STRINGS, "S", index=f"{MAGNETIC}/index")
+        bints = read_table(db.path, f, "integers", MAGNETIC_BASIS_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/basis_index")
+        bstrs = read_table(db.path, f, "strings", MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/basis_index")
+        db._magnetic_tables = MagneticIndex.from_tables(
+            db.path, ints, strs, bints, bstrs, settings=db._index, kmax=db.kmax, denominator=db.denominator
+        )
         return db._magnetic_tables
 
 
-def _build_index(db, ints, strs, bints, bstrs) -> MagneticIndex:
-    path = db.path
-    nbox = (2 * db.kmax + 1) ** 3
-
-    def fail(rule: str):
-        raise ArtifactError(f"{path}: /{MAGNETIC} index has impossible values: {rule}")
-
-    if len(strs) != len(ints) or len(bstrs) != len(bints):
-        fail("the integer and string tables have different numbers of rows")
-    bases = {}
-    for r, row in enumerate(bints.tolist()):
-        b = dict(zip(MAGNETIC_BASIS_INDEX_INTEGERS, row))
-        if b["basis"] != r:
-            fail("basis ids are not 0, 1, 2, ... in row order")
-        if not (b["n_frequencies"] >= 0 and b["n_extinct"] >= 0 and b["n_frequencies"] + b["n_extinct"] <= nbox):
-            fail(f"basis {r} has sizes outside the box at kmax={db.kmax}")
-        if not 0 <= b["n_orbits"] <= b["n_frequencies"] or (b["n_orbits"] == 0) != (b["n_frequencies"] == 0):
-            fail(f"basis {r} has {b['n_orbits']} orbits over {b['n_frequencies']} frequencies")
-        b["sha256"] = bstrs[r, 0].decode("ascii", "replace")
-        bases[r] = b
-    groups, rows, sha = {}, {}, {}
-    previous = 0
-    for r, values in enumerate(ints.tolist()):
-        c = dict(zip(MAGNETIC_INDEX_INTEGERS, values))
-        uni = c["uni_number"]
-        if not previous < uni <= N_MAGNETIC_TYPES:
-            fail("uni_number is not strictly increasing within 1..1651")
-        previous = uni
-        problems = []
-        if c["type"] not in (1, 2, 3, 4):
-            problems.append("type not in 1..4")
-        if not 1 <= c["order"] <= MAX_MAGNETIC_ORDER:
-            problems.append(f"order outside 1..{MAX_MAGNETIC_ORDER}")
-        if not (1 <= c["family_hall_number"] <= N_SETTINGS and 1 <= c["family_number"] <= N_SPACE_GROUPS and 1 <= c["number"] <= N_SPACE_GROUPS):
-            problems.append("family_hall_number, family_number or number out of range")
-        if (c["even_hall_number"] > 0) == (c["even_basis"] >= 0):
-            problems.append("exactly one of even_hall_number and even_basis must name the time-even basis")
-        if c["even_hall_number"] > 0 and c["even_hall_number"] not in db._row:
-            problems.append(f"even_hall_number {c['even_hall_number']} is not a setting of the file")
-        if c["even_basis"] >= 0 and c["even_basis"] not in bases:
-            problems.append(f"even_basis {c['even_basis']} is not a stored basis")
-        if (c["odd_basis"] >= 0) != (c["type"] in (3, 4)) or (c["odd_basis"] >= 0 and c["odd_basis"] not in bases):
-            problems.append("odd_basis must name a stored basis for types 3 and 4 and be -1 for types 1 and 2")
-        if not all(0 <= c[f"p{i}"] < db.denominator for i in range(3)):
-            problems.append("origin shift numerator outside 0..denominator-1")
-        if problems:
-            fail(f"UNI {uni}: " + "; ".join(problems))
-        s = {k: v.decode("ascii", "replace") for k, v in zip(MAGNETIC_INDEX_STRINGS, strs[r].tolist())}
-        if c["even_hall_number"] > 0:
-            n_even = int(db._ints[db._row[c["even_hall_number"]], 3])
-        else:
-            n_even = bases[c["even_basis"]]["n_orbits"]
-        n_odd = bases[c["odd_basis"]]["n_orbits"] if c["odd_basis"] >= 0 else (n_even if c["type"] == 1 else 0)
-        groups[uni] = MagneticGroup(
-            uni_number=uni,
-            litvin_number=c["litvin_number"],
-            bns_number=s["bns_number"],
-            og_number=s["og_number"],
-            type=c["type"],
-            number=c["number"],
-            order=c["order"],
-            family_hall_number=c["family_hall_number"],
-            family_number=c["family_number"],
-            transformation=tuple(tuple(c[f"P{i}{j}"] for j in range(3)) for i in range(3)),
-            origin_shift=tuple(c[f"p{i}"] for i in range(3)),
-            even_hall_number=c["even_hall_number"],
-            n_even=n_even,
-            n_odd=n_odd,
-            denominator=db.denominator,
-        )
-        rows[uni], sha[uni] = c, s["sha256"]
-    return MagneticIndex(groups, rows, sha, bases)
-
-
 def _read_group(db, name: str, fields: dict, limit: int) -> dict:
-    from ._database import read_datasets
-
     return read_datasets(db.path, db._h5(), name, fields, limit, limit_note=f" (at most {limit})")
 
 
@@ -174,7 +82,7 @@ def _read_stored_basis(db, index: MagneticIndex, basis_id: int, ops: dict, what:
 def get_magnetic(db, key, kmax: int) -> MagneticBasis:
     """The MagneticBasis of the type ``key`` resolves to, at ``kmax`` (cached on ``db``)."""
     index = magnetic_index(db)
-    group = index.resolve(key)
+    group = index.get_magnetic_group(key)
     uni = group.uni_number
     with db._lock:
         hit = db._cache.get(("magnetic", uni, kmax))

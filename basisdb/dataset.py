@@ -75,9 +75,9 @@ def _worker_db(path):
         db = _DBS.get(key)
         if db is None:
             if key is None:
-                from .structures import _default_db
+                from ._database import default_database
 
-                db = _default_db()
+                db = default_database()
             else:
                 from ._database import open as _open
 

@@ -209,9 +209,9 @@ class BatchedBasis:
 
     def __init__(self, db=None, kmax: int | None = None, dtype=None, jit: bool = True):
         if db is None:
-            from .structures import _default_db
+            from ._database import default_database
 
-            db = _default_db()
+            db = default_database()
         self.db = db
         self.kmax = db._check_kmax(kmax)
         self.dtype = _dtype(dtype)
@@ -311,9 +311,9 @@ def invariant_encoder_tables(kmax: int = 3, *, db=None, hall_numbers=None, packi
     float32 (default) or float64 (needs x64).
     """
     if db is None:
-        from .structures import _default_db
+        from ._database import default_database
 
-        db = _default_db()
+        db = default_database()
     kmax = db._check_kmax(kmax)
     dtype = _dtype(dtype)
     halls = [s.hall_number for s in db.settings()] if hall_numbers is None else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]

@@ -12,7 +12,6 @@ canonical presentation is described in docs/STRUCTURES.md.
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -22,24 +21,11 @@ import numpy as np
 from ._basis import Basis
 from ._canonical import NDEN, canonical_choice, group_data, symmetrize
 from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
+from ._database import default_database
 from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
 from ._species import atomic_number, is_dummy_species
 
 __all__ = ["Featurized", "LowSymmetryWarning", "featurize", "as_cell", "read_cif"]
-
-_DB = None
-_DB_LOCK = threading.Lock()
-
-
-def _default_db():
-    global _DB
-    with _DB_LOCK:
-        if _DB is None:
-            from ._database import open as _open
-
-            _DB = _open()
-        return _DB
-
 
 def _require_spglib():
     try:
@@ -146,6 +132,15 @@ class Featurized:
         r_in = np.einsum("ij,gjk,kl->gil", Tinv, rots, T)
         t_in = (np.einsum("gij,j->gi", rots, s) + trans - s) @ Tinv.T
         return r_in, t_in
+
+    def vector_features(self, kind: str = "polar", real: bool = True, points=None, idealize: bool = True) -> np.ndarray:
+        """Equivariant per-atom features (n_atoms, n_basis_vec, 3): the setting's ``kind`` ('polar' or
+        'axial') vector basis at every atom (or at input-frame fractional ``points``), Cartesian
+        components in the input's frame: they rotate with the input and do not depend on its
+        presentation (``basisdb._vector_structures``, docs/STRUCTURES.md)."""
+        from ._vector_structures import vector_features
+
+        return vector_features(self, kind, real=real, points=points, idealize=idealize)
 
 
 # ------------------------------------------------------------------ input
@@ -493,7 +488,7 @@ def featurize(
             raise
         raise ValueError(f"{exc}; the positions look Cartesian (read as Cartesian Angstrom, every atom lies inside "
                          f"the cell): {_CARTESIAN_HINT}") from None
-    db = _default_db() if db is None else db
+    db = default_database() if db is None else db
     ds = _detect(lattice, positions, numbers, float(symprec), None if angle_tolerance is None else float(angle_tolerance))
     if cart_reading is not None:
         _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, float(symprec))

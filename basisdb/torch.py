@@ -37,7 +37,7 @@ from ._boxindex import box_frequencies
 from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
 
 __all__ = ["TorchBasis", "to_torch", "BatchedBasis", "collate", "InvariantEncoder", "InvariantEncoding", "invariant_encoding",
-           "TorchVectorBasis", "vector_to_torch"]
+           "TorchVectorBasis", "vector_to_torch", "BatchedVectorBasis"]
 
 #: about this many (term x point) products per chunk of points: cache-sized on a CPU (measured
 #: 2x faster than 4M), large on an accelerator (fewer kernel launches)
@@ -260,9 +260,9 @@ class BatchedBasis:
 
     def __init__(self, db=None, kmax: int | None = None, dtype=None, device=None):
         if db is None:
-            from .structures import _default_db
+            from ._database import default_database
 
-            db = _default_db()
+            db = default_database()
         self.db = db
         self.kmax = db._check_kmax(kmax)
         self.dtype = _dtype(dtype)
@@ -366,9 +366,9 @@ def collate(results, dtype=None, device=None) -> dict:
 def _plan_for(db, kmax, hall_numbers, packing: str) -> BatchPlan:
     """The stacked plan (basisdb._routing.batch_plan) of ``hall_numbers`` (default: every setting of ``db``)."""
     if db is None:
-        from .structures import _default_db
+        from ._database import default_database
 
-        db = _default_db()
+        db = default_database()
     kmax = db._check_kmax(kmax)
     halls = [s.hall_number for s in db.settings()] if hall_numbers is None else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
     return batch_plan([db.get(hall=h, kmax=kmax) for h in halls], packing)
@@ -738,3 +738,6 @@ def vector_to_torch(vector, dtype=None, device=None) -> TorchVectorBasis:
         kind=vector.kind, hall_number=vector.basis.setting.hall_number, kmax=vector.basis.kmax,
         n_basis=vector.n_basis, dtype=dtype, device=device, _vector=vector, _kernels={},
     )
+
+
+from ._torch_vector import BatchedVectorBasis  # noqa: E402  (mixed-setting vector features; needs the names above)
