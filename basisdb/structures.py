@@ -75,6 +75,9 @@ class Featurized:
     declared:         where the declaration came from ('_symmetry_space_group_name_H-M ...'), or None.
     merged_images:    symmetry images merged into an image of the same site while expanding the declared
                       symmetry (special positions; CIF and SmallStructure inputs), 0 otherwise.
+    magnetic:         with ``magmoms=``: a ``MagneticFeaturized`` (detected magnetic group: uni_number,
+                      bns_number, og_number, type; canonical BNS positions; time_even_features and
+                      signed time_odd_features), else None (docs/STRUCTURES.md section 10).
     """
 
     basis: Basis
@@ -99,6 +102,7 @@ class Featurized:
     declared_hall_number: int | None = None
     declared: str | None = None
     merged_images: int = 0
+    magnetic: Any = None
 
     def __repr__(self) -> str:
         return (
@@ -443,6 +447,8 @@ def featurize(
     reader: str | None = None,
     angle_tolerance: float | None = 5.0,
     on_mismatch: str = "warn",
+    magmoms=None,
+    mag_symprec: float | None = None,
 ) -> Featurized:
     """Detect the space group of a crystal and compute canonical, invariant per-atom features.
 
@@ -464,6 +470,12 @@ def featurize(
     reader: None or 'gemmi' (CIF files and text are read with gemmi, honouring the declared symmetry).
     on_mismatch: when the input declares a space group (a CIF) and spglib detects another:
         'warn' (SymmetryMismatchWarning), 'raise' (SymmetryMismatchError) or 'ignore'.
+    magmoms: collinear magnetic moments, one signed number per input atom (n,): the magnetic space
+        group is detected with spglib's magnetic dataset and ``result.magnetic`` holds the canonical
+        BNS presentation and the per-atom time-even and signed time-odd features (invariant under the
+        magnetic group and under reversing every moment).  Non-collinear (n, 3) moments: ValueError.
+    mag_symprec: spglib's tolerance on the moments (None: symprec); moments with |m| at most this
+        tolerance count as zero.
 
     The symmetry is found with spglib in its default setting of the group; the
     coordinates are symmetrised and put into the canonical presentation of
@@ -480,6 +492,13 @@ def featurize(
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
     given = _read_structure(structure, reader=reader)
     lattice, positions, numbers = given.lattice, given.positions, given.numbers
+    if magmoms is not None:
+        from ._magnetic_structures import collinear_magmoms
+
+        magmoms = collinear_magmoms(magmoms, len(positions))
+        if mag_symprec is not None and (isinstance(mag_symprec, bool) or not isinstance(mag_symprec, (int, float, np.floating, np.integer))
+                                        or not np.isfinite(mag_symprec) or mag_symprec <= 0):
+            raise ValueError(f"mag_symprec must be None or a positive number, got {mag_symprec!r}")
     cart_reading = _as_cartesian_reading(lattice, positions) if given.arrays else None
     try:
         _validate(lattice, positions, numbers, float(min_distance))
@@ -498,6 +517,12 @@ def featurize(
     canon = _canonicalize(basis, ds, lattice, positions, numbers, float(symprec))
     feats = basis.evaluate(canon["positions"], real=bool(real))
     setting = basis.setting
+    magnetic = None
+    if magmoms is not None:
+        from ._magnetic_structures import featurize_magnetic
+
+        magnetic = featurize_magnetic(db, lattice, positions, numbers, magmoms, symprec=float(symprec),
+                                      angle_tolerance=angle_tolerance, mag_symprec=mag_symprec, kmax=kmax, real=bool(real))
     return Featurized(
         basis=basis,
         hall_number=setting.hall_number,
@@ -510,6 +535,7 @@ def featurize(
         angle_tolerance=None if angle_tolerance is None else float(angle_tolerance),
         **declared,
         **canon,
+        magnetic=magnetic,
     )
 
 
