@@ -1,25 +1,32 @@
 """Data for the reference model: CSV of CIFs -> cached, featurised arrays.
 
-Per structure we keep:
-  numbers   (n,) atomic numbers
-  routed    (n, 2 * n_box) float32: the invariant encoding of each atom in the box
-            index space shared by all groups, u = conj(B) phi(x) = P_G^T e(x), as [Re u, Im u]
-            (x = basisdb's canonical standardised coordinates)
-  plain     (n, 2 * n_box) float32: plain plane waves [cos 2 pi k.x, sin 2 pi k.x] of the
-            coordinates exactly as written in the CIF (not invariant: the baseline)
-  lattice   (7,) Niggli-reduced primitive cell: a, b, c (A), alpha, beta, gamma (deg), volume per
-            atom (A^3) -- unique for the lattice, so independent of how the cell was written
-  lattice_raw (7,) the same numbers for the cell as written in the CIF (the baseline's input)
-  number, hall_number: detected space group
+Per structure we keep (no encoding is stored here: the invariant encoding is computed by
+the library layer ``basisdb.torch.InvariantEncoder`` from these arrays, see model.py):
+
+  numbers       (n,) atomic numbers
+  positions     (n, 3) basisdb's canonical standardised coordinates (``Featurized.positions``)
+  hall_number, number: the detected setting and space group
+  cell          (3, 3) the canonical cell's vectors (rows, Angstrom; ``Featurized.lattice``)
+  lattice       (7,) Niggli-reduced primitive cell: a, b, c (A), alpha, beta, gamma (deg), volume
+                per atom (A^3) -- unique for the lattice, so independent of how the cell was written
+  raw_positions (n, 3), raw_cell (3, 3): the crystal exactly as written in the CIF (the
+                non-invariant baseline's input)
+  lattice_raw   (7,) the parameters of the cell as written
+  max_displacement: the largest shift (A) made by basisdb's symmetrisation
+
+Structures that cannot be read or featurised are recorded (index, material_id, error) and
+skipped; they do not stop the run.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import multiprocessing
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +36,11 @@ import basisdb
 from basisdb.structures import as_cell, featurize
 
 csv.field_size_limit(sys.maxsize)
+
+# Layout of the cached arrays; bump when the record layout below changes.
+CACHE_LAYOUT = "cft-records-v2"
+RECORD_KEYS = ("numbers", "positions", "raw_positions")  # per-atom (ragged) arrays
+STRUCT_KEYS = ("cell", "raw_cell", "lattice", "lattice_raw", "number", "hall_number", "max_displacement", "index")
 
 
 @dataclass
@@ -51,6 +63,7 @@ def load_csv(path: str | os.PathLike, targets: list[str], limit: int | None = No
 
 def cell_parameters(lattice: np.ndarray, n_atoms: int) -> np.ndarray:
     """(7,) a, b, c, alpha, beta, gamma (degrees), volume per atom of a lattice (rows = vectors)."""
+    lattice = np.asarray(lattice, dtype=float)
     lengths = np.linalg.norm(lattice, axis=1)
     ang = []
     for i, j in ((1, 2), (0, 2), (0, 1)):
@@ -65,99 +78,154 @@ def niggli_parameters(lattice: np.ndarray, positions: np.ndarray, numbers: np.nd
     import spglib
 
     prim = spglib.standardize_cell((lattice, positions, numbers), to_primitive=True, no_idealize=True, symprec=symprec)
+    if prim is None:
+        raise ValueError("spglib could not find the primitive cell")
     reduced = spglib.niggli_reduce(prim[0])
     return cell_parameters(reduced, len(prim[2]))
 
 
-def routed_encoding(basis: basisdb.Basis, x: np.ndarray) -> np.ndarray:
-    """[Re u, Im u] with u = conj(B) phi(x): (n, 2 * n_box) float32, invariant under the group."""
-    phi = basis.evaluate(x, real=False)  # (n, n_orbits)
-    u = np.zeros((len(x), basis.n_box), dtype=np.complex128)
-    u[:, basis.box_indices] = np.conj(basis.coefficients) * phi[:, basis.orbit_of]
-    return np.concatenate([u.real, u.imag], axis=1).astype(np.float32)
-
-
-def plain_encoding(x: np.ndarray, kmax: int) -> np.ndarray:
-    """[cos 2 pi k.x, sin 2 pi k.x] over the box: (n, 2 * n_box) float32 (not invariant)."""
-    ang = 2 * np.pi * np.asarray(x, dtype=np.float64) @ basisdb.box_frequencies(kmax).T
-    return np.concatenate([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
-
-
-def featurize_one(item: tuple[str, int, float]) -> dict:
-    """Featurise one CIF text (run in worker processes)."""
-    cif, kmax, symprec = item
-    return featurize_cell(*as_cell(cif), kmax=kmax, symprec=symprec)
-
-
 def featurize_cell(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, kmax: int, symprec: float) -> dict:
     """Model inputs of one crystal given as arrays (lattice rows in A, fractional positions, Z)."""
-    f = featurize((lattice, positions, numbers), kmax=kmax, symprec=symprec)
+    lattice, positions, numbers = np.asarray(lattice, float), np.asarray(positions, float), np.asarray(numbers)
+    with warnings.catch_warnings():  # low-symmetry detections are expected in these DFT sets
+        warnings.simplefilter("ignore", basisdb.LowSymmetryWarning)
+        f = featurize((lattice, positions, numbers), kmax=kmax, symprec=symprec)
     return {
         "numbers": f.numbers.astype(np.int64),
-        "routed": routed_encoding(f.basis, f.positions),
-        "plain": plain_encoding(positions, kmax),
+        "positions": np.asarray(f.positions, dtype=np.float64),
+        "raw_positions": np.asarray(positions, dtype=np.float64),
+        "cell": np.asarray(f.lattice, dtype=np.float64),
+        "raw_cell": lattice.astype(np.float64),
         "lattice": niggli_parameters(lattice, positions, numbers, symprec),
         "lattice_raw": cell_parameters(lattice, len(numbers)),
-        "number": f.number,
-        "hall_number": f.hall_number,
+        "number": int(f.number),
+        "hall_number": int(f.hall_number),
+        "max_displacement": float(f.max_displacement),
     }
 
 
+def featurize_text(cif: str, kmax: int, symprec: float) -> dict:
+    """Featurise one CIF text; raises on unreadable or unfeaturisable input."""
+    return featurize_cell(*as_cell(cif), kmax=kmax, symprec=symprec)
+
+
+def _featurize_safe(item: tuple[str, int, float]):
+    """(record, None) or (None, error message); run in worker processes."""
+    cif, kmax, symprec = item
+    try:
+        return featurize_text(cif, kmax, symprec), None
+    except Exception as exc:  # noqa: BLE001 - recorded per structure and skipped
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def artifact_digest() -> str:
+    """SHA-256 of the basisdb artifact in use (its bytes), part of the feature-cache key."""
+    db = basisdb.open()
+    h = hashlib.sha256()
+    with open(db.path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def featurize_code_digest() -> str:
+    """SHA-256 of the code that turns a crystal into canonical coordinates (basisdb.structures and
+    basisdb._canonical) and spglib's version: a change of featurize's defaults or of the
+    canonicalisation must not reuse features computed before it."""
+    import spglib
+
+    import basisdb._canonical
+    import basisdb.structures
+
+    h = hashlib.sha256(f"spglib={spglib.__version__};".encode())
+    for mod in (basisdb.structures, basisdb._canonical):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(source: bytes | str, kmax: int, symprec: float, limit: int | None = None) -> str:
+    """Hash of everything that produced the cached features: the input bytes, limit, kmax,
+    symprec, the artifact's digest, the featurising code and the record layout (not the
+    package version)."""
+    h = hashlib.sha256()
+    h.update(source if isinstance(source, bytes) else source.encode())
+    h.update(f";limit={limit};kmax={int(kmax)};symprec={float(symprec)!r};artifact={artifact_digest()};"
+             f"code={featurize_code_digest()};{CACHE_LAYOUT}".encode())
+    return h.hexdigest()
+
+
 def featurize_dataset(
-    structures: list[Structure], kmax: int, symprec: float, cache_dir: str | os.PathLike | None, jobs: int = 1
-) -> tuple[list[dict], float]:
-    """Featurise (or load from the cache) every structure; returns (records, seconds spent featurising)."""
-    key = hashlib.sha256()
-    for s in structures:
-        key.update(s.cif.encode())
-    key.update(f"{kmax}:{symprec}:{basisdb.__version__}".encode())
-    cache = None if cache_dir is None else Path(cache_dir) / f"features-{key.hexdigest()[:16]}.npz"
-    if cache is not None and cache.is_file():
-        return _load_cache(cache), 0.0
+    structures: list[Structure], kmax: int, symprec: float, cache_dir: str | os.PathLike | None, jobs: int = 1,
+    source: bytes | None = None,
+) -> tuple[list[dict], float, list[dict]]:
+    """Featurise (or load from the cache) every structure.
+
+    Returns (records, seconds spent featurising, failures).  ``records`` holds the
+    structures that featurised, each with ``index`` = its position in ``structures``;
+    ``failures`` lists {index, material_id, error} of those that did not.
+    ``source``: the bytes the structures were read from (e.g. the CSV file) for the cache
+    key; by default the CIF texts themselves.
+    """
+    if source is None:
+        source = "\x00".join(s.cif for s in structures).encode()
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"features-{cache_key(source, kmax, symprec, len(structures))[:20]}.npz"
+        if cache.is_file():
+            records, failures = _load_cache(cache)
+            return records, 0.0, failures
     t0 = time.perf_counter()
     items = [(s.cif, kmax, symprec) for s in structures]
     if jobs > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            records = pool.map(featurize_one, items, chunksize=16)
+            results = pool.map(_featurize_safe, items, chunksize=16)
     else:
-        records = [featurize_one(it) for it in items]
+        results = [_featurize_safe(it) for it in items]
+    records, failures = [], []
+    for i, (rec, err) in enumerate(results):
+        if rec is None:
+            failures.append({"index": i, "material_id": structures[i].material_id, "error": err})
+        else:
+            rec["index"] = i
+            records.append(rec)
     seconds = time.perf_counter() - t0
     if cache is not None:
-        _save_cache(cache, records)
-    return records, seconds
+        _save_cache(cache, records, failures)
+    return records, seconds, failures
 
 
-def _save_cache(path: Path, records: list[dict]) -> None:
+def _save_cache(path: Path, records: list[dict], failures: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sizes = np.array([len(r["numbers"]) for r in records])
-    arrays = {
-        "sizes": sizes,
-        "numbers": np.concatenate([r["numbers"] for r in records]),
-        "routed": np.concatenate([r["routed"] for r in records]),
-        "plain": np.concatenate([r["plain"] for r in records]),
-        "lattice": np.stack([r["lattice"] for r in records]),
-        "lattice_raw": np.stack([r["lattice_raw"] for r in records]),
-        "number": np.array([r["number"] for r in records]),
-        "hall_number": np.array([r["hall_number"] for r in records]),
-    }
+    arrays = {"sizes": np.array([len(r["numbers"]) for r in records], dtype=np.int64),
+              "failures": np.array(json.dumps(failures))}
+    for k in RECORD_KEYS:
+        arrays[k] = np.concatenate([r[k] for r in records]) if records else np.zeros((0,) if k == "numbers" else (0, 3))
+    for k in STRUCT_KEYS:
+        arrays[k] = np.array([r[k] for r in records])
     tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
 
-def _load_cache(path: Path) -> list[dict]:
+def _load_cache(path: Path) -> tuple[list[dict], list[dict]]:
     with np.load(path) as z:
         a = {k: z[k] for k in z.files}
     bounds = np.concatenate([[0], np.cumsum(a["sizes"])])
-    return [
-        {
-            "numbers": a["numbers"][lo:hi],
-            "routed": a["routed"][lo:hi],
-            "plain": a["plain"][lo:hi],
-            "lattice": a["lattice"][i],
-            "lattice_raw": a["lattice_raw"][i],
-            "number": int(a["number"][i]),
-            "hall_number": int(a["hall_number"][i]),
-        }
-        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
-    ]
+    records = []
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        r = {k: a[k][lo:hi] for k in RECORD_KEYS}
+        for k in STRUCT_KEYS:
+            v = a[k][i]
+            r[k] = v if v.ndim else v.item()
+        records.append(r)
+    return records, json.loads(str(a["failures"]))
+
+
+def load_dataset(data_dir: Path, dataset: str, target: str, kmax: int, symprec: float, cache, jobs: int = 1, limit: int | None = None):
+    """(structures, records, y aligned with records, featurise seconds, failures) of one dataset CSV."""
+    path = Path(data_dir) / dataset / f"{dataset}.csv"
+    structures = load_csv(path, [target], limit=limit)
+    source = path.read_bytes()
+    records, secs, failures = featurize_dataset(structures, kmax, symprec, cache, jobs, source=source)
+    y = np.array([structures[r["index"]].targets[target] for r in records])
+    return structures, records, y, secs, failures

@@ -1,19 +1,27 @@
-"""Train and evaluate the reference model; writes report.json and PNG plots.
+"""Train and evaluate the reference model; writes report.json, PNG plots and checkpoints.
 
     python examples/cft/train.py --config examples/cft/config.toml
 
-Every experiment in the config trains the invariant model ("cft": basisdb's routed
-encoding of canonical coordinates) and the same architecture fed plain plane waves of
-the coordinates as written in the CIF ("plain"), next to trivial baselines ("mean",
-and "composition" = ridge regression on element fractions).  Also measured: the change
-of predictions under each crystal's own symmetry operations and under random
-re-presentations, training time per epoch and inference throughput.
+Every experiment in the config trains the invariant model ("cft": basisdb's library layer
+``basisdb.torch.InvariantEncoder`` on canonical coordinates) and the same architecture fed
+plain plane waves of the coordinates as written in the CIF ("plain"), next to trivial
+baselines ("mean", and "composition" = ridge regression on element fractions).  Also
+measured: the change of predictions under each crystal's own symmetry operations and
+under random re-presentations, training time per epoch and inference throughput.
+
+Reproducibility: every random number (splits, initialisation, batch order, augmentation)
+comes from the config's seed, set before any model is built, and torch runs with
+``torch.use_deterministic_algorithms(True)`` and the config's thread count.  The same
+seed, thread count, torch build and machine reproduce every number exactly.
+Checkpoints (``checkpoints/<experiment>_<kind>.pt``) carry the config, the model kind and
+the input/target normalisation: ``examples/cft/predict.py`` predicts from them.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import sys
 import time
 import tomllib
@@ -26,11 +34,19 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing the example
 
-from examples.cft.data import featurize_cell, featurize_dataset, load_csv  # noqa: E402
-from examples.cft.model import CFTRegressor, collate  # noqa: E402
+from examples.cft.data import featurize_cell, load_dataset  # noqa: E402
+from examples.cft.model import KINDS, CFTRegressor  # noqa: E402
 from basisdb.structures import as_cell  # noqa: E402
 
-ENC = {"cft": ("routed", "lattice"), "plain": ("plain", "lattice_raw")}
+CHECKPOINT_FORMAT = "basisdb-cft-checkpoint-2"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and make torch's kernels deterministic (call before building a model)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 # ------------------------------------------------------------------ splits
@@ -50,78 +66,159 @@ def make_split(records: list[dict], exp: dict, seed: int) -> dict[str, np.ndarra
 
 
 # ------------------------------------------------------------------ training
-class Trainer:
-    """Trains one model kind on one split; standardised targets, L1 loss, AdamW, cosine schedule."""
+def build_model(kind: str, cfg: dict) -> CFTRegressor:
+    m = cfg["model"]
+    return CFTRegressor(kind, int(cfg["kmax"]), 7, m["d_model"], m["heads"], m["layers"], m["ff"], m.get("dropout", 0.0),
+                        m.get("n_radial", 8))
 
-    def __init__(self, kind: str, records: list[dict], y: np.ndarray, split: dict, cfg: dict, out: Path, name: str):
+
+def pad_records(records: list[dict], kind: str) -> dict[str, np.ndarray]:
+    """Padded numpy arrays of a record list for one model kind (cell parameters not yet standardised)."""
+    _, pos_key, cell_key, lat_key, _ = KINDS[kind]
+    n = max((len(r["numbers"]) for r in records), default=1)
+    b = len(records)
+    out = {"species": np.zeros((b, n), np.int64), "positions": np.zeros((b, n, 3), np.float32), "mask": np.zeros((b, n), bool),
+           "hall": np.array([int(r["hall_number"]) for r in records], np.int64),
+           "cell": np.stack([r[cell_key] for r in records]).astype(np.float32) if b else np.zeros((0, 3, 3), np.float32),
+           "lat": np.stack([r[lat_key] for r in records]).astype(np.float64) if b else np.zeros((0, 7))}
+    for i, r in enumerate(records):
+        m = len(r["numbers"])
+        out["species"][i, :m] = r["numbers"]
+        out["positions"][i, :m] = r[pos_key]
+        out["mask"][i, :m] = True
+    return out
+
+
+def tensor_batch(padded: dict, sel: np.ndarray, lat_mean: np.ndarray, lat_std: np.ndarray) -> dict:
+    """Batch tensors for rows ``sel`` of ``pad_records`` output, trimmed to the largest structure."""
+    n = max(int(padded["mask"][sel].sum(1).max()), 1) if len(sel) else 1
+    return {
+        "species": torch.from_numpy(padded["species"][sel, :n]),
+        "positions": torch.from_numpy(padded["positions"][sel, :n]),
+        "mask": torch.from_numpy(padded["mask"][sel, :n]),
+        "hall": torch.from_numpy(padded["hall"][sel]),
+        "cell": torch.from_numpy(padded["cell"][sel]),
+        "lat": torch.from_numpy(((padded["lat"][sel] - lat_mean) / lat_std).astype(np.float32)),
+    }
+
+
+class Trainer:
+    """Trains one model kind on one split; standardised targets, L1 loss, AdamW, one-cycle schedule.
+
+    ``augment(trainer, batch, rng) -> batch`` (optional) changes each training batch (see study.py).
+    The seed is set here, before the model is built.
+    """
+
+    def __init__(self, kind: str, records: list[dict], y: np.ndarray, split: dict, cfg: dict, ckpt: Path | None = None,
+                 seed: int | None = None, augment=None, progress: bool = True):
+        self.seed = int(cfg.get("seed", 0) if seed is None else seed)
+        seed_everything(self.seed)
         self.kind, self.records, self.y, self.split, self.cfg = kind, records, y, split, cfg
-        self.enc_key, self.lat_key = ENC[kind]
+        self.augment, self.progress = augment, progress
         train = split["train"]
-        lat = np.stack([records[i][self.lat_key] for i in train])
+        lat = np.stack([records[i][self.lat_key()] for i in train])
         self.lat_mean, self.lat_std = lat.mean(0), lat.std(0) + 1e-6
         self.y_mean, self.y_std = float(y[train].mean()), float(y[train].std() + 1e-12)
-        m = cfg["model"]
-        self.model = CFTRegressor(records[0][self.enc_key].shape[1], 7, m["d_model"], m["heads"], m["layers"], m["ff"], m.get("dropout", 0.0))
-        self.ckpt = out / "checkpoints" / f"{name}_{kind}.pt"
+        self.model = self.build()
+        self.padded = self.pad(records)
+        self.train_halls = sorted({int(records[i]["hall_number"]) for i in train})
+        self.ckpt = ckpt
 
-    def batches(self, idx: np.ndarray, size: int, rng=None):
-        order = rng.permutation(idx) if rng is not None else idx
-        for lo in range(0, len(order), size):
-            sel = order[lo : lo + size]
-            yield sel, collate([self.records[i] for i in sel], self.enc_key, self.lat_key, self.lat_mean, self.lat_std)
+    # hooks (overridden by the distance-based baseline in study.py)
+    def lat_key(self) -> str:
+        return KINDS[self.kind][3]
+
+    def build(self) -> torch.nn.Module:
+        return build_model(self.kind, self.cfg)
+
+    def pad(self, records: list[dict]) -> dict:
+        return pad_records(records, self.kind)
+
+    def make_batch(self, padded: dict, sel: np.ndarray) -> dict:
+        return tensor_batch(padded, sel, self.lat_mean, self.lat_std)
+
+    @staticmethod
+    def subset(padded: dict, idx: np.ndarray) -> dict:
+        return {k: v[idx] for k, v in padded.items()}
+
+    def batch(self, sel: np.ndarray) -> dict:
+        return self.make_batch(self.padded, sel)
 
     def predict_records(self, recs: list[dict], batch: int = 256) -> np.ndarray:
+        return self.predict_padded(self.pad(recs), batch) if recs else np.zeros(0)
+
+    def predict_padded(self, padded: dict, batch: int = 256) -> np.ndarray:
         self.model.eval()
         out = []
         with torch.no_grad():
-            for lo in range(0, len(recs), batch):
-                tensors = collate(recs[lo : lo + batch], self.enc_key, self.lat_key, self.lat_mean, self.lat_std)
-                out.append(self.model(*tensors).numpy() * self.y_std + self.y_mean)
-        return np.concatenate(out) if out else np.zeros(0)
+            for lo in range(0, len(padded["hall"]), batch):
+                sel = np.arange(lo, min(lo + batch, len(padded["hall"])))
+                out.append(self.model(self.make_batch(padded, sel)).numpy() * self.y_std + self.y_mean)
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def predict(self, idx: np.ndarray) -> np.ndarray:
-        return self.predict_records([self.records[i] for i in idx])
+        idx = np.asarray(idx, dtype=np.int64)
+        if not len(idx):
+            return np.zeros(0)
+        return self.predict_padded(self.subset(self.padded, idx))
 
-    def fit(self, seed: int) -> dict:
+    def checkpoint_state(self) -> dict:
+        """What predict.py needs: the config, the kind, the normalisation and the weights."""
+        return {"format": CHECKPOINT_FORMAT, "kind": self.kind, "config": self.cfg, "seed": self.seed,
+                "lat_mean": self.lat_mean.tolist(), "lat_std": self.lat_std.tolist(), "y_mean": self.y_mean, "y_std": self.y_std,
+                "train_halls": self.train_halls, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    def fit(self) -> dict:
         t = self.cfg["train"]
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.seed)
         opt = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-        steps = t["epochs"] * int(np.ceil(len(self.split["train"]) / t["batch_size"]))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t["lr"], total_steps=max(1, steps), pct_start=0.1)
+        n_batches = int(np.ceil(len(self.split["train"]) / t["batch_size"]))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t["lr"], total_steps=max(1, t["epochs"] * n_batches), pct_start=0.1)
         history, best, best_state, epoch_times = [], np.inf, None, []
         ytr = torch.from_numpy(((self.y - self.y_mean) / self.y_std).astype(np.float32))
         start = 0
-        if t.get("resume") and self.ckpt.is_file():
+        if t.get("resume") and self.ckpt is not None and self.ckpt.is_file():
             state = torch.load(self.ckpt, weights_only=False)
-            self.model.load_state_dict(state["model"])
+            self.model.load_state_dict(state["last_model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
-            history, best, best_state, start = state["history"], state["best"], state["best_state"], state["epoch"] + 1
-        n_batches = int(np.ceil(len(self.split["train"]) / t["batch_size"]))
-        with click.progressbar(length=(t["epochs"] - start) * n_batches, label=f"  {self.kind:<6}", file=sys.stderr) as bar:
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            history, best, best_state, start = state["history"], state["best"], state["model"], state["epoch"] + 1
+        bar = click.progressbar(length=(t["epochs"] - start) * n_batches, label=f"  {self.kind:<15}", file=sys.stderr) if self.progress else None
+        try:
             for epoch in range(start, t["epochs"]):
                 self.model.train()
                 t0, losses = time.perf_counter(), []
-                for sel, tensors in self.batches(self.split["train"], t["batch_size"], rng):
-                    loss = torch.nn.functional.l1_loss(self.model(*tensors), ytr[sel])
+                order = rng.permutation(self.split["train"])
+                for lo in range(0, len(order), t["batch_size"]):
+                    sel = order[lo : lo + t["batch_size"]]
+                    b = self.batch(sel)
+                    if self.augment is not None:
+                        b = self.augment(self, b, rng)
+                    loss = torch.nn.functional.l1_loss(self.model(b), ytr[sel])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
                     sched.step()
                     losses.append(loss.item())
-                    bar.update(1)
+                    if bar is not None:
+                        bar.update(1)
                 epoch_times.append(time.perf_counter() - t0)
                 val_mae = float(np.abs(self.predict(self.split["val"]) - self.y[self.split["val"]]).mean())
                 history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae": val_mae})
                 if val_mae < best:
-                    best, best_state = val_mae, {k: v.clone() for k, v in self.model.state_dict().items()}
-                self.ckpt.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
-                    {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "history": history,
-                     "best": best, "best_state": best_state, "epoch": epoch},
-                    self.ckpt,
-                )
+                    best, best_state = val_mae, {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                if self.ckpt is not None:
+                    self.ckpt.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = self.ckpt.with_name(self.ckpt.name + ".partial")
+                    torch.save({**self.checkpoint_state(), "model": best_state, "last_model": self.model.state_dict(),
+                                "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                                "torch_rng": torch.get_rng_state(), "history": history, "best": best, "epoch": epoch}, tmp)
+                    os.replace(tmp, self.ckpt)
+        finally:
+            if bar is not None:
+                bar.render_finish()
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return {"history": history, "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else None,
@@ -256,24 +353,27 @@ def plot_report(report: dict, predictions: dict, out: Path) -> list[str]:
 def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     seed = int(cfg.get("seed", 0))
+    seed_everything(seed)  # and again in every Trainer, before its model is built
     data_dir = Path(cfg["data_dir"])
     if not data_dir.is_absolute():
         data_dir = (HERE.parents[1] / data_dir).resolve()
-    report = {"config": cfg, "torch": torch.__version__, "threads": torch.get_num_threads(), "experiments": {}}
+    report = {"config": cfg, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "experiments": {}}
     predictions: dict = {}
     loaded: dict = {}
     for exp in cfg["experiment"]:
         name = exp["name"]
         click.echo(f"== {name}: {exp['dataset']} / {exp['target']}", err=True)
-        key = (exp["dataset"], exp["target"])
+        key = (exp["dataset"], exp["target"], limit or exp.get("limit"))
         if key not in loaded:
-            structures = load_csv(data_dir / exp["dataset"] / f"{exp['dataset']}.csv", [exp["target"]], limit=limit or exp.get("limit"))
-            records, secs = featurize_dataset(structures, cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1))
-            loaded[key] = (structures, records, secs)
-        structures, records, feat_secs = loaded[key]
-        y = np.array([s.targets[exp["target"]] for s in structures])
+            loaded[key] = load_dataset(data_dir, exp["dataset"], exp["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"),
+                                       cfg.get("jobs", 1), limit=limit or exp.get("limit"))
+        structures, records, y, feat_secs, failures = loaded[key]
+        if failures:
+            click.echo(f"   {len(failures)} structures could not be featurised and are skipped (see report.json)", err=True)
         split = make_split(records, exp, seed)
         res = {"dataset": exp["dataset"], "target": exp["target"], "split_sizes": {k: int(len(v)) for k, v in split.items()},
+               "featurisation_failures": failures,
                "featurize_seconds": feat_secs, "featurize_ms_per_structure": 1e3 * feat_secs / len(records) if feat_secs else None,
                "target_std": float(y[split["train"]].std()), "models": {}, "holdout_groups": exp.get("holdout_groups", [])}
         predictions[name] = {}
@@ -287,8 +387,9 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
                 pred = composition_baseline(records, y, split)
                 res["models"]["composition"] = {"mae": {s: float(np.abs(pred[s] - y[idx]).mean()) for s, idx in split.items() if s != "train"}}
                 continue
-            tr = Trainer(kind, records, y, split, cfg, out, name)
-            fit = tr.fit(seed)
+            ecfg = {**cfg, "train": {**cfg["train"], **exp.get("train", {})}}  # per-experiment training overrides
+            tr = Trainer(kind, records, y, split, ecfg, ckpt=out / "checkpoints" / f"{name}_{kind}.pt", seed=seed)
+            fit = tr.fit()
             mae = {}
             for s, idx in split.items():
                 if s != "train":
@@ -308,7 +409,7 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
                 per.setdefault(str(int(g)), {})[kind] = float(np.abs(p["pred"] - p["true"])[groups == g].mean())
         res["mae_per_space_group"] = per
         if exp.get("invariance") and trainers:
-            res["invariance"] = invariance_report(trainers, structures, split["test"], cfg, seed)
+            res["invariance"] = invariance_report(trainers, [structures[r["index"]] for r in records], split["test"], cfg, seed)
         report["experiments"][name] = res
     report["plots"] = plot_report(report, predictions, out)
     tmp = out / "report.json.partial"
