@@ -25,6 +25,7 @@ from ._errors import (
     SnappedTranslationWarning,
     SymmetryMismatchError,
     SymmetryMismatchWarning,
+    SymmetryNotFoundError,
 )
 from ._ops import DEN, check_group, format_triplet, parse_triplets
 from ._version import __version__
@@ -56,6 +57,7 @@ __all__ = [
     "SnappedTranslationWarning",
     "SymmetryMismatchError",
     "SymmetryMismatchWarning",
+    "SymmetryNotFoundError",
     "VectorBasis",
     "__version__",
     "basis_from_operations",

@@ -40,6 +40,21 @@ What is read, from the first data block that has atoms:
   coordinates).  Images farther apart are kept, and atoms of different listed sites are never
   merged: a site listed twice gives two atoms at one place, which ``featurize`` refuses as
   duplicated, as it does for every input route.
+- Magnetic moments (``CIFCrystal.moments``), from ``_atom_site_moment.label`` with
+  ``_atom_site_moment.crystalaxis_x/_y/_z`` (or the older ``_atom_site_moment_label``,
+  ``_atom_site_moment_crystalaxis_x`` ...), when the symmetry is a magnetic operation loop (or
+  absent: P 1).  magCIF's convention: the components are in Bohr magnetons along the *unit*
+  vectors a/|a|, b/|b|, c/|c| (not fractional components; a moment (0, 0, 4.6) is 4.6 muB along c
+  whatever |c| is).  A moment is an axial vector: the operation (R, t, theta) (theta = -1 for the
+  file's ',-1', time reversal) maps the moment m of a site at x to theta det(R) W m at R x + t,
+  W = L^T R L^-T the Cartesian rotation (L: rows a, b, c); in crystal-axis components
+  theta det(R) D R D^-1 m with D = diag(|a|, |b|, |c|), which is theta det(R) R m whenever R mixes
+  only axes of equal length (every conventional cell).  Every operation that maps the site onto
+  an atom must give the same moment within ``MOMENT_TOLERANCE`` (muB; the site symmetry must allow
+  the moment), and the atom gets their mean.  Sites without a moment row have moment 0.  The
+  moments are (n, 3) Cartesian (muB, the frame of ``lattice``); a problem with them does not stop
+  the structure from being read: ``moments`` is then None and ``moment_error`` says why
+  (``featurize(path, magmoms="cif")`` raises it).
 """
 from __future__ import annotations
 
@@ -64,6 +79,7 @@ __all__ = [
     "DeclaredSymmetry",
     "ELEMENTS",
     "MERGE_DISTANCE",
+    "MOMENT_TOLERANCE",
     "SNAP_TOLERANCE",
     "atomic_number",
     "crystal_from_small_structure",
@@ -79,6 +95,8 @@ MERGE_DISTANCE = 0.1
 SNAP_TOLERANCE = 0.005
 #: merges farther than this (Angstrom) are reported with a CIFWarning (coordinates look rounded)
 _MERGE_REPORT = 1e-3
+#: images of one site's moment on one atom (special position) must agree within this (Bohr magnetons)
+MOMENT_TOLERANCE = 0.05
 #: operation sets whose group check and classification (``group_type``) are remembered, least recently used out
 GROUP_CACHE = 1024
 
@@ -108,6 +126,9 @@ class DeclaredSymmetry:
     tag, value:  the CIF tag used and its value (for a loop, its operations joined by '; ').
     form:        'operations', 'magnetic operations', 'Hall symbol', 'H-M symbol' or 'number'.
     rotations:   (n, 3, 3) int64; translations: (n, 3) int64 numerators over ``DEN`` (centrings included).
+    time_reversals: for a magnetic operation loop, (rotations (m, 3, 3), translations (m, 3) over DEN,
+                 theta (m,) +1 or -1 (-1: time reversal)) of every magnetic operation (centrings
+                 included; an (R, t) may come with both signs); None otherwise.
     """
 
     tag: str
@@ -115,6 +136,7 @@ class DeclaredSymmetry:
     form: str
     rotations: np.ndarray
     translations: np.ndarray
+    time_reversals: tuple | None = None
 
     def describe(self) -> str:
         if self.form.endswith("operations"):
@@ -133,6 +155,9 @@ class CIFCrystal:
     declared:  the declared symmetry (None: the file declares none, P 1).
     merged:    symmetry images merged into an image of the same site (special positions);
     max_merge_distance: the largest distance merged (Angstrom).
+    moments:   (n, 3) float64 magnetic moments (Bohr magnetons, Cartesian in the frame of ``lattice``),
+               expanded with the magnetic operations; None when the file has none or they cannot be
+               used, ``moment_error`` then saying why (module docstring).
     """
 
     lattice: np.ndarray
@@ -144,6 +169,8 @@ class CIFCrystal:
     declared: DeclaredSymmetry | None
     merged: int
     max_merge_distance: float
+    moments: np.ndarray | None = None
+    moment_error: str | None = None
 
 
 def lattice_from_parameters(a, b, c, alpha, beta, gamma) -> np.ndarray:
@@ -295,13 +322,19 @@ def _read_block(block, name: str) -> CIFCrystal:
     rot, translations = (declared.rotations, declared.translations) if declared is not None else (
         np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
     mult = [_multiplicity(table, i) for i in range(n)] if table.has_column(6) else [None] * n
-    pos, num, lab, merged, worst = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name)
+    pos, num, lab, merged, worst, site = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations,
+                                                 lattice, name)
+    try:
+        moments, moment_error = _moments(block, name, lattice, frac, labels, site, pos, declared), None
+    except CIFError as exc:
+        moments, moment_error = None, str(exc)
     if merged and worst > _MERGE_REPORT:
         warn(CIFWarning(
             f"{name}: {merged} symmetry images merged with an image of the same site at distances up to "
             f"{worst:.3g} A (merge distance {MERGE_DISTANCE} A): the coordinates of special positions look rounded"))
     return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=block.name,
-                      declared=declared, merged=merged, max_merge_distance=worst)
+                      declared=declared, merged=merged, max_merge_distance=worst, moments=moments,
+                      moment_error=moment_error)
 
 
 def _multiplicity(table, i):
@@ -323,13 +356,18 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
     if found:
         tag, values = found
         rot, translations = _operations(values, tag, name, magnetic=True)
+        theta = _thetas(values)
         cen = _first(block, _MAGN_CENTERINGS)
         if cen:
             crot, cen_translations = _operations(cen[1], cen[0], name, magnetic=True)
             rot = np.einsum("cij,gjk->cgik", crot, rot).reshape(-1, 3, 3)
             translations = (np.einsum("cij,gj->cgi", crot, translations) + cen_translations[:, None, :]).reshape(-1, 3) % DEN
+            theta = (_thetas(cen[1])[:, None] * theta[None, :]).reshape(-1)
+        mkeys = [tuple(r.ravel()) + tuple(t % DEN) + (int(th),) for r, t, th in zip(rot, translations, theta)]
+        mkeep = sorted({k: i for i, k in reversed(list(enumerate(mkeys)))}.values())
+        magnetic = (rot[mkeep], translations[mkeep] % DEN, theta[mkeep])
         rot, translations = _unique(rot, translations)
-        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, translations)
+        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, translations, magnetic)
         _check(declared, name)
         return declared
     found = _first(block, _OPS)
@@ -396,6 +434,11 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
             f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
             f"(tolerance {SNAP_TOLERANCE}): {shown}"))
     return np.stack(rots), np.stack(translation_list)
+
+
+def _thetas(values) -> np.ndarray:
+    """The time-reversal signs (+1, -1) of magnetic operations 'x,y,z,+1' (validated by ``_operations``)."""
+    return np.array([int(v.split(",")[3].strip().lstrip("+")) for v in values], dtype=np.int64)
 
 
 def _unique(rot: np.ndarray, translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -570,8 +613,8 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
                 warn(CIFWarning(f"{name}: site {labels[i]} gives 1 atoms, but its "
                                 f"_atom_site_symmetry_multiplicity is {mult[i]}"))
         y[y >= 1.0] = 0.0
-        return y, np.asarray(numbers, dtype=np.int64).copy(), list(labels), 0, 0.0
-    pos, num, lab = [], [], []
+        return y, np.asarray(numbers, dtype=np.int64).copy(), list(labels), 0, 0.0, np.arange(len(frac))
+    pos, num, lab, site = [], [], [], []
     merged, worst = 0, 0.0
     for i, x in enumerate(frac):
         images = (rot @ x + tra) % 1.0
@@ -594,7 +637,9 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
         pos.append(y)
         num += [int(numbers[i])] * len(kept)
         lab += [labels[i]] * len(kept)
-    return np.concatenate(pos).reshape(-1, 3), np.array(num, dtype=np.int64), lab, merged, worst
+        site += [i] * len(kept)
+    return (np.concatenate(pos).reshape(-1, 3), np.array(num, dtype=np.int64), lab, merged, worst,
+            np.array(site, dtype=np.int64))
 
 
 def crystal_from_small_structure(st) -> CIFCrystal:
@@ -632,7 +677,104 @@ def crystal_from_small_structure(st) -> CIFCrystal:
         declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)
     rot, translations = (declared.rotations, declared.translations) if declared is not None else (
         np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
-    pos, num, lab, merged, worst = _expand(np.array(frac, dtype=np.float64), np.array(numbers, dtype=np.int64), labels,
-                                           [None] * len(labels), rot, translations, lattice, name)
+    pos, num, lab, merged, worst, _ = _expand(np.array(frac, dtype=np.float64), np.array(numbers, dtype=np.int64),
+                                              labels, [None] * len(labels), rot, translations, lattice, name)
     return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=st.name,
-                      declared=declared, merged=merged, max_merge_distance=worst)
+                      declared=declared, merged=merged, max_merge_distance=worst,
+                      moment_error=f"{name}: magnetic moments are not read from a gemmi SmallStructure; "
+                                   "pass the magnetic CIF's path or text")
+
+
+# ------------------------------------------------------------------ magnetic moments
+_MOMENT_PREFIXES = ("_atom_site_moment.", "_atom_site_moment_")
+
+
+def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np.ndarray:
+    """(n, 3) Cartesian moments (muB) of the expanded atoms (module docstring); CIFError if unusable."""
+    table = None
+    for prefix in _MOMENT_PREFIXES:
+        t = block.find(prefix, ["label", "crystalaxis_x", "crystalaxis_y", "crystalaxis_z"])
+        if len(t):
+            table = t
+            break
+    if table is None:
+        other = [p + "label" for p in _MOMENT_PREFIXES if block.find_values(p + "label") is not None
+                 and len(block.find_values(p + "label"))]
+        if other:
+            raise CIFError(f"{name}: {other[0]} is given without _atom_site_moment.crystalaxis_x/_y/_z; "
+                           "only crystal-axis moment components are read")
+        raise CIFError(f"{name}: no magnetic moments (no _atom_site_moment.label / crystalaxis_x/_y/_z loop)")
+    if declared is None:
+        ops = (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64), np.ones(1, dtype=np.int64))
+    elif declared.time_reversals is None:
+        raise CIFError(f"{name}: the moments need the magnetic operations (_space_group_symop_magn_operation.xyz, "
+                       f"with time reversal); the file declares {declared.describe()}")
+    else:
+        ops = declared.time_reversals
+    rot, tra, theta = ops
+    tra = tra / DEN
+    site_of = {}
+    for i, label in enumerate(labels):
+        site_of.setdefault(label, []).append(i)
+    norms = np.linalg.norm(lattice, axis=1)
+    site_moment = np.zeros((len(frac), 3))
+    seen = set()
+    for r in range(len(table)):
+        label = _text(table[r][0])
+        if label is None or label not in site_of:
+            raise CIFError(f"{name}: _atom_site_moment label {label!r} is not an _atom_site_label")
+        if len(site_of[label]) > 1:
+            raise CIFError(f"{name}: _atom_site_moment label {label!r} names {len(site_of[label])} sites")
+        if label in seen:
+            raise CIFError(f"{name}: _atom_site_moment label {label!r} is given twice")
+        seen.add(label)
+        m = np.array([_number(table[r][c], f"_atom_site_moment crystalaxis_{'xyz'[c - 1]} of {label}", name)
+                      for c in (1, 2, 3)])
+        site_moment[site_of[label][0]] = (m / norms) @ lattice  # sum_i m_i a_i / |a_i|: Cartesian
+    Linv = np.linalg.inv(lattice)
+    W = np.einsum("ji,gjk,kl->gil", lattice, rot.astype(np.float64), Linv.T)  # L^T R L^-T
+    sign = theta * np.rint(np.linalg.det(rot.astype(np.float64))).astype(np.int64)
+    out = np.zeros((len(pos), 3))
+    for a in range(len(pos)):
+        i = int(site[a])
+        v = site_moment[i]
+        d = (rot @ frac[i] + tra) - pos[a]
+        d -= np.rint(d)
+        hit = np.linalg.norm(d @ lattice, axis=1) <= MERGE_DISTANCE
+        images = sign[hit, None] * (W[hit] @ v)
+        mean = images.mean(axis=0)
+        spread = float(np.linalg.norm(images - mean, axis=1).max(initial=0.0))
+        if spread > MOMENT_TOLERANCE:
+            g = np.flatnonzero(hit)[int(np.argmax(np.linalg.norm(images - images[0], axis=1)))]
+            from ._ops import format_triplet
+
+            op = f"{format_triplet(rot[g], np.rint(tra[g] * DEN).astype(np.int64))},{int(theta[g]):+d}"
+            raise CIFError(
+                f"{name}: the moment of {labels[i]} is not allowed by the declared magnetic operations (axial "
+                f"vector, m' = theta det(R) R m): {op} maps {labels[i]} onto the atom at {np.round(pos[a], 4).tolist()} "
+                f"with moment {(np.round(images[np.flatnonzero(hit) == g][0] @ Linv * norms, 4) + 0.0).tolist()} (crystal-axis "
+                f"components, muB) instead of {(np.round(images[0] @ Linv * norms, 4) + 0.0).tolist()}"
+                f"{_bns_note(block, ops, lattice)}")
+        out[a] = mean
+    out[np.abs(out) < 1e-12] = 0.0
+    return out
+
+
+def _bns_note(block, ops, lattice) -> str:
+    """'; the operations form BNS ... while the file names ...' (empty when unknown or the same)."""
+    try:
+        import spglib
+
+        rot, tra, theta = ops
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = spglib.get_magnetic_spacegroup_type_from_symmetry(
+                np.ascontiguousarray(rot, dtype=np.intc), np.asarray(tra, dtype=np.float64) / DEN,
+                np.asarray(theta == -1, dtype=np.intc), lattice=lattice)
+        found = str(t.bns_number)
+    except Exception:
+        return ""
+    named = _first(block, ("_space_group_magn.number_BNS", "_space_group.magn_number_BNS"))
+    if named and named[1][0] != found:
+        return f"; the operations form BNS {found}, while {named[0]} says {named[1][0]!r}"
+    return f"; the operations form BNS {found}"

@@ -11,6 +11,7 @@ __all__ = [
     "SnappedTranslationWarning",
     "SymmetryMismatchError",
     "SymmetryMismatchWarning",
+    "SymmetryNotFoundError",
 ]
 
 
@@ -47,6 +48,15 @@ class SymmetryMismatchWarning(UserWarning):
 
 class SymmetryMismatchError(ValueError):
     """``featurize(..., on_mismatch="raise")``: the declared and the detected space groups differ."""
+
+
+class SymmetryNotFoundError(ValueError):
+    """The symmetry detector (spglib or moyopy) could not determine the space group of the structure.
+
+    A ``ValueError`` subclass, so ``except ValueError`` keeps catching it.  Usually the
+    structure is badly distorted for the tolerance, or has overlapping / nearly coincident
+    atoms: try another ``symprec``.
+    """
 
 
 class CartesianPositionsWarning(UserWarning):

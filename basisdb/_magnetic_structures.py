@@ -21,7 +21,7 @@ import numpy as np
 
 from ._canonical import DEN, QUANTUM, _lex_less, _smallest_row, group_data, normaliser_representatives
 
-__all__ = ["MagneticFeaturized", "featurize_magnetic", "collinear_magmoms"]
+__all__ = ["MagneticFeaturized", "featurize_magnetic", "collinear_magmoms", "collinear_from_vectors"]
 
 
 def _readonly(a) -> np.ndarray:
@@ -45,6 +45,8 @@ class MagneticFeaturized:
     transformation_matrix, origin_shift: positions ~= T x + s (mod 1) for input fractional x.
     max_displacement:   largest Cartesian shift made by the magnetic symmetrisation (Angstrom).
     n_candidates:       number of presentations compared (normaliser cosets x anchors x 2 flips).
+    moment_axis:        with ``magmoms="cif"``: the (3,) Cartesian unit vector (input frame) along which
+                        the CIF's moment vectors were read as ``magmoms``; None otherwise.
     """
 
     basis: object
@@ -62,6 +64,7 @@ class MagneticFeaturized:
     origin_shift: np.ndarray
     max_displacement: float
     n_candidates: int
+    moment_axis: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"MagneticFeaturized(uni={self.uni_number}, bns={self.bns_number!r}, type={self.type}, "
@@ -101,6 +104,30 @@ def collinear_magmoms(magmoms, n: int) -> np.ndarray:
     if not np.all(np.isfinite(m)):
         raise ValueError("magmoms must be finite")
     return m
+
+
+def collinear_from_vectors(vectors: np.ndarray, tol: float, what: str = "the CIF's moments") -> tuple[np.ndarray, np.ndarray | None]:
+    """Signed collinear moments of (n, 3) Cartesian moment vectors: (scalars (n,), axis (3,) or None).
+
+    The axis is the direction of the first moment longer than ``tol``; each scalar is the moment's
+    component along it (its sign convention is immaterial: the features are invariant under reversing
+    every moment).  A moment with a component larger than ``tol`` perpendicular to the axis: ValueError
+    (non-collinear).  All moments within ``tol`` of zero: scalars 0, axis None."""
+    v = np.asarray(vectors, dtype=np.float64)
+    size = np.linalg.norm(v, axis=1)
+    big = np.flatnonzero(size > tol)
+    if not len(big):
+        return np.zeros(len(v)), None
+    axis = v[big[0]] / size[big[0]]
+    scalars = v @ axis
+    perp = np.linalg.norm(v - scalars[:, None] * axis[None, :], axis=1)
+    if np.any(perp > tol):
+        j = int(np.argmax(perp))
+        angle = float(np.degrees(np.arccos(np.clip(abs(scalars[j]) / max(size[j], 1e-300), 0.0, 1.0))))
+        raise ValueError(f"{what} are non-collinear (atom {j}'s moment is {angle:.3g} degrees from the axis of atom "
+                         f"{int(big[0])}'s; perpendicular component {perp[j]:.3g} muB > tolerance {tol:g}): featurize "
+                         "takes collinear moments only (signed scalars along one axis)")
+    return scalars, axis
 
 
 def _labels(moments: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +317,7 @@ def _normalises(A, b, rot, trans, theta, cen, eps=1e-6) -> bool:
 
 
 def featurize_magnetic(db, lattice, positions, numbers, magmoms, *, symprec: float, angle_tolerance, mag_symprec,
-                       kmax=None, real: bool = True) -> MagneticFeaturized:
+                       kmax=None, real: bool = True, moment_axis=None) -> MagneticFeaturized:
     """The magnetic sub-result of ``featurize`` (module docstring)."""
     moments = collinear_magmoms(magmoms, len(positions))
     angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
@@ -403,4 +430,5 @@ def featurize_magnetic(db, lattice, positions, numbers, magmoms, *, symprec: flo
         origin_shift=_readonly(A @ p + s),
         max_displacement=disp,
         n_candidates=2 * len(cands),
+        moment_axis=None if moment_axis is None else _readonly(moment_axis),
     )

@@ -509,11 +509,12 @@ def plot(group, hall, plane, cif, output, n_functions, functions, cells, section
 @click.option("--threads", is_flag=True, help="Local cluster of threads instead of processes.")
 @click.option("--scheduler", default=None, help="'sync' (this process, no Dask), or the address of a running Dask scheduler (tcp://host:8786).")
 @click.option("--on-mismatch", type=click.Choice(["warn", "raise", "ignore"]), default="warn", show_default=True, help="A declared group that differs from the detected one: a warning in the row, or a failure.")
+@click.option("--detector", type=click.Choice(["spglib", "moyopy"]), default="spglib", show_default=True, help="Symmetry detector (moyopy: pip install basisdb[moyopy]).")
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds another run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_db_option
 def featurize_cmd(inputs, output, kmax, symprec, angle_tolerance, features, encoding, cif_column, id_column, carry,
-                  partition_size, workers, threads, scheduler, on_mismatch, overwrite, quiet, db_path) -> None:
+                  partition_size, workers, threads, scheduler, on_mismatch, detector, overwrite, quiet, db_path) -> None:
     """Featurize a dataset: CIF files, folders, globs, CSV/Parquet tables of CIFs, extxyz (needs basisdb[dataset]).
 
     Writes OUTPUT/features/part-*.parquet (one row per structure, input order) and
@@ -527,7 +528,8 @@ def featurize_cmd(inputs, output, kmax, symprec, angle_tolerance, features, enco
         list(inputs), output, kmax=kmax, symprec=FEATURIZE_DEFAULT if symprec is None else symprec, features=features, encoding=encoding,
         cif_column=cif_column, id_column=id_column, carry=carry, partition_size=partition_size, workers=workers,
         scheduler=scheduler, processes=not threads, progress=None if not quiet else False, overwrite=overwrite,
-        db=db_path, angle_tolerance=FEATURIZE_DEFAULT if angle_tolerance is None else angle_tolerance, on_mismatch=on_mismatch)
+        db=db_path, angle_tolerance=FEATURIZE_DEFAULT if angle_tolerance is None else angle_tolerance, on_mismatch=on_mismatch,
+        detector=detector)
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {output}")
 

@@ -98,7 +98,8 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = featurize(item.structure, kmax=kmax, symprec=opts["symprec"], db=db, min_distance=opts["min_distance"],
-                      angle_tolerance=opts["angle_tolerance"], on_mismatch=opts["on_mismatch"])
+                      angle_tolerance=opts["angle_tolerance"], on_mismatch=opts["on_mismatch"],
+                      detector=opts.get("detector", "spglib"))
         enc = shared_encoding(r.basis, r.positions) if want_encoding else None
     seen = []
     for w in caught:
@@ -361,7 +362,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture):
+def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture, detector="spglib"):
     if symprec is FEATURIZE_DEFAULT:
         symprec = _featurize_default("symprec")
     if angle_tolerance is FEATURIZE_DEFAULT:
@@ -369,10 +370,15 @@ def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, 
     db_path = None
     if db is not None:
         db_path = str(getattr(db, "path", db))
-    return {"kmax": None if kmax is None else int(kmax), "symprec": float(symprec), "features": bool(features),
+    opts = {"kmax": None if kmax is None else int(kmax), "symprec": float(symprec), "features": bool(features),
             "encoding": bool(encoding), "db_path": db_path, "min_distance": float(min_distance),
             "angle_tolerance": None if angle_tolerance is None else float(angle_tolerance),
             "on_mismatch": on_mismatch, "capture_stderr": bool(capture)}
+    if detector != "spglib":  # recorded (and compared on resume) only when not the default
+        from ._detectors import check_detector
+
+        opts["detector"] = check_detector(detector)
+    return opts
 
 
 def _resolve_kmax(opts):
@@ -387,7 +393,7 @@ def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=F
                       partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler=None,
                       processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
                       min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
-                      capture_stderr: bool = True) -> DatasetResult:
+                      capture_stderr: bool = True, detector: str = "spglib") -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
     inputs: a path or a list of them: CIF files, folders (their *.cif and *.mcif files, recursively), globs,
@@ -395,7 +401,7 @@ def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=F
         'material_id' or 'id' when present, else FILE:ROW), or any file ASE reads as a sequence
         (extxyz, .traj, an ASE database).  ``carry``: table columns copied into the output (targets).
     output: the dataset folder (restartable; see docs/DATASETS.md), or None to return the tables.
-    kmax, symprec, min_distance, angle_tolerance, on_mismatch: as for ``featurize`` (symprec and
+    kmax, symprec, min_distance, angle_tolerance, on_mismatch, detector: as for ``featurize`` (symprec and
         angle_tolerance default to featurize's own defaults, recorded in OUT/_dataset.json and each row).
     features: store per-atom features (float32); False stores only the canonical positions, group
         and lattice (what ``basisdb.torch.InvariantEncoder`` needs).  encoding: also store the real
@@ -410,7 +416,8 @@ def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=F
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
     carry = tuple(carry or ())
     files = io_.expand_inputs(inputs)
-    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr))
+    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr,
+                                      detector))
     meta = {"layout": io_.LAYOUT, "inputs": io_.fingerprint(files), "cif_column": cif_column, "id_column": id_column,
             "carry": list(carry), "partition_size": int(partition_size),
             **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
@@ -426,7 +433,7 @@ def featurize_many(structures: Iterable, output=None, *, ids: Iterable | None = 
                    partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler="sync",
                    processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
                    min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
-                   capture_stderr: bool = True) -> DatasetResult:
+                   capture_stderr: bool = True, detector: str = "spglib") -> DatasetResult:
     """Featurize an iterable of structures (anything ``featurize`` accepts: ASE Atoms, pymatgen
     Structures, (lattice, positions, numbers), CIF paths or text).
 
@@ -441,7 +448,8 @@ def featurize_many(structures: Iterable, output=None, *, ids: Iterable | None = 
     if isinstance(structures, (str, os.PathLike)) or (isinstance(structures, tuple) and len(structures) == 3 and not isinstance(structures[0], (str, os.PathLike))):
         raise TypeError("featurize_many takes an iterable of structures; for one structure use basisdb.featurize, "
                         "for files, folders and tables basisdb.featurize_dataset")
-    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr))
+    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr,
+                                      detector))
     meta = {"layout": io_.LAYOUT, "inputs": "python iterable", "partition_size": int(partition_size),
             **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
     total = len(structures) if hasattr(structures, "__len__") else None

@@ -22,6 +22,7 @@ from ._basis import Basis
 from ._canonical import NDEN, canonical_choice, group_data, symmetrize
 from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
 from ._database import default_database
+from ._detectors import SymmetryNotFoundError, check_detector, moyopy_dataset
 from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
 from ._species import atomic_number, is_dummy_species
 
@@ -191,10 +192,13 @@ class _Input:
     declared: DeclaredSymmetry | None = None
     merged: int = 0
     arrays: bool = False  # given as plain arrays: the positions might be Cartesian by mistake
+    moments: np.ndarray | None = None  # (n, 3) Cartesian moments of a magnetic CIF (muB), for magmoms="cif"
+    moment_error: str | None = None  # why there are none (a CIF source)
 
 
 def _from_crystal(c: CIFCrystal) -> _Input:
-    return _Input(*_arrays(c.lattice, c.positions, c.numbers), declared=c.declared, merged=c.merged)
+    return _Input(*_arrays(c.lattice, c.positions, c.numbers), declared=c.declared, merged=c.merged,
+                  moments=c.moments, moment_error=c.moment_error)
 
 
 def _read_structure(structure, reader: str | None = None) -> _Input:
@@ -396,7 +400,7 @@ _SHIFTS = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"
 
 def _closest_pair(lattice: np.ndarray, positions: np.ndarray) -> tuple[float, tuple[int, int]]:
     """Smallest periodic distance between two atoms (or an atom and its own image)."""
-    red = _reduce_lattice(lattice)
+    red = _delaunay_basis(lattice)
     M = lattice @ np.linalg.inv(red)  # fractional coords in the reduced basis: x_red = x M
     x = positions @ M
     x = x - np.floor(x)
@@ -418,21 +422,29 @@ def _closest_pair(lattice: np.ndarray, positions: np.ndarray) -> tuple[float, tu
     return best, pair
 
 
-def _reduce_lattice(lattice: np.ndarray) -> np.ndarray:
-    """A reduced basis (rows) of the same lattice (LLL-style pairwise reduction, to a fixed point)."""
-    b = lattice.copy()
-    for _ in range(100):
-        changed = False
-        for i in range(3):
-            for j in range(3):
-                if i != j:
-                    mu = np.rint(b[i] @ b[j] / (b[j] @ b[j]))
-                    if mu != 0:
-                        b[i] = b[i] - mu * b[j]
-                        changed = True
-        if not changed:
-            break
-    return b
+def _delaunay_basis(lattice: np.ndarray) -> np.ndarray:
+    """A Delaunay-reduced basis (rows) of the same lattice, by ``spglib.delaunay_reduce``.
+
+    Its vectors with the fourth, -(a + b + c), form an obtuse superbase, so the Delaunay cells of
+    the lattice tile each unit parallelepiped with vertices in {-1, 0, 1}^3: the closest image of a
+    difference reduced to [-1/2, 1/2]^3 in this basis, and the shortest lattice vector, are among the
+    27 shifts that ``_closest_pair`` searches.  (spglib refuses only degenerate lattices, which are
+    refused before this is reached; the input basis is then returned unchanged.)
+    """
+    red = _require_spglib().delaunay_reduce(lattice)
+    return lattice.copy() if red is None else np.asarray(red, dtype=np.float64)
+
+
+def _cif_magmoms(given: _Input, how: str, tol: float):
+    """``magmoms="cif"``: (signed collinear moments (n,), their axis (3,)) from a magnetic CIF's moments."""
+    from ._magnetic_structures import collinear_from_vectors
+
+    if how != "cif":
+        raise ValueError(f"magmoms must be one signed number per atom (n,) or 'cif', got {how!r}")
+    if given.moments is None:
+        raise ValueError(given.moment_error or "magmoms='cif' reads the moments of a magnetic CIF "
+                         "(_atom_site_moment.crystalaxis_x/_y/_z): pass its path or text; this structure is not a CIF")
+    return collinear_from_vectors(given.moments, tol)
 
 
 # ------------------------------------------------------------------ featurize
@@ -449,6 +461,7 @@ def featurize(
     on_mismatch: str = "warn",
     magmoms=None,
     mag_symprec: float | None = None,
+    detector: str = "spglib",
 ) -> Featurized:
     """Detect the space group of a crystal and compute canonical, invariant per-atom features.
 
@@ -474,8 +487,17 @@ def featurize(
         group is detected with spglib's magnetic dataset and ``result.magnetic`` holds the canonical
         BNS presentation and the per-atom time-even and signed time-odd features (invariant under the
         magnetic group and under reversing every moment).  Non-collinear (n, 3) moments: ValueError.
+        ``magmoms="cif"``: the moments of a magnetic CIF (``_atom_site_moment.crystalaxis_x/_y/_z``,
+        expanded with its magnetic operations as axial vectors), which must be collinear; they are
+        read as signed scalars along their common axis (docs/STRUCTURES.md section 10).
     mag_symprec: spglib's tolerance on the moments (None: symprec); moments with |m| at most this
         tolerance count as zero.
+    detector: 'spglib' (default) or 'moyopy' (``pip install basisdb[moyopy]``; a Rust
+        implementation from spglib's circle, several times faster).  Both report spglib's default
+        setting and give the same features wherever they detect the same group
+        (tests/test_detectors.py; docs/STRUCTURES.md "Detector backends").  Detection failure
+        raises ``SymmetryNotFoundError`` (a ValueError) with either.  The magnetic dataset
+        (``magmoms``) and the P 1 / P -1 looser-tolerance hint always use spglib.
 
     The symmetry is found with spglib in its default setting of the group; the
     coordinates are symmetrised and put into the canonical presentation of
@@ -490,15 +512,19 @@ def featurize(
         raise ValueError(f"angle_tolerance must be None or a number of degrees, got {angle_tolerance!r}")
     if on_mismatch not in _ON_MISMATCH:
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
+    check_detector(detector)
     given = _read_structure(structure, reader=reader)
     lattice, positions, numbers = given.lattice, given.positions, given.numbers
+    moment_axis = None
     if magmoms is not None:
         from ._magnetic_structures import collinear_magmoms
 
-        magmoms = collinear_magmoms(magmoms, len(positions))
         if mag_symprec is not None and (isinstance(mag_symprec, bool) or not isinstance(mag_symprec, (int, float, np.floating, np.integer))
                                         or not np.isfinite(mag_symprec) or mag_symprec <= 0):
             raise ValueError(f"mag_symprec must be None or a positive number, got {mag_symprec!r}")
+        if isinstance(magmoms, str):
+            magmoms, moment_axis = _cif_magmoms(given, magmoms, float(symprec if mag_symprec is None else mag_symprec))
+        magmoms = collinear_magmoms(magmoms, len(positions))
     cart_reading = _as_cartesian_reading(lattice, positions) if given.arrays else None
     try:
         _validate(lattice, positions, numbers, float(min_distance))
@@ -508,7 +534,8 @@ def featurize(
         raise ValueError(f"{exc}; the positions look Cartesian (read as Cartesian Angstrom, every atom lies inside "
                          f"the cell): {_CARTESIAN_HINT}") from None
     db = default_database() if db is None else db
-    ds = _detect(lattice, positions, numbers, float(symprec), None if angle_tolerance is None else float(angle_tolerance))
+    ds = _detect(lattice, positions, numbers, float(symprec), None if angle_tolerance is None else float(angle_tolerance),
+                 detector=detector)
     if cart_reading is not None:
         _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, float(symprec))
     declared = _declared_fields(given.declared, given.merged)
@@ -522,7 +549,8 @@ def featurize(
         from ._magnetic_structures import featurize_magnetic
 
         magnetic = featurize_magnetic(db, lattice, positions, numbers, magmoms, symprec=float(symprec),
-                                      angle_tolerance=angle_tolerance, mag_symprec=mag_symprec, kmax=kmax, real=bool(real))
+                                      angle_tolerance=angle_tolerance, mag_symprec=mag_symprec, kmax=kmax, real=bool(real),
+                                      moment_axis=moment_axis)
     return Featurized(
         basis=basis,
         hall_number=setting.hall_number,
@@ -568,21 +596,28 @@ def _spglib_dataset(spglib, cell, symprec: float, angle: float):
         try:
             return spglib.get_symmetry_dataset(cell, symprec=float(symprec), angle_tolerance=float(angle))
         except Exception as exc:  # spglib.SpglibError with the new error handling
-            raise ValueError(f"spglib could not determine the symmetry (symprec={symprec}): {exc}") from None
+            raise SymmetryNotFoundError(f"spglib could not determine the symmetry (symprec={symprec}): {exc}") from None
 
 
-def _detect(lattice, positions, numbers, symprec: float, angle_tolerance: float | None = None):
-    """spglib's symmetry dataset (default setting of the group); ValueError when it finds none.
+def _detect(lattice, positions, numbers, symprec: float, angle_tolerance: float | None = None, detector: str = "spglib"):
+    """The symmetry dataset (spglib's default setting of the group); SymmetryNotFoundError when none is found.
 
-    ``angle_tolerance`` (degrees) is passed to spglib; None means spglib's own choice (-1).
-    When the group is P 1 or P -1, the structure is re-detected at a looser tolerance and its
+    ``detector``: 'spglib', or 'moyopy' (its dataset adapted to the spglib fields used here,
+    basisdb/_detectors.py).  ``angle_tolerance`` (degrees) is passed to the detector; None
+    means its own choice (-1 for spglib).
+    When the group is P 1 or P -1, the structure is re-detected (with spglib) at a looser tolerance and its
     lattice alone at ``symprec``; if either has more symmetry, a ``LowSymmetryWarning`` says so.
     """
+    if detector == "moyopy":
+        ds = moyopy_dataset(lattice, positions, numbers, symprec, angle_tolerance)
+        if int(ds.number) <= 2:
+            _check_low_symmetry(_require_spglib(), ds, lattice, positions, numbers, float(symprec), angle_tolerance)
+        return ds
     spglib = _require_spglib()
     angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
     ds = _spglib_dataset(spglib, (lattice, positions, numbers), symprec, angle)
     if ds is None:
-        raise ValueError(f"spglib could not determine the symmetry (symprec={symprec})")
+        raise SymmetryNotFoundError(f"spglib could not determine the symmetry (symprec={symprec})")
     if int(ds.number) <= 2:
         _check_low_symmetry(spglib, ds, lattice, positions, numbers, float(symprec), angle_tolerance)
     return ds

@@ -24,8 +24,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CARBON = REPO.parent / "shared" / "datasets" / "carbon_24" / "carbon_24.csv"

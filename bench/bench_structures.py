@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
-import crystals  # noqa: E402  (tests/crystals.py: datasets and presentations)
+import crystal_sets as crystals  # noqa: E402  (bench/crystal_sets.py: datasets and presentations)
 
 import basisdb  # noqa: E402
 from basisdb import structures as S  # noqa: E402

@@ -8,7 +8,7 @@ The measuring set is **BSS-1** ("basisdb symprec set 1"), five parts, all real s
 | DFT-PV5 | ../shared/datasets/perov_5: 3,787 DFT-relaxed ABX3 perovskites (Castelli et al. 2012), written in P1 | the same two |
 | PMG | the 20 ordered structures shipped in pymatgen (pymatgen/util/structures/*.json; Li10GeP2S12 is disordered and left out) | the group of the compound in the literature, for the 15 we can name (PMG_KNOWN) |
 | COD | the 9 ordered CIFs shipped in ase (8 COD mineral entries) and cctbx (iotbx cu3182sup1.cif; smtbx thpp.cif is disordered and left out), 4-5 decimals as published, expanded by gemmi | the group the file declares |
-| ITA / ITA-4dp / ITA-5dp | 25 hand-written literature structures (the 14 of tests/crystals.py plus the 11 of ITA_EXTRA below) expanded with the group's operations: exact, and written as a P1 CIF would be, every coordinate rounded to 4 (1/3 -> 0.3333) or 5 decimals, cell lengths and angles to 4 | the ITA group |
+| ITA / ITA-4dp / ITA-5dp | 25 hand-written literature structures (the 14 of bench/crystal_sets.py plus the 11 of ITA_EXTRA below) expanded with the group's operations: exact, and written as a P1 CIF would be, every coordinate rounded to 4 (1/3 -> 0.3333) or 5 decimals, cell lengths and angles to 4 | the ITA group |
 
 For each (symprec, angle_tolerance) in CONFIGS (angle: spglib's own, -1, or 5 deg) it reports,
 per part:
@@ -46,9 +46,9 @@ os.environ.setdefault("SPGLIB_WARNING", "OFF")  # spglib's C-level chatter on st
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
-import crystals  # noqa: E402  (tests/crystals.py: literature structures, datasets, presentations)
+import crystal_sets as crystals  # noqa: E402  (bench/crystal_sets.py: literature structures, datasets, presentations)
 
 import basisdb  # noqa: E402
 from basisdb._cif import lattice_from_parameters  # noqa: E402
@@ -61,7 +61,7 @@ ROBUST_SAMPLE = 1000  # structures of each DFT set on which "robust" is measured
 ROBUST_FROM = 1e-3  # "robust" (same group at symprec/2 and 2*symprec) is measured from here on
 
 
-#: hand-written ITA examples beyond tests/crystals.py LITERATURE: (ITA number, cell, asymmetric unit)
+#: hand-written ITA examples beyond bench/crystal_sets.py LITERATURE: (ITA number, cell, asymmetric unit)
 ITA_EXTRA = {
     # Schoenfeld, Huang & Moss, Acta Cryst. B39 (1983) 404
     "MoS2-2H": (194, (3.1604, 3.1604, 12.295, 90, 90, 120), [("Mo", (1 / 3, 2 / 3, 0.25)), ("S", (1 / 3, 2 / 3, 0.621))]),

@@ -263,3 +263,181 @@ def test_noncollinear_and_bad_magmoms_refused():
         basisdb.featurize((lat, pos, num), magmoms=np.full(len(pos), np.nan), kmax=KMAX)
     with pytest.raises(ValueError, match="mag_symprec"):
         basisdb.featurize((lat, pos, num), magmoms=mag, mag_symprec=-1.0, kmax=KMAX)
+
+
+# ------------------------------------------------------------------ magnetic CIFs: magmoms="cif"
+FIELD = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "field_cases"
+#: BNS 136.499 P4_2'/mnm' (the true group of MnF2 with axial moments along c), written out by hand in
+#: the rutile setting of the field case; the test checks it against spglib's database (UNI 1159)
+OPS_136_499 = ["x,y,z,+1", "y+1/2,-x+1/2,z+1/2,-1", "-x,-y,z,+1", "-y+1/2,x+1/2,z+1/2,-1", "y,x,-z,-1", "-y,-x,-z,-1",
+               "-y,-x,z,-1", "-y+1/2,x+1/2,-z+1/2,-1", "x,y,-z,+1", "y,x,z,-1", "-x,-y,-z,+1", "y+1/2,-x+1/2,-z+1/2,-1",
+               "x+1/2,-y+1/2,z+1/2,+1", "-x+1/2,y+1/2,-z+1/2,+1", "-x+1/2,y+1/2,z+1/2,+1", "x+1/2,-y+1/2,-z+1/2,+1"]
+
+
+def field_mcif():
+    path = FIELD / "mnf2_magnetic.mcif"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    pytest.importorskip("gemmi")
+    return path
+
+
+def op_set(rot, tra, primed):
+    return {tuple(np.asarray(r).ravel().tolist()) + tuple((np.rint(np.asarray(t) * 24).astype(int) % 24).tolist())
+            + (int(p),) for r, t, p in zip(rot, tra, primed)}
+
+
+def database_op_set(uni):
+    d = spglib.get_magnetic_symmetry_from_database(uni)
+    return op_set(d["rotations"], d["translations"], d["time_reversals"])
+
+
+def declared_op_set(crystal):
+    rot, tra, theta = crystal.declared.time_reversals
+    return op_set(rot, np.asarray(tra) / 24, np.asarray(theta) == -1)
+
+
+def mnf2_mcif_136_499():
+    """The field case with its operation loop replaced by the operations of 136.499 (which it names)."""
+    text = field_mcif().read_text()
+    head, rest = text.split("_space_group_symop_magn_operation.xyz\n")
+    tail = rest.split("loop_\n", 1)[1]
+    return head + "_space_group_symop_magn_operation.xyz\n" + "".join(
+        f"{i + 1} {op}\n" for i, op in enumerate(OPS_136_499)) + "loop_\n" + tail
+
+
+def test_field_mcif_moments_contradict_its_operations():
+    """The field case names BNS 136.499 but lists the operations of 136.498 (spglib's database); under
+    them an axial moment along c at Mn (0,0,0) is forbidden (the unprimed 2-fold -y,-x,-z reverses it).
+    The structure is read; magmoms="cif" is a clear error naming the operation and both groups."""
+    from basisdb._cif import load_cif
+
+    path = field_mcif()
+    c = load_cif(path)
+    assert declared_op_set(c) == database_op_set(1158) != database_op_set(1159)
+    assert len(c.positions) == 6 and c.moments is None
+    with pytest.raises(ValueError, match=r"moment of Mn1 is not allowed .*-y,-x,-z,\+1.*BNS 136\.498.*'136\.499'"):
+        basisdb.featurize(path, magmoms="cif", kmax=KMAX)
+    assert basisdb.featurize(path, kmax=KMAX).magnetic is None  # the structure alone is still read
+
+
+def test_mnf2_mcif_moments_expanded_as_axial_vectors():
+    from basisdb._cif import load_cif
+
+    text = mnf2_mcif_136_499()
+    c = load_cif(text)
+    assert declared_op_set(c) == database_op_set(1159)
+    assert c.moment_error is None
+    mn = np.flatnonzero(c.numbers == 25)
+    at = {tuple(np.round(c.positions[i], 6)): c.moments[i] for i in mn}
+    # independently: Mn at 0 keeps the listed (0, 0, 4.6) muB along c; Mn at (1/2,1/2,1/2) is opposite
+    np.testing.assert_allclose(at[(0.0, 0.0, 0.0)], [0, 0, 4.6], atol=1e-12)
+    np.testing.assert_allclose(at[(0.5, 0.5, 0.5)], [0, 0, -4.6], atol=1e-12)
+    np.testing.assert_allclose(c.moments[c.numbers == 9], 0.0)
+    # the axial moments have the group the file names (spglib, vector moments): 136.499
+    ds_axial = spglib.get_magnetic_symmetry_dataset((c.lattice, c.positions, c.numbers, c.moments), symprec=0.1)
+    assert spglib.get_magnetic_spacegroup_type(ds_axial.uni_number).bns_number == "136.499"
+
+
+def test_mnf2_mcif_featurize_cif_moments():
+    """featurize(mcif, magmoms="cif"): the signed-scalar group (spglib on the expanded structure with
+    signed moments, 136.498) and the same invariants as the array input, under every re-presentation."""
+    from basisdb._cif import load_cif
+
+    text = mnf2_mcif_136_499()
+    r = basisdb.featurize(text, magmoms="cif", kmax=KMAX)
+    c = load_cif(text)
+    lat, pos, num = c.lattice, c.positions, c.numbers
+    mag = c.moments[:, 2]
+    ds = spglib_magnetic(lat, pos, num, mag)
+    m = r.magnetic
+    assert m.uni_number == ds.uni_number == 1158 and m.bns_number == "136.498" and m.type == ds.msg_type == 3
+    np.testing.assert_allclose(m.magmoms, mag * np.sign(mag[0]))
+    np.testing.assert_allclose(np.abs(m.moment_axis @ [0, 0, 1]), 1.0)
+    base = feat(lat, pos, num, mag)
+    assert_same(r, base)
+    # the test's own MnF2 (another atom order and origin choice of the same crystal)
+    lat0, pos0, num0, mag0 = mnf2()
+    other = feat(lat0, pos0, num0, mag0)
+    assert rows_multiset(other.magnetic.features) == rows_multiset(m.features)
+    # re-presentations of the expanded structure
+    perm = np.random.default_rng(3).permutation(len(pos))
+    shift = np.array([0.31, -0.17, 0.45])
+    M = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+    for vlat, vpos, vnum, vmag, idx in [
+        (lat, (pos + shift) % 1.0, num, mag, np.arange(len(pos))),
+        (lat, pos[perm], num[perm], mag[perm], perm),
+        (lat @ rotation(5).T, pos, num, mag, np.arange(len(pos))),
+        (M @ lat, ((pos + shift) @ np.linalg.inv(M)) % 1.0, num, mag, np.arange(len(pos))),
+        (lat, pos, num, -mag, np.arange(len(pos))),
+    ]:
+        v = feat(vlat, vpos, vnum, vmag)
+        assert v.magnetic.uni_number == m.uni_number
+        np.testing.assert_allclose(v.magnetic.time_odd_features, m.time_odd_features[idx], atol=1e-8)
+        np.testing.assert_allclose(v.magnetic.time_even_features, m.time_even_features[idx], atol=1e-8)
+    slat, spos, snum, smag, k = supercell(lat, pos, num, mag, (1, 2, 2))
+    v = feat(slat, spos, snum, smag)
+    np.testing.assert_allclose(v.magnetic.time_odd_features, np.tile(m.time_odd_features, (k, 1)), atol=1e-8)
+    np.testing.assert_allclose(v.magnetic.time_even_features, np.tile(m.time_even_features, (k, 1)), atol=1e-8)
+    # re-presented as a magnetic CIF: the origin moved by (1/2,1/2,1/2), so the listed Mn is the down one
+    moved = text.replace("Mn1 Mn 0.0 0.0 0.0 1", "Mn1 Mn 0.5 0.5 0.5 1").replace("F1 F 0.305 0.305 0.0 1",
+                                                                                    "F1 F 0.805 0.805 0.5 1")
+    moved = moved.replace("Mn1 0.0 0.0 4.6", "Mn1 0.0 0.0 -4.6")
+    cm = load_cif(moved)
+    assert cm.moment_error is None
+    rm = basisdb.featurize(moved, magmoms="cif", kmax=KMAX)
+    assert rows_multiset(rm.magnetic.features) == rows_multiset(m.features)
+
+
+HEX_MCIF = """data_hex
+_cell_length_a 5.0
+_cell_length_b 5.0
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 120
+loop_
+_space_group_symop_magn_operation.id
+_space_group_symop_magn_operation.xyz
+1 x,y,z,+1
+2 -y,x-y,z,+1
+3 -x+y,-x,z,+1
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Fe1 Fe 0.1 0.2 0.0
+loop_
+_atom_site_moment_label
+_atom_site_moment_crystalaxis_x
+_atom_site_moment_crystalaxis_y
+_atom_site_moment_crystalaxis_z
+Fe1 2.0 0.0 0.0
+"""
+
+
+def test_crystalaxis_convention_and_noncollinear_refused():
+    """Crystal-axis components are muB along the unit vectors a/|a|, b/|b|, c/|c| (older underscore tags):
+    (2, 0, 0) is 2 muB along a, and the 3-fold turns it into 2 muB along b, then along -(a + b)."""
+    pytest.importorskip("gemmi")
+    from basisdb._cif import load_cif
+
+    c = load_cif(HEX_MCIF)
+    unit = c.lattice / np.linalg.norm(c.lattice, axis=1)[:, None]
+    images = np.array([[0.1, 0.2, 0], [-0.2, -0.1, 0], [0.1, -0.1, 0]])  # x, then -y,x-y,z and -x+y,-x,z of it
+    order = [int(np.argmin(np.linalg.norm((c.positions - p + 0.5) % 1.0 - 0.5, axis=1))) for p in images]
+    np.testing.assert_allclose(c.moments[order[0]], 2 * unit[0], atol=1e-12)
+    np.testing.assert_allclose(c.moments[order[1]], 2 * unit[1], atol=1e-12)
+    np.testing.assert_allclose(c.moments[order[2]], -2 * (unit[0] + unit[1]) / np.linalg.norm(unit[0] + unit[1]),
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="non-collinear"):
+        basisdb.featurize(HEX_MCIF, magmoms="cif", kmax=KMAX)
+    lat, pos, num, _ = mnf2()
+    with pytest.raises(ValueError, match="not a CIF"):
+        basisdb.featurize((lat, pos, num), magmoms="cif", kmax=KMAX)
+    with pytest.raises(ValueError, match="'cif'"):
+        basisdb.featurize((lat, pos, num), magmoms="vasp", kmax=KMAX)
+    with pytest.raises(ValueError, match="no magnetic moments"):
+        basisdb.featurize(HEX_MCIF.split("loop_\n_atom_site_moment_label")[0], magmoms="cif", kmax=KMAX)
