@@ -360,6 +360,21 @@ def plan_panels(basis: Basis, functions=None, n: int | None = None, sections=(0.
     return [{"column": c, "z": z, "zero": bool(zero[z][i]), "elements": elements[z]} for i, c in enumerate(columns) for z in zs]
 
 
+def _colorbar(fig, mappable, scale: float, cmap, frame: tuple, label: str, fontsize: float) -> None:
+    """The figure's one colour bar, right of the panels, on the symmetric scale [-scale, scale]
+    (a bare ScalarMappable when every panel was blank).  frame: (fig_w, fig_h, right, top, bottom, cap) in inches."""
+    fig_w, fig_h, right, top, bottom, cap = frame
+    cb_ax = fig.add_axes(((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h))
+    if mappable is None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        mappable = ScalarMappable(norm=Normalize(-scale, scale), cmap=cmap)
+    cb = fig.colorbar(mappable, cax=cb_ax)
+    cb.ax.tick_params(labelsize=5.5, length=2)
+    cb.set_label(label, fontsize=fontsize)
+
+
 def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: int = 2, sections=(0.0, 0.25, 0.5), dpi: int = DEFAULT_DPI) -> Path:
     """Write a picture (PNG, SVG or PDF by the suffix of ``path``) of real basis functions of ``basis``.
 
@@ -430,15 +445,7 @@ def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: 
         if plane:
             label += f"   ({'mirror' if 'm' in plane else '/'.join(sorted(plane)) + '-glide'} plane)"
         ax.set_title(label, fontsize=6.5, pad=2.5)
-    cb_ax = fig.add_axes(((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h))
-    if image is None:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
-        image = ScalarMappable(norm=Normalize(-scale, scale), cmap=cmap)
-    cb = fig.colorbar(image, cax=cb_ax)
-    cb.ax.tick_params(labelsize=5.5, length=2)
-    cb.set_label("value of the basis function", fontsize=6)
+    _colorbar(fig, image, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "value of the basis function", 6)
     fig.text(0.5 * (fig_w - right) / fig_w, 0.5 * bottom / fig_h, _legend_text(basis), ha="center", va="center", fontsize=6,
              color="0.2", wrap=True)
     _save(fig, path, fmt, dpi)

@@ -15,6 +15,7 @@ import numpy as np
 from ._basis import Basis
 from ._plot import (
     DEFAULT_DPI,
+    _colorbar,
     _cmap,
     _draw_cell_edges,
     _draw_elements,
@@ -129,15 +130,7 @@ def plot_vector(basis: Basis, path, kind: str = "polar", functions=None, n: int 
         _draw_elements(ax, section_elements(basis, p["z"]), axes)
         _finish(ax, (x0, x1, y0, y1))
         ax.set_title(f"#{p['column']}   z = {_fmt_z(p['z'])}", fontsize=6.5, pad=2.5)
-    cb_ax = fig.add_axes(((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h))
-    if quiv is None:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
-        quiv = ScalarMappable(norm=Normalize(-scale, scale), cmap=cmap)
-    cb = fig.colorbar(quiv, cax=cb_ax)
-    cb.ax.tick_params(labelsize=5.5, length=2)
-    cb.set_label("component along c", fontsize=5.5)
+    _colorbar(fig, quiv, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "component along c", 5.5)
     fig.text(0.5 * (fig_w - right) / fig_w, 0.5 * bottom / fig_h,
              "arrows: components along a, b (as drawn); colour: along c (perpendicular); contravariant", ha="center", va="center", fontsize=6, color="0.2")
     _save(fig, path, fmt, dpi)
