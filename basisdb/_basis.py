@@ -96,6 +96,13 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def readonly_copy(a) -> np.ndarray:
+    """A read-only copy of ``a``: what result objects hand out, so callers cannot change them."""
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
 @dataclass(frozen=True, eq=False)
 class Basis:
     """Exact symmetry-adapted Fourier basis of one setting at cut-off ``kmax``.

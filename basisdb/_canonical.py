@@ -25,11 +25,10 @@ import numpy as np
 
 from ._constants import DEN
 
-__all__ = ["NDEN", "QUANTUM", "GroupData", "group_data", "normaliser_representatives", "symmetrize", "canonical_choice"]
+__all__ = ["QUANTUM", "GroupData", "group_data", "normaliser_representatives", "symmetrize", "canonical_choice"]
 
 #: translations of the normaliser are searched on the grid (1/DEN) Z^3 (``_constants.DEN``: every
 #: translation of the 530 settings and of their Euclidean normalisers is a multiple of 1/8 or 1/6)
-NDEN = DEN  # the former name of DEN, kept until structures.py imports DEN
 #: fractional coordinates are compared after rounding to multiples of 1 / QUANTUM
 QUANTUM = 10**6
 

@@ -19,15 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._basis import readonly_copy as _readonly
 from ._canonical import DEN, QUANTUM, _lex_less, _smallest_row, group_data, normaliser_representatives
 
 __all__ = ["MagneticFeaturized", "featurize_magnetic", "collinear_magmoms", "collinear_from_vectors"]
-
-
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ._basis import Basis
-from ._canonical import NDEN, canonical_choice, group_data, symmetrize
+from ._basis import Basis, readonly_copy as _readonly
+from ._canonical import canonical_choice, group_data, symmetrize
+from ._constants import DEN
 from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
 from ._database import default_database
 from ._detectors import SymmetryNotFoundError, check_detector, moyopy_dataset
@@ -37,12 +38,6 @@ def _require_spglib():
             "`pip install basisdb[structures]` (or `pip install spglib`)"
         ) from exc
     return spglib
-
-
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -687,7 +682,7 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
     else:
         # every input atom = its primitive site + an exact lattice vector (integer + centring)
         e = x_std - x_std[rep][cls]
-        cen = gd.centrings / NDEN
+        cen = gd.centrings / DEN
         f = e[None, :, :] - cen[:, None, :]  # (c, n, 3)
         shift = np.rint(f)
         d2 = (((f - shift) @ chol) ** 2).sum(axis=-1)  # (c, n)
