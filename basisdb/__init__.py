@@ -11,8 +11,10 @@
 Importing basisdb loads numpy, scipy and h5py only; the builder (spglib,
 networkx) is imported on demand by ``basis_from_operations`` and ``basisdb build``.
 """
+
 from ._basis import Basis, PlaneGroup, Setting
 from ._boxindex import box_frequencies, box_index
+from ._custom import basis_from_operations
 from ._database import Database, default_path, open
 from ._database import default_database as _default_database
 from ._errors import (
@@ -27,16 +29,25 @@ from ._errors import (
     SymmetryMismatchWarning,
     SymmetryNotFoundError,
 )
+from ._magnetic import MagneticBasis, MagneticGroup
 from ._ops import DEN, check_group, format_triplet, parse_triplets
-from ._version import __version__
-from ._custom import basis_from_operations
 from ._plot import plot_basis  # matplotlib itself is imported only when a picture is drawn
 from ._routing import shared_encoding
 from ._subgroups import subgroup_settings
 from ._vector import VectorBasis
-from ._magnetic import MagneticBasis, MagneticGroup
-from .structures import Featurized, LowSymmetryWarning, featurize, read_cif  # spglib is imported only when featurize runs
-from .dataset import featurize_dataset, featurize_many, read_failures, read_features  # pyarrow/dask imported on use
+from ._version import __version__
+from .dataset import (  # pyarrow/dask imported on use
+    featurize_dataset,
+    featurize_many,
+    read_failures,
+    read_features,
+)
+from .structures import (  # spglib is imported only when featurize runs
+    Featurized,
+    LowSymmetryWarning,
+    featurize,
+    read_cif,
+)
 
 __all__ = [
     "ArtifactError",
@@ -79,6 +90,7 @@ __all__ = [
     "shared_encoding",
     "subgroup_settings",
 ]
+
 
 def get_basis(group=None, *, hall=None, kmax=None, path=None, plane=None, hall_number=None) -> Basis:
     """Shortcut for ``basisdb.open(path).get(group, hall=hall, kmax=kmax, plane=plane)`` (without ``path``:

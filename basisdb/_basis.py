@@ -1,8 +1,8 @@
 """The symmetry-adapted basis of one setting: exact data plus numeric views."""
+
 from __future__ import annotations
 
 import typing
-
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -294,17 +294,17 @@ class Basis:
                 # sqrt(2) Re phi: (c, conj c)/2 ; sqrt(2) Im phi: (c/i, -conj(c)/i)/2 == (-ic, conj(-ic))/2
                 vals += [c / 2, np.conj(c) / 2]
                 cols += [np.full(size, col), np.full(size, col)]
-        cat = (lambda a, dt: np.concatenate(a) if a else np.zeros(0, dtype=dt))
+        cat = lambda a, dt: np.concatenate(a) if a else np.zeros(0, dtype=dt)
         return cat(rows, np.int64), cat(cols, np.int64), cat(vals, np.complex128)
 
     # ------------------------------------------------------- sparse matrices
-    def complex_basis(self) -> "sp.csc_array":
+    def complex_basis(self) -> sp.csc_array:
         """Orthonormal complex basis B: (n_box, n_basis) complex128 CSC; column j = phi_j's coefficients."""
         return _sparse().csc_array(
             (self.coefficients, (self.box_indices, self.orbit_of)), shape=(self.n_box, self.n_basis)
         )
 
-    def real_basis(self) -> "sp.csc_array":
+    def real_basis(self) -> sp.csc_array:
         """Orthonormal real basis: (n_box, n_basis) complex128 CSC of Fourier coefficients.
 
         Column c holds the coefficients of a real-valued function (so the
@@ -313,7 +313,7 @@ class Basis:
         rows, cols, vals = self._real_coefficients()
         return _sparse().csc_array((vals, (rows, cols)), shape=(self.n_box, self.n_basis))
 
-    def projector(self) -> "sp.csr_array":
+    def projector(self) -> sp.csr_array:
         """Routing matrix P_G = B B^H: (n_box, n_box) complex128 CSR, Hermitian and idempotent.
 
         Block-diagonal by orbit.  With e(x) the plane-wave vector of the box
@@ -381,7 +381,7 @@ class Basis:
             col_part.append(0)
         ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum(sizes)
-        cat = (lambda a, shape, dt: np.concatenate(a) if a else np.zeros(shape, dtype=dt))
+        cat = lambda a, shape, dt: np.concatenate(a) if a else np.zeros(shape, dtype=dt)
         return EvaluationPlan(
             freqs=cat(freqs, (0, self.dim), np.int64),
             weights=cat(weights, (0,), np.complex128),
@@ -404,7 +404,9 @@ class Basis:
         preallocated C-contiguous result array to fill (for repeated large evaluations).
         """
         arr = np.asarray(x)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        ):
             raise TypeError(f"coordinates must be a real numeric array, got dtype {arr.dtype}")
         single = arr.ndim == 1
         arr = np.atleast_2d(arr).astype(np.float64)
@@ -414,7 +416,10 @@ class Basis:
             raise ValueError("coordinates contain NaN or inf")
         dtype = np.dtype(dtype)
         if not real:  # the complex result's own dtype names the same precision
-            dtype = {np.dtype(np.complex64): np.dtype(np.float32), np.dtype(np.complex128): np.dtype(np.float64)}.get(dtype, dtype)
+            dtype = {
+                np.dtype(np.complex64): np.dtype(np.float32),
+                np.dtype(np.complex128): np.dtype(np.float64),
+            }.get(dtype, dtype)
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         if self.dim < 3:
@@ -423,7 +428,7 @@ class Basis:
         return result[0] if single else result
 
     # ------------------------------------------------------------ restriction
-    def restrict(self, kmax: int) -> "Basis":
+    def restrict(self, kmax: int) -> Basis:
         """The basis at a smaller cut-off ``kmax`` <= self.kmax (orbits wholly inside the smaller box).
 
         Equal to what the builder produces at that cut-off, in the same canonical order.
@@ -444,7 +449,9 @@ class Basis:
         # an extinct frequency stays extinct only if its whole orbit fits in the smaller box
         ext = self.extinct
         if len(ext):
-            images = np.einsum("mi,gij->mgj", ext, np.unique(self.rotations, axis=0))  # magnetic groups repeat R
+            images = np.einsum(
+                "mi,gij->mgj", ext, np.unique(self.rotations, axis=0)
+            )  # magnetic groups repeat R
             ext = ext[np.abs(images).max(axis=(1, 2)) <= kmax]
         return Basis(
             setting=self.setting,
@@ -472,7 +479,7 @@ class Basis:
         return to_jax(self, dtype=dtype, jit=jit)
 
     # ------------------------------------------------------------ vector fields
-    def vector(self, kind: str = "polar") -> "VectorBasis":
+    def vector(self, kind: str = "polar") -> VectorBasis:
         """Equivariant vector-field basis: ``kind`` 'polar' (f(gx) = R f(x)) or 'axial' (det R R f(x)).
 
         Contravariant components along a, b, c; derived exactly from this basis's operations

@@ -18,6 +18,7 @@ d = 2, frequencies (h, k), box index ``(h + K) * n + (k + K)`` and the key
 ``(max(|h|, |k|), h*h + k*k, -h, -k)``.  On frequencies with l = 0 the 3-D key
 orders exactly as the 2-D key does.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

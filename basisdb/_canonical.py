@@ -15,6 +15,7 @@ Every operation here is exact integer arithmetic except the coordinates
 themselves: rotations are integer matrices and translations integers over
 ``DEN`` = 24 (``basisdb._constants``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,7 +26,14 @@ import numpy as np
 
 from ._constants import DEN
 
-__all__ = ["QUANTUM", "GroupData", "group_data", "normaliser_representatives", "symmetrize", "canonical_choice"]
+__all__ = [
+    "QUANTUM",
+    "GroupData",
+    "group_data",
+    "normaliser_representatives",
+    "symmetrize",
+    "canonical_choice",
+]
 
 #: translations of the normaliser are searched on the grid (1/DEN) Z^3 (``_constants.DEN``: every
 #: translation of the 530 settings and of their Euclidean normalisers is a multiple of 1/8 or 1/6)
@@ -69,7 +77,9 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
     tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(diag.max())
     norms = _BOX_OUTER @ g.ravel()
     c = [np.flatnonzero(np.abs(norms - diag[i]) <= tol[i, i]) for i in range(3)]
-    if len(c[0]) == 2 and len(c[1]) == 2 and len(c[2]) == 2:  # only +-a, +-b, +-c have the right lengths: sign changes
+    if (
+        len(c[0]) == 2 and len(c[1]) == 2 and len(c[2]) == 2
+    ):  # only +-a, +-b, +-c have the right lengths: sign changes
         # s_i s_j g_ij agrees with g_ij when s_i s_j = 1, and when |-g_ij - g_ij| <= tol_ij otherwise
         flip = np.abs(-g - g) <= tol
         return _SIGN_MATS[_signs_ok(flip)]  # the identity (all +1) comes first
@@ -79,9 +89,11 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
     ok12 = np.abs(v[1] @ g @ v[2].T - g[1, 2]) <= tol[1, 2]
     i0, i1, i2 = np.nonzero(ok01[:, :, None] & ok02[:, None, :] & ok12[None, :, :])
     A = np.stack([_BOX[c[0][i0]], _BOX[c[1][i1]], _BOX[c[2][i2]]], axis=2)  # columns: images of a, b, c
-    det = (A[:, 0, 0] * (A[:, 1, 1] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 1])
-           - A[:, 0, 1] * (A[:, 1, 0] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 0])
-           + A[:, 0, 2] * (A[:, 1, 0] * A[:, 2, 1] - A[:, 1, 1] * A[:, 2, 0]))
+    det = (
+        A[:, 0, 0] * (A[:, 1, 1] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 1])
+        - A[:, 0, 1] * (A[:, 1, 0] * A[:, 2, 2] - A[:, 1, 2] * A[:, 2, 0])
+        + A[:, 0, 2] * (A[:, 1, 0] * A[:, 2, 1] - A[:, 1, 1] * A[:, 2, 0])
+    )
     A = A[(np.abs(det) == 1) & ~np.all(A == _EYE, axis=(1, 2))]
     return np.concatenate([_EYE[None], A])
 
@@ -159,7 +171,10 @@ def _make_group_data(basis) -> GroupData:
     cen = cen[np.lexsort(cen.T[::-1])]
     avg = rep_rot.astype(float).mean(axis=0)
     diag = np.diag(avg)
-    if not (np.allclose(avg, np.diag(diag), atol=1e-12) and np.all((np.abs(diag) < 1e-12) | (np.abs(diag - 1) < 1e-12))):
+    if not (
+        np.allclose(avg, np.diag(diag), atol=1e-12)
+        and np.all((np.abs(diag) < 1e-12) | (np.abs(diag - 1) < 1e-12))
+    ):
         raise NotImplementedError(
             f"setting {basis.setting.hall_number}: polar directions are not coordinate axes; "
             "canonical presentations are defined for spglib's default settings"
@@ -216,7 +231,9 @@ def _b_solutions(gd: GroupData, A: np.ndarray) -> np.ndarray:
     return sol
 
 
-def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float) -> tuple[np.ndarray, np.ndarray]:
+def normaliser_representatives(
+    gd: GroupData, metric: np.ndarray, symprec: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Coset representatives (A, b) of the Euclidean normaliser of G modulo G and polar translations.
 
     metric: (3, 3) metric tensor of the setting's cell (Angstrom^2); the linear parts A
@@ -252,7 +269,10 @@ def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float
         for b in bsol[np.sort(first)]:
             reps_A.append(A)
             reps_b.append(b)
-    out = (np.array(reps_A, dtype=np.int64).reshape(-1, 3, 3), np.array(reps_b, dtype=np.int64).reshape(-1, 3))
+    out = (
+        np.array(reps_A, dtype=np.int64).reshape(-1, 3, 3),
+        np.array(reps_b, dtype=np.int64).reshape(-1, 3),
+    )
     with _LOCK:
         if len(gd._cosets) > 256:
             gd._cosets.clear()
@@ -261,7 +281,14 @@ def normaliser_representatives(gd: GroupData, metric: np.ndarray, symprec: float
 
 
 # ------------------------------------------------------------------ symmetrisation
-def symmetrize(gd: GroupData, x: np.ndarray, numbers: np.ndarray, metric: np.ndarray, tol: float, chol: np.ndarray | None = None):
+def symmetrize(
+    gd: GroupData,
+    x: np.ndarray,
+    numbers: np.ndarray,
+    metric: np.ndarray,
+    tol: float,
+    chol: np.ndarray | None = None,
+):
     """Exactly G-symmetric positions closest (in the Reynolds sense) to ``x``.
 
     x: (n, 3) standardised coordinates of atoms that are pairwise inequivalent
@@ -337,7 +364,9 @@ def _wrap(y: np.ndarray) -> np.ndarray:
     return y
 
 
-def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metric: np.ndarray, symprec: float) -> CanonicalChoice:
+def canonical_choice(
+    gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metric: np.ndarray, symprec: float
+) -> CanonicalChoice:
     """Lexicographically smallest presentation of the conventional cell over the normaliser cosets.
 
     xbar: (n, 3) symmetrised coordinates of the primitive-cell sites, numbers (n,).
@@ -371,7 +400,9 @@ def canonical_choice(gd: GroupData, xbar: np.ndarray, numbers: np.ndarray, metri
     def presentations(sel):
         Y = base[cand_rep[sel]]  # (c, m, 3)
         if gd.polar.any():
-            Y = Y - Y[np.arange(len(sel)), cand_anchor[sel]][:, None, :] * polar  # anchor atom to 0 along polar axes
+            Y = (
+                Y - Y[np.arange(len(sel)), cand_anchor[sel]][:, None, :] * polar
+            )  # anchor atom to 0 along polar axes
         return Y
 
     best_key = best = best_order = None

@@ -56,6 +56,7 @@ What is read, from the first data block that has atoms:
   the structure from being read: ``moments`` is then None and ``moment_error`` says why
   (``featurize(path, magmoms="cif")`` raises it).
 """
+
 from __future__ import annotations
 
 import os
@@ -63,13 +64,20 @@ import re
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ._errors import CIFError, CIFWarning, NotAGroupError, SnappedTranslationWarning, SymmetryMismatchWarning, warn
 from ._constants import DEN, N_SETTINGS, N_SPACE_GROUPS
+from ._errors import (
+    CIFError,
+    CIFWarning,
+    NotAGroupError,
+    SnappedTranslationWarning,
+    SymmetryMismatchWarning,
+    warn,
+)
 from ._ops import check_group, parse_triplet
 from ._species import ELEMENTS, atomic_number
 
@@ -100,23 +108,56 @@ MOMENT_TOLERANCE = 0.05
 #: operation sets whose group check and classification (``group_type``) are remembered, least recently used out
 GROUP_CACHE = 1024
 
-_MAGN_OPS = ("_space_group_symop_magn_operation.xyz", "_space_group_symop_magn_operation_xyz",
-             "_space_group_symop.magn_operation_xyz")
-_MAGN_CENTERINGS = ("_space_group_symop_magn_centering.xyz", "_space_group_symop_magn_centering_xyz",
-                    "_space_group_symop.magn_centering_xyz")
-_OPS = ("_space_group_symop_operation_xyz", "_space_group_symop.operation_xyz", "_symmetry_equiv_pos_as_xyz",
-        "_symmetry_equiv.pos_as_xyz")
-_HALL = ("_space_group_name_Hall", "_space_group.name_Hall", "_symmetry_space_group_name_Hall",
-         "_symmetry.space_group_name_Hall")
-_HM = ("_space_group_name_H-M_alt", "_space_group.name_H-M_alt", "_symmetry_space_group_name_H-M",
-       "_symmetry.space_group_name_H-M")
-_NUMBER = ("_space_group_IT_number", "_space_group.IT_number", "_symmetry_Int_Tables_number",
-           "_symmetry.Int_Tables_number")
+_MAGN_OPS = (
+    "_space_group_symop_magn_operation.xyz",
+    "_space_group_symop_magn_operation_xyz",
+    "_space_group_symop.magn_operation_xyz",
+)
+_MAGN_CENTERINGS = (
+    "_space_group_symop_magn_centering.xyz",
+    "_space_group_symop_magn_centering_xyz",
+    "_space_group_symop.magn_centering_xyz",
+)
+_OPS = (
+    "_space_group_symop_operation_xyz",
+    "_space_group_symop.operation_xyz",
+    "_symmetry_equiv_pos_as_xyz",
+    "_symmetry_equiv.pos_as_xyz",
+)
+_HALL = (
+    "_space_group_name_Hall",
+    "_space_group.name_Hall",
+    "_symmetry_space_group_name_Hall",
+    "_symmetry.space_group_name_Hall",
+)
+_HM = (
+    "_space_group_name_H-M_alt",
+    "_space_group.name_H-M_alt",
+    "_symmetry_space_group_name_H-M",
+    "_symmetry.space_group_name_H-M",
+)
+_NUMBER = (
+    "_space_group_IT_number",
+    "_space_group.IT_number",
+    "_symmetry_Int_Tables_number",
+    "_symmetry.Int_Tables_number",
+)
 _CODE = ("_space_group_IT_coordinate_system_code", "_space_group.IT_coordinate_system_code")
-_MAGN_NAMES = ("_space_group_magn.name_BNS", "_space_group_magn.number_BNS", "_space_group_magn.name_OG",
-               "_space_group_magn.number_OG", "_space_group.magn_name_BNS", "_space_group.magn_number_BNS")
-_SUPERSPACE = ("_space_group_symop_magn_ssg_operation.algebraic", "_space_group_symop_ssg_operation_algebraic",
-               "_space_group_symop.ssg_operation_algebraic", "_cell_modulation_dimension", "_cell.modulation_dimension")
+_MAGN_NAMES = (
+    "_space_group_magn.name_BNS",
+    "_space_group_magn.number_BNS",
+    "_space_group_magn.name_OG",
+    "_space_group_magn.number_OG",
+    "_space_group.magn_name_BNS",
+    "_space_group.magn_number_BNS",
+)
+_SUPERSPACE = (
+    "_space_group_symop_magn_ssg_operation.algebraic",
+    "_space_group_symop_ssg_operation_algebraic",
+    "_space_group_symop.ssg_operation_algebraic",
+    "_cell_modulation_dimension",
+    "_cell.modulation_dimension",
+)
 
 
 @dataclass(frozen=True)
@@ -200,8 +241,10 @@ def _gemmi():
     try:
         import gemmi
     except ImportError as exc:
-        raise ImportError("reading CIF files needs gemmi; install it with `pip install basisdb[structures]` "
-                          "(or `pip install gemmi`)") from exc
+        raise ImportError(
+            "reading CIF files needs gemmi; install it with `pip install basisdb[structures]` "
+            "(or `pip install gemmi`)"
+        ) from exc
     return gemmi
 
 
@@ -228,17 +271,23 @@ def _document(source):
 def load_cif(source, reader: str | None = None) -> CIFCrystal:
     """Read a CIF path or CIF text into a ``CIFCrystal`` (see the module docstring)."""
     if reader not in (None, "gemmi"):
-        raise ValueError(f"reader must be None or 'gemmi', got {reader!r} (gemmi is the only CIF reader; "
-                         "for ASE's or pymatgen's reading pass their Atoms or Structure instead)")
+        raise ValueError(
+            f"reader must be None or 'gemmi', got {reader!r} (gemmi is the only CIF reader; "
+            "for ASE's or pymatgen's reading pass their Atoms or Structure instead)"
+        )
     doc, name = _document(source)
     blocks = [b for b in doc if _atom_table(b)[0] is not None]
     if not blocks:
         if any(b.find_values(t) for b in doc for t in ("_atom_site_Cartn_x", "_atom_site.Cartn_x")):
-            raise CIFError(f"{name}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); "
-                           "fractional _atom_site_fract_x/y/z are needed")
+            raise CIFError(
+                f"{name}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); "
+                "fractional _atom_site_fract_x/y/z are needed"
+            )
         raise CIFError(f"{name}: the CIF has no atoms (no _atom_site_fract_x loop)")
     if len(blocks) > 1:
-        warn(CIFWarning(f"{name}: {len(blocks)} data blocks hold atoms; read the first, data_{blocks[0].name}"))
+        warn(
+            CIFWarning(f"{name}: {len(blocks)} data blocks hold atoms; read the first, data_{blocks[0].name}")
+        )
     return _read_block(blocks[0], name)
 
 
@@ -265,8 +314,18 @@ def _first(block, tags) -> tuple[str, list[str]] | None:
 
 def _atom_table(block):
     for prefix in ("_atom_site_", "_atom_site."):
-        table = block.find(prefix, ["fract_x", "fract_y", "fract_z", "?label", "?type_symbol", "?occupancy",
-                                    "?symmetry_multiplicity"])
+        table = block.find(
+            prefix,
+            [
+                "fract_x",
+                "fract_y",
+                "fract_z",
+                "?label",
+                "?type_symbol",
+                "?occupancy",
+                "?symmetry_multiplicity",
+            ],
+        )
         if len(table):
             return table, prefix
     return None, None
@@ -302,11 +361,15 @@ def _read_block(block, name: str) -> CIFCrystal:
     lattice, params = _cell(block, name)
     table, prefix = _atom_table(block)
     n = len(table)
-    frac = np.array([[_number(table[i][c], f"{prefix}fract_{'xyz'[c]}", name) for c in range(3)] for i in range(n)])
+    frac = np.array(
+        [[_number(table[i][c], f"{prefix}fract_{'xyz'[c]}", name) for c in range(3)] for i in range(n)]
+    )
     labels = [(_text(table[i][3]) if table.has_column(3) else None) or f"site {i + 1}" for i in range(n)]
     numbers = []
     for i in range(n):
-        symbol = (_text(table[i][4]) if table.has_column(4) else None) or (_text(table[i][3]) if table.has_column(3) else None)
+        symbol = (_text(table[i][4]) if table.has_column(4) else None) or (
+            _text(table[i][3]) if table.has_column(3) else None
+        )
         if symbol is None:
             raise CIFError(f"{name}: {labels[i]} has neither {prefix}type_symbol nor {prefix}label")
         try:
@@ -316,25 +379,44 @@ def _read_block(block, name: str) -> CIFCrystal:
         if table.has_column(5) and _text(table[i][5]) is not None:
             occ = _number(table[i][5], f"{prefix}occupancy", name)
             if occ < 1.0 - 1e-3:
-                raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported "
-                               f"({labels[i]}: occupancy {occ:g})")
+                raise CIFError(
+                    f"{name}: partial occupancies (a disordered structure) are not supported "
+                    f"({labels[i]}: occupancy {occ:g})"
+                )
     declared = _declared(block, name, params)
-    rot, translations = (declared.rotations, declared.translations) if declared is not None else (
-        np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    rot, translations = (
+        (declared.rotations, declared.translations)
+        if declared is not None
+        else (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    )
     mult = [_multiplicity(table, i) for i in range(n)] if table.has_column(6) else [None] * n
-    pos, num, lab, merged, worst, site = _expand(frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations,
-                                                 lattice, name)
+    pos, num, lab, merged, worst, site = _expand(
+        frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name
+    )
     try:
         moments, moment_error = _moments(block, name, lattice, frac, labels, site, pos, declared), None
     except CIFError as exc:
         moments, moment_error = None, str(exc)
     if merged and worst > _MERGE_REPORT:
-        warn(CIFWarning(
-            f"{name}: {merged} symmetry images merged with an image of the same site at distances up to "
-            f"{worst:.3g} A (merge distance {MERGE_DISTANCE} A): the coordinates of special positions look rounded"))
-    return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=block.name,
-                      declared=declared, merged=merged, max_merge_distance=worst, moments=moments,
-                      moment_error=moment_error)
+        warn(
+            CIFWarning(
+                f"{name}: {merged} symmetry images merged with an image of the same site at distances up to "
+                f"{worst:.3g} A (merge distance {MERGE_DISTANCE} A): the coordinates of special positions look rounded"
+            )
+        )
+    return CIFCrystal(
+        lattice=lattice,
+        positions=pos,
+        numbers=num,
+        labels=tuple(lab),
+        name=name,
+        block=block.name,
+        declared=declared,
+        merged=merged,
+        max_merge_distance=worst,
+        moments=moments,
+        moment_error=moment_error,
+    )
 
 
 def _multiplicity(table, i):
@@ -350,8 +432,10 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
     for tags in (_SUPERSPACE,):
         found = _first(block, tags)
         if found:
-            raise CIFError(f"{name}: an incommensurate (superspace) structure ({found[0]}); "
-                           "featurize needs a periodic crystal")
+            raise CIFError(
+                f"{name}: an incommensurate (superspace) structure ({found[0]}); "
+                "featurize needs a periodic crystal"
+            )
     found = _first(block, _MAGN_OPS)
     if found:
         tag, values = found
@@ -361,13 +445,17 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
         if cen:
             crot, cen_translations = _operations(cen[1], cen[0], name, magnetic=True)
             rot = np.einsum("cij,gjk->cgik", crot, rot).reshape(-1, 3, 3)
-            translations = (np.einsum("cij,gj->cgi", crot, translations) + cen_translations[:, None, :]).reshape(-1, 3) % DEN
+            translations = (
+                np.einsum("cij,gj->cgi", crot, translations) + cen_translations[:, None, :]
+            ).reshape(-1, 3) % DEN
             theta = (_thetas(cen[1])[:, None] * theta[None, :]).reshape(-1)
         mkeys = [tuple(r.ravel()) + tuple(t % DEN) + (int(th),) for r, t, th in zip(rot, translations, theta)]
         mkeep = sorted({k: i for i, k in reversed(list(enumerate(mkeys)))}.values())
         magnetic = (rot[mkeep], translations[mkeep] % DEN, theta[mkeep])
         rot, translations = _unique(rot, translations)
-        declared = DeclaredSymmetry(tag, "; ".join(values), "magnetic operations", rot, translations, magnetic)
+        declared = DeclaredSymmetry(
+            tag, "; ".join(values), "magnetic operations", rot, translations, magnetic
+        )
         _check(declared, name)
         return declared
     found = _first(block, _OPS)
@@ -380,13 +468,17 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
         return declared
     found = _first(block, _MAGN_NAMES)
     if found:
-        raise CIFError(f"{name}: the magnetic space group is given only as {found[0]} {found[1][0]!r}, without its "
-                       f"operations ({_MAGN_OPS[0]}); the atoms cannot be expanded")
+        raise CIFError(
+            f"{name}: the magnetic space group is given only as {found[0]} {found[1][0]!r}, without its "
+            f"operations ({_MAGN_OPS[0]}); the atoms cannot be expanded"
+        )
     for tags, form in ((_HALL, "Hall symbol"), (_HM, "H-M symbol"), (_NUMBER, "number")):
         found = _first(block, tags)
         if found:
             tag, values = found
-            rot, translations = _symbol_operations(form, tag, values[0], name, params, _coordinate_code(block))
+            rot, translations = _symbol_operations(
+                form, tag, values[0], name, params, _coordinate_code(block)
+            )
             return DeclaredSymmetry(tag, values[0], form, rot, translations)
     return None
 
@@ -415,8 +507,10 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
             v = float(m.group(1))
             k = round(v * DEN)
             if abs(v - k / DEN) > SNAP_TOLERANCE + 1e-12:
-                raise CIFError(f"{name}: {tag} value {value!r}: translation {m.group(1)} is not within "
-                               f"{SNAP_TOLERANCE} of a multiple of 1/{DEN}")
+                raise CIFError(
+                    f"{name}: {tag} value {value!r}: translation {m.group(1)} is not within "
+                    f"{SNAP_TOLERANCE} of a multiple of 1/{DEN}"
+                )
             if abs(v - k / DEN) > 1e-9:
                 snapped.append(f"{m.group(1)} -> {Fraction(k, DEN)}")
             return f"{k}/{DEN}"
@@ -425,14 +519,19 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
         try:
             r, t = parse_triplet(text)
         except ValueError as exc:
-            raise CIFError(f"{name}: {tag} value {value!r}: {str(exc).replace(repr(text), repr(value))}") from None
+            raise CIFError(
+                f"{name}: {tag} value {value!r}: {str(exc).replace(repr(text), repr(value))}"
+            ) from None
         rots.append(r)
         translation_list.append(t)
     if snapped:
         shown = ", ".join(dict.fromkeys(snapped))
-        warn(SnappedTranslationWarning(
-            f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
-            f"(tolerance {SNAP_TOLERANCE}): {shown}"))
+        warn(
+            SnappedTranslationWarning(
+                f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
+                f"(tolerance {SNAP_TOLERANCE}): {shown}"
+            )
+        )
     return np.stack(rots), np.stack(translation_list)
 
 
@@ -458,9 +557,14 @@ def _check(declared: DeclaredSymmetry, name: str) -> None:
 
 
 @lru_cache(maxsize=GROUP_CACHE)  # functools.lru_cache: thread-safe, no lock to inherit across fork
-def _checked_group(rdtype: str, rshape: tuple, rbytes: bytes, tdtype: str, tshape: tuple, tbytes: bytes) -> bool:
+def _checked_group(
+    rdtype: str, rshape: tuple, rbytes: bytes, tdtype: str, tshape: tuple, tbytes: bytes
+) -> bool:
     """check_group of the exact arrays given as bytes; True (cached) when they form a group, else it raises."""
-    check_group(np.frombuffer(rbytes, dtype=rdtype).reshape(rshape), np.frombuffer(tbytes, dtype=tdtype).reshape(tshape))
+    check_group(
+        np.frombuffer(rbytes, dtype=rdtype).reshape(rshape),
+        np.frombuffer(tbytes, dtype=tdtype).reshape(tshape),
+    )
     return True
 
 
@@ -502,7 +606,7 @@ def _symbol_operations(form: str, tag: str, value: str, name: str, params, code:
     return _database_ops(hall)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _database_ops(hall: int) -> tuple[np.ndarray, np.ndarray]:
     import spglib
 
@@ -517,7 +621,7 @@ def _database_ops(hall: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ the group of a set of operations
-@lru_cache(maxsize=None)
+@cache
 def _halls_of_number() -> dict[int, tuple[int, ...]]:
     import spglib
 
@@ -530,7 +634,9 @@ def _halls_of_number() -> dict[int, tuple[int, ...]]:
 
 
 def _op_keys(rot, translations) -> frozenset:
-    return frozenset(tuple(int(v) for v in r.ravel()) + tuple(int(v) % DEN for v in t) for r, t in zip(rot, translations))
+    return frozenset(
+        tuple(int(v) for v in r.ravel()) + tuple(int(v) % DEN for v in t) for r, t in zip(rot, translations)
+    )
 
 
 def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | None, int | None]:
@@ -543,8 +649,13 @@ def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | N
     """
     rot = np.asarray(rotations)
     tra = np.asarray(translations)
-    if rot.ndim != 3 or rot.shape[1:] != (3, 3) or tra.shape != (len(rot), 3) or rot.dtype.kind not in "iu" \
-            or tra.dtype.kind not in "iu":
+    if (
+        rot.ndim != 3
+        or rot.shape[1:] != (3, 3)
+        or tra.shape != (len(rot), 3)
+        or rot.dtype.kind not in "iu"
+        or tra.dtype.kind not in "iu"
+    ):
         return _group_type_uncached(rotations, translations)
     ops = np.concatenate([rot.reshape(-1, 9), tra], axis=1).astype(np.int64)
     ops = ops[np.lexsort(ops.T[::-1])]  # order-free key: the sorted operations (duplicates kept)
@@ -563,8 +674,10 @@ def _group_type_uncached(rotations: np.ndarray, translations: np.ndarray) -> tup
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            t = spglib.get_spacegroup_type_from_symmetry(np.ascontiguousarray(rotations, dtype=np.intc),
-                                                         np.asarray(translations, dtype=np.float64) / DEN)
+            t = spglib.get_spacegroup_type_from_symmetry(
+                np.ascontiguousarray(rotations, dtype=np.intc),
+                np.asarray(translations, dtype=np.float64) / DEN,
+            )
         except Exception:  # spglib.SpglibError with the new error handling
             t = None
     if t is None:
@@ -577,7 +690,7 @@ def _group_type_uncached(rotations: np.ndarray, translations: np.ndarray) -> tup
     return number, None
 
 
-@lru_cache(maxsize=None)  # at most N_SETTINGS entries
+@cache  # at most N_SETTINGS entries
 def _database_op_keys(hall: int) -> frozenset:
     return _op_keys(*_database_ops(hall))
 
@@ -590,15 +703,20 @@ def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
         if not found:
             continue
         try:
-            other = group_type(*_symbol_operations(form, found[0], found[1][0], name, params, _coordinate_code(block)))[0]
+            other = group_type(
+                *_symbol_operations(form, found[0], found[1][0], name, params, _coordinate_code(block))
+            )[0]
         except (CIFError, ValueError, LookupError):
             continue  # only the form used must be readable
         if number is None:
             number = group_type(declared.rotations, declared.translations)[0]
         if other is not None and number is not None and other != number:
-            warn(SymmetryMismatchWarning(
-                f"{name}: {declared.describe()} form space group No. {number}, but {found[0]} {found[1][0]!r} "
-                f"is No. {other}; the operations are used"))
+            warn(
+                SymmetryMismatchWarning(
+                    f"{name}: {declared.describe()} form space group No. {number}, but {found[0]} {found[1][0]!r} "
+                    f"is No. {other}; the operations are used"
+                )
+            )
             return
 
 
@@ -610,8 +728,12 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
         y = (frac @ rot[0].T + tra[0]) % 1.0  # exactly rot @ x + t of every site
         for i in range(len(frac)):
             if mult[i] is not None and mult[i] != 1:
-                warn(CIFWarning(f"{name}: site {labels[i]} gives 1 atoms, but its "
-                                f"_atom_site_symmetry_multiplicity is {mult[i]}"))
+                warn(
+                    CIFWarning(
+                        f"{name}: site {labels[i]} gives 1 atoms, but its "
+                        f"_atom_site_symmetry_multiplicity is {mult[i]}"
+                    )
+                )
         y[y >= 1.0] = 0.0
         return y, np.asarray(numbers, dtype=np.int64).copy(), list(labels), 0, 0.0, np.arange(len(frac))
     pos, num, lab, site = [], [], [], []
@@ -630,16 +752,26 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
             else:
                 kept.append(k)
         if mult[i] is not None and mult[i] != len(kept):
-            warn(CIFWarning(f"{name}: site {labels[i]} gives {len(kept)} atoms, but its "
-                                     f"_atom_site_symmetry_multiplicity is {mult[i]}"))
+            warn(
+                CIFWarning(
+                    f"{name}: site {labels[i]} gives {len(kept)} atoms, but its "
+                    f"_atom_site_symmetry_multiplicity is {mult[i]}"
+                )
+            )
         y = images[kept]
         y[y >= 1.0] = 0.0
         pos.append(y)
         num += [int(numbers[i])] * len(kept)
         lab += [labels[i]] * len(kept)
         site += [i] * len(kept)
-    return (np.concatenate(pos).reshape(-1, 3), np.array(num, dtype=np.int64), lab, merged, worst,
-            np.array(site, dtype=np.int64))
+    return (
+        np.concatenate(pos).reshape(-1, 3),
+        np.array(num, dtype=np.int64),
+        lab,
+        merged,
+        worst,
+        np.array(site, dtype=np.int64),
+    )
 
 
 def crystal_from_small_structure(st) -> CIFCrystal:
@@ -656,8 +788,10 @@ def crystal_from_small_structure(st) -> CIFCrystal:
     for i, site in enumerate(st.sites):
         label = site.label or f"site {i + 1}"
         if site.occ < 1.0 - 1e-3:
-            raise CIFError(f"{name}: partial occupancies (a disordered structure) are not supported "
-                           f"({label}: occupancy {site.occ:g})")
+            raise CIFError(
+                f"{name}: partial occupancies (a disordered structure) are not supported "
+                f"({label}: occupancy {site.occ:g})"
+            )
         z = int(site.element.atomic_number)
         if z == 0:  # gemmi's X: a dummy 'X', 'T' or an unknown symbol, decided by the one rule
             try:
@@ -675,14 +809,34 @@ def crystal_from_small_structure(st) -> CIFCrystal:
     elif st.spacegroup is not None:
         rot, translations = _gemmi_ops(st.spacegroup.operations())
         declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)
-    rot, translations = (declared.rotations, declared.translations) if declared is not None else (
-        np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
-    pos, num, lab, merged, worst, _ = _expand(np.array(frac, dtype=np.float64), np.array(numbers, dtype=np.int64),
-                                              labels, [None] * len(labels), rot, translations, lattice, name)
-    return CIFCrystal(lattice=lattice, positions=pos, numbers=num, labels=tuple(lab), name=name, block=st.name,
-                      declared=declared, merged=merged, max_merge_distance=worst,
-                      moment_error=f"{name}: magnetic moments are not read from a gemmi SmallStructure; "
-                                   "pass the magnetic CIF's path or text")
+    rot, translations = (
+        (declared.rotations, declared.translations)
+        if declared is not None
+        else (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    )
+    pos, num, lab, merged, worst, _ = _expand(
+        np.array(frac, dtype=np.float64),
+        np.array(numbers, dtype=np.int64),
+        labels,
+        [None] * len(labels),
+        rot,
+        translations,
+        lattice,
+        name,
+    )
+    return CIFCrystal(
+        lattice=lattice,
+        positions=pos,
+        numbers=num,
+        labels=tuple(lab),
+        name=name,
+        block=st.name,
+        declared=declared,
+        merged=merged,
+        max_merge_distance=worst,
+        moment_error=f"{name}: magnetic moments are not read from a gemmi SmallStructure; "
+        "pass the magnetic CIF's path or text",
+    )
 
 
 # ------------------------------------------------------------------ magnetic moments
@@ -698,17 +852,24 @@ def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np
             table = t
             break
     if table is None:
-        other = [p + "label" for p in _MOMENT_PREFIXES if block.find_values(p + "label") is not None
-                 and len(block.find_values(p + "label"))]
+        other = [
+            p + "label"
+            for p in _MOMENT_PREFIXES
+            if block.find_values(p + "label") is not None and len(block.find_values(p + "label"))
+        ]
         if other:
-            raise CIFError(f"{name}: {other[0]} is given without _atom_site_moment.crystalaxis_x/_y/_z; "
-                           "only crystal-axis moment components are read")
+            raise CIFError(
+                f"{name}: {other[0]} is given without _atom_site_moment.crystalaxis_x/_y/_z; "
+                "only crystal-axis moment components are read"
+            )
         raise CIFError(f"{name}: no magnetic moments (no _atom_site_moment.label / crystalaxis_x/_y/_z loop)")
     if declared is None:
         ops = (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64), np.ones(1, dtype=np.int64))
     elif declared.time_reversals is None:
-        raise CIFError(f"{name}: the moments need the magnetic operations (_space_group_symop_magn_operation.xyz, "
-                       f"with time reversal); the file declares {declared.describe()}")
+        raise CIFError(
+            f"{name}: the moments need the magnetic operations (_space_group_symop_magn_operation.xyz, "
+            f"with time reversal); the file declares {declared.describe()}"
+        )
     else:
         ops = declared.time_reversals
     rot, tra, theta = ops
@@ -728,8 +889,12 @@ def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np
         if label in seen:
             raise CIFError(f"{name}: _atom_site_moment label {label!r} is given twice")
         seen.add(label)
-        m = np.array([_number(table[r][c], f"_atom_site_moment crystalaxis_{'xyz'[c - 1]} of {label}", name)
-                      for c in (1, 2, 3)])
+        m = np.array(
+            [
+                _number(table[r][c], f"_atom_site_moment crystalaxis_{'xyz'[c - 1]} of {label}", name)
+                for c in (1, 2, 3)
+            ]
+        )
         site_moment[site_of[label][0]] = (m / norms) @ lattice  # sum_i m_i a_i / |a_i|: Cartesian
     Linv = np.linalg.inv(lattice)
     W = np.einsum("ji,gjk,kl->gil", lattice, rot.astype(np.float64), Linv.T)  # L^T R L^-T
@@ -754,7 +919,8 @@ def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np
                 f"vector, m' = theta det(R) R m): {op} maps {labels[i]} onto the atom at {np.round(pos[a], 4).tolist()} "
                 f"with moment {(np.round(images[np.flatnonzero(hit) == g][0] @ Linv * norms, 4) + 0.0).tolist()} (crystal-axis "
                 f"components, muB) instead of {(np.round(images[0] @ Linv * norms, 4) + 0.0).tolist()}"
-                f"{_bns_note(block, ops, lattice)}")
+                f"{_bns_note(block, ops, lattice)}"
+            )
         out[a] = mean
     out[np.abs(out) < 1e-12] = 0.0
     return out
@@ -769,8 +935,11 @@ def _bns_note(block, ops, lattice) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = spglib.get_magnetic_spacegroup_type_from_symmetry(
-                np.ascontiguousarray(rot, dtype=np.intc), np.asarray(tra, dtype=np.float64) / DEN,
-                np.asarray(theta == -1, dtype=np.intc), lattice=lattice)
+                np.ascontiguousarray(rot, dtype=np.intc),
+                np.asarray(tra, dtype=np.float64) / DEN,
+                np.asarray(theta == -1, dtype=np.intc),
+                lattice=lattice,
+            )
         found = str(t.bns_number)
     except Exception:
         return ""

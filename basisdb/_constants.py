@@ -10,9 +10,18 @@ Names: an operation is ``(R, t)`` with ``t = translations / DEN``; arrays of the
 integer numerators are called ``translations`` everywhere (as the dataset of the
 format and ``Basis.translations``), fractional values are "fractional translations".
 """
+
 from __future__ import annotations
 
-__all__ = ["DEN", "MAX_ORDER", "MAX_KMAX", "N_SETTINGS", "N_SPACE_GROUPS", "N_PLANE_GROUPS", "N_MAGNETIC_TYPES"]
+__all__ = [
+    "DEN",
+    "MAX_ORDER",
+    "MAX_KMAX",
+    "N_SETTINGS",
+    "N_SPACE_GROUPS",
+    "N_PLANE_GROUPS",
+    "N_MAGNETIC_TYPES",
+]
 
 #: common denominator of every translation and phase numerator (the artifact's ``denominator``
 #: attribute): every spglib setting needs at most 12, and every translation of the settings'

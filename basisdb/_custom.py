@@ -1,7 +1,8 @@
 """Bases for user-supplied operation sets (e.g. the symmetry operations of a CIF)."""
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -7,26 +7,39 @@ section.  This module opens the file (once per process: reopened after ``fork()`
 checks its header, reads payloads into ``Basis`` objects and caches them.
 ``default_database()`` is the one Database that the package uses without a path.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
 
+from . import _magnetic_io, _verify
 from ._basis import Basis, PlaneGroup, Setting
 from ._constants import MAX_KMAX, MAX_ORDER
 from ._errors import ArtifactError, SettingNotFoundError
-from ._format import FORMAT_NAME, FORMAT_VERSION, INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256, setting_group_name
-from ._format import PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS, PLANE_PAYLOAD_FIELDS, plane_group_name
-from ._format import MIN_FORMAT_VERSION
+from ._format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INDEX_INTEGERS,
+    INDEX_STRINGS,
+    MIN_FORMAT_VERSION,
+    PAYLOAD_FIELDS,
+    PLANE_INDEX,
+    PLANE_INDEX_INTEGERS,
+    PLANE_INDEX_STRINGS,
+    PLANE_PAYLOAD_FIELDS,
+    payload_sha256,
+    plane_group_name,
+    setting_group_name,
+)
 from ._h5read import MAX_ROWS, attr_int, attr_str, h5_message, read_datasets, read_table
 from ._index import PlaneIndex, SettingIndex, hall_keyword
-from . import _magnetic_io, _verify
 from ._symbol_resolver import SymbolResolver
 from ._validate import check_payload
 
@@ -60,16 +73,16 @@ def default_path() -> Path:
     )
 
 
-def open(path: str | os.PathLike | None = None) -> "Database":  # noqa: A001 - mirrors h5py.File / io.open
+def open(path: str | os.PathLike | None = None) -> Database:
     """Open an artifact (default: ``$BASISDB_PATH`` or the shipped one) and validate its header."""
     return Database(default_path() if path is None else Path(path))
 
 
-_DEFAULT: "Database | None" = None
+_DEFAULT: Database | None = None
 _DEFAULT_LOCK = threading.Lock()
 
 
-def default_database() -> "Database":
+def default_database() -> Database:
     """The one Database the package uses when given none (``get_basis``, ``featurize``, the
     adapters): ``open()`` of ``default_path()``, opened on first use and shared by all threads;
     a forked child keeps it (the Database reopens its file in the child)."""
@@ -118,13 +131,17 @@ class Database:
             if isinstance(exc, (KeyError, RuntimeError, ValueError, TypeError)) or (
                 isinstance(exc, OSError) and not isinstance(exc, ArtifactError)
             ):
-                raise ArtifactError(f"{self.path}: cannot read the artifact's header (damaged file?): {h5_message(exc)}") from None
+                raise ArtifactError(
+                    f"{self.path}: cannot read the artifact's header (damaged file?): {h5_message(exc)}"
+                ) from None
             raise
 
     def _read_header(self, f: h5py.File) -> None:
         self.format_version = attr_int(f, "format_version", 0, 2**31 - 1)
         if attr_str(f, "format") != FORMAT_NAME:
-            raise ArtifactError(f"{self.path}: not a basisdb artifact (format attribute is not {FORMAT_NAME!r})")
+            raise ArtifactError(
+                f"{self.path}: not a basisdb artifact (format attribute is not {FORMAT_NAME!r})"
+            )
         if self.format_version > FORMAT_VERSION:
             raise ArtifactError(
                 f"{self.path}: format version {self.format_version} is newer than this basisdb "
@@ -136,10 +153,14 @@ class Database:
         self.denominator = attr_int(f, "denominator", 1, 10_000)
         ints = read_table(self.path, f, "integers", INDEX_INTEGERS, "iu")
         strs = read_table(self.path, f, "strings", INDEX_STRINGS, "S")
-        self._index = SettingIndex(self.path, ints, strs, self.kmax)  # Settings are made on demand (fast open)
+        self._index = SettingIndex(
+            self.path, ints, strs, self.kmax
+        )  # Settings are made on demand (fast open)
         n_settings = attr_int(f, "n_settings", 1, MAX_ROWS)
         if n_settings != len(self._index):
-            raise ArtifactError(f"{self.path}: root attribute 'n_settings' = {n_settings} but /index has {len(self._index)} rows")
+            raise ArtifactError(
+                f"{self.path}: root attribute 'n_settings' = {n_settings} but /index has {len(self._index)} rows"
+            )
 
     # ----------------------------------------------------------------- file
     def _h5(self) -> h5py.File:
@@ -159,7 +180,9 @@ class Database:
         try:
             same = (
                 attr_int(f, "kmax", 1, MAX_KMAX) == self.kmax
-                and np.array_equal(read_table(self.path, f, "integers", INDEX_INTEGERS, "iu"), self._index.ints)
+                and np.array_equal(
+                    read_table(self.path, f, "integers", INDEX_INTEGERS, "iu"), self._index.ints
+                )
                 and np.array_equal(read_table(self.path, f, "strings", INDEX_STRINGS, "S"), self._index.strs)
             )
         except (ArtifactError, KeyError, RuntimeError, ValueError):
@@ -192,7 +215,9 @@ class Database:
         except ArtifactError:
             raise
         except OSError as exc:
-            raise ArtifactError(f"{self.path}: cannot open HDF5 file (truncated or damaged?): {exc}") from None
+            raise ArtifactError(
+                f"{self.path}: cannot open HDF5 file (truncated or damaged?): {exc}"
+            ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -200,7 +225,7 @@ class Database:
                 self._file.close()
             self._file = None
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -243,7 +268,9 @@ class Database:
         """The symbol resolver over this artifact's settings (built on the first symbol lookup)."""
         return self._index.symbols()
 
-    def find_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting | None:
+    def find_setting(
+        self, group=None, *, hall: int | None = None, hall_number: int | None = None
+    ) -> Setting | None:
         """Like ``get_setting`` but returns None when nothing matches (bad input still raises)."""
         return self._index.find_setting(group, hall=hall, hall_number=hall_number)
 
@@ -365,7 +392,9 @@ class Database:
     ) -> Basis | None:
         """Like ``get`` but returns None when no setting (or plane / magnetic group) matches."""
         try:
-            return self.get(group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number, magnetic=magnetic)
+            return self.get(
+                group, hall=hall, kmax=kmax, plane=plane, hall_number=hall_number, magnetic=magnetic
+            )
         except SettingNotFoundError:
             return None
 
@@ -392,7 +421,15 @@ class Database:
         limit = max((2 * self.kmax + 1) ** fields["frequencies"][1][0] + 1, MAX_ORDER)
         what = f"{'plane group' if plane else 'setting'} {hall_number}"
         with self._lock:
-            return read_datasets(self.path, f, name, fields, limit, what=what, limit_note=f" (at most {limit} at kmax={self.kmax})")
+            return read_datasets(
+                self.path,
+                f,
+                name,
+                fields,
+                limit,
+                what=what,
+                limit_note=f" (at most {limit} at kmax={self.kmax})",
+            )
 
     def _read_basis(self, setting: Setting | PlaneGroup) -> Basis:
         if isinstance(setting, PlaneGroup):

@@ -13,6 +13,7 @@ the features file, each to a temporary name in the same folder and renamed into 
 (``os.replace``, atomic on POSIX and Windows).  The features file's schema metadata holds the
 partition's statistics.
 """
+
 from __future__ import annotations
 
 import glob
@@ -21,9 +22,10 @@ import itertools
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +39,8 @@ _CIF_SUFFIXES = (".cif", ".mcif")  # .mcif: magnetic CIF, read by featurize (gem
 
 def require_pyarrow():
     try:
-        import pyarrow  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow
+        import pyarrow.parquet
     except ImportError as exc:
         raise ImportError(
             "dataset featurization writes and reads Parquet with pyarrow; install it with "
@@ -76,7 +78,10 @@ def expand_inputs(inputs) -> list[tuple[str, Path]]:
         text = os.fspath(raw)
         p = Path(text)
         if p.is_dir():
-            files = sorted((f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _CIF_SUFFIXES), key=lambda f: f.as_posix())
+            files = sorted(
+                (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _CIF_SUFFIXES),
+                key=lambda f: f.as_posix(),
+            )
             if not files:
                 raise FileNotFoundError(f"{text}: the folder holds no .cif or .mcif files")
             out.extend(("cif", f) for f in files)
@@ -122,16 +127,22 @@ def count_items(files: list[tuple[str, Path]], cif_column: str) -> int | None:
         elif kind == "csv":
             import pyarrow.csv as pcsv
 
-            reader = pcsv.open_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                                   convert_options=pcsv.ConvertOptions(include_columns=[cif_column],
-                                                                       column_types={cif_column: "string"}))
+            reader = pcsv.open_csv(
+                p,
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=[cif_column], column_types={cif_column: "string"}
+                ),
+            )
             total += sum(b.num_rows for b in reader)
         else:
             return None
     return total
 
 
-def _table_batches(kind: str, p: Path, cif_column: str, id_column: str | None, carry: tuple[str, ...], batch_rows: int):
+def _table_batches(
+    kind: str, p: Path, cif_column: str, id_column: str | None, carry: tuple[str, ...], batch_rows: int
+):
     """(cif texts, ids or None, carried columns as a pyarrow Table or None) per record batch."""
     import pyarrow as pa
 
@@ -145,7 +156,9 @@ def _table_batches(kind: str, p: Path, cif_column: str, id_column: str | None, c
         pf = pq.ParquetFile(p)
         head = pf.schema_arrow.names
     if cif_column not in head:
-        raise ValueError(f"{p}: no column {cif_column!r} (columns: {', '.join(map(repr, head))}); name the CIF column with --cif-column")
+        raise ValueError(
+            f"{p}: no column {cif_column!r} (columns: {', '.join(map(repr, head))}); name the CIF column with --cif-column"
+        )
     if id_column is None:
         id_column = next((c for c in ("material_id", "id") if c in head), None)
     elif id_column not in head:
@@ -160,21 +173,30 @@ def _table_batches(kind: str, p: Path, cif_column: str, id_column: str | None, c
         types = {cif_column: pa.string()}
         if id_column:
             types[id_column] = pa.string()
-        reader = pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=1 << 22),
-                               parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                               convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types))
+        reader = pcsv.open_csv(
+            p,
+            read_options=pcsv.ReadOptions(block_size=1 << 22),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types),
+        )
         batches = iter(reader)
     else:
         batches = pf.iter_batches(batch_size=batch_rows, columns=cols)
     for b in batches:
         t = pa.Table.from_batches([b])
         cifs = t.column(cif_column).to_pylist()
-        ids = None if id_column is None else [None if v is None else str(v) for v in t.column(id_column).to_pylist()]
+        ids = (
+            None
+            if id_column is None
+            else [None if v is None else str(v) for v in t.column(id_column).to_pylist()]
+        )
         extra = t.select(list(carry)) if carry else None
         yield cifs, ids, extra
 
 
-def iter_file_items(files, *, cif_column: str = "cif", id_column: str | None = None, carry=(), batch_rows: int = 4096):
+def iter_file_items(
+    files, *, cif_column: str = "cif", id_column: str | None = None, carry=(), batch_rows: int = 4096
+):
     """Items of every input in order; tables also yield their carried columns:
     yields (Item, carried row as a 1-row pyarrow Table or None)."""
     index = 0
@@ -187,14 +209,19 @@ def iter_file_items(files, *, cif_column: str = "cif", id_column: str | None = N
             for cifs, ids, extra in _table_batches(kind, p, cif_column, id_column, tuple(carry), batch_rows):
                 for j, text in enumerate(cifs):
                     ident = ids[j] if ids is not None and ids[j] is not None else f"{p.stem}:{row}"
-                    yield Item(index, ident, f"{p}:{row}", text if text is not None else ""), (None if extra is None else extra.slice(j, 1))
+                    yield (
+                        Item(index, ident, f"{p}:{row}", text if text is not None else ""),
+                        (None if extra is None else extra.slice(j, 1)),
+                    )
                     index += 1
                     row += 1
         else:
             try:
                 import ase.io
             except ImportError as exc:
-                raise ImportError(f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not") from exc
+                raise ImportError(
+                    f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not"
+                ) from exc
             if carry:
                 raise ValueError("--carry takes columns of CSV or Parquet inputs only")
             from ase.io.formats import UnknownFileTypeError
@@ -203,11 +230,18 @@ def iter_file_items(files, *, cif_column: str = "cif", id_column: str | None = N
                 frames = ase.io.iread(str(p), index=":")
                 first = next(frames, None)
             except UnknownFileTypeError as exc:
-                raise ValueError(f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
-                                 "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)") from None
+                raise ValueError(
+                    f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
+                    "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)"
+                ) from None
             for i, atoms in enumerate(itertools.chain(() if first is None else (first,), frames)):
-                ident = atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
-                yield Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms), None
+                ident = (
+                    atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
+                )
+                yield (
+                    Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms),
+                    None,
+                )
                 index += 1
 
 
@@ -248,13 +282,15 @@ def features_schema(carry_schema=None):
 def failures_schema():
     import pyarrow as pa
 
-    return pa.schema([
-        pa.field("index", pa.int64(), nullable=False),
-        pa.field("id", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("error_type", pa.string()),
-        pa.field("error", pa.string()),
-    ])
+    return pa.schema(
+        [
+            pa.field("index", pa.int64(), nullable=False),
+            pa.field("id", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("error_type", pa.string()),
+            pa.field("error", pa.string()),
+        ]
+    )
 
 
 def _list_array(values: np.ndarray, counts, value_type=None):
@@ -262,7 +298,9 @@ def _list_array(values: np.ndarray, counts, value_type=None):
 
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), values if value_type is None else pa.array(values, type=value_type))
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), values if value_type is None else pa.array(values, type=value_type)
+    )
 
 
 def build_features_table(rows: list[dict], carry_table=None, carry_schema=None):
@@ -280,7 +318,11 @@ def build_features_table(rows: list[dict], carry_table=None, carry_schema=None):
     def optional_flat(key):
         present = [r[key] is not None for r in rows]
         lens = np.array([0 if r[key] is None else np.asarray(r[key]).size for r in rows], dtype=np.int64)
-        flat = np.concatenate([np.asarray(r[key], dtype=np.float32).ravel() for r in rows if r[key] is not None]) if any(present) else np.zeros(0, np.float32)
+        flat = (
+            np.concatenate([np.asarray(r[key], dtype=np.float32).ravel() for r in rows if r[key] is not None])
+            if any(present)
+            else np.zeros(0, np.float32)
+        )
         arr = _list_array(pa.array(flat, type=pa.float32()), lens)
         if not all(present):
             mask = pa.array([not p for p in present])
@@ -349,9 +391,14 @@ def write_atomic(table, path: Path, metadata: dict | None = None) -> None:
         floats = [c for c in ("features", "encoding") if c in names]
         # zstd level 1: within 5 % of level 3's size at a third of its time; float32 arrays byte-split
         # (3/4 of the size of plain zstd on features), strings dictionary-encoded
-        pq.write_table(table, tmp, compression="zstd", compression_level=1,
-                       use_dictionary=[c for c in names if c not in floats],
-                       column_encoding={c: "BYTE_STREAM_SPLIT" for c in floats} or None)
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=[c for c in names if c not in floats],
+            column_encoding={c: "BYTE_STREAM_SPLIT" for c in floats} or None,
+        )
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -417,21 +464,34 @@ def prepare_output(out: Path, meta: dict, overwrite: bool) -> None:
                 shutil.rmtree(out / sub, ignore_errors=True)
             meta_path.unlink(missing_ok=True)
         else:
-            raise FileExistsError(f"{out}: not a basisdb dataset folder (no {META_NAME}); refusing to overwrite it")
+            raise FileExistsError(
+                f"{out}: not a basisdb dataset folder (no {META_NAME}); refusing to overwrite it"
+            )
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if old.get("digest") != options_digest(meta):
-            diffs = [k for k in sorted(set(old.get("run", {})) | set(meta)) if old.get("run", {}).get(k) != meta.get(k)]
+            diffs = [
+                k
+                for k in sorted(set(old.get("run", {})) | set(meta))
+                if old.get("run", {}).get(k) != meta.get(k)
+            ]
             raise FileExistsError(
                 f"{out}: holds a dataset made from other inputs or options (differs in: {', '.join(diffs) or 'layout'}); "
-                "pass --overwrite (overwrite=True) to start again, or choose another folder")
+                "pass --overwrite (overwrite=True) to start again, or choose another folder"
+            )
     elif out.is_dir() and any(p.name != META_NAME for p in out.iterdir()):
-        raise FileExistsError(f"{out}: the folder is not empty and holds no {META_NAME}; choose a new or empty folder")
+        raise FileExistsError(
+            f"{out}: the folder is not empty and holds no {META_NAME}; choose a new or empty folder"
+        )
     (out / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
     (out / FAILURES_DIR).mkdir(parents=True, exist_ok=True)
     if not meta_path.exists():
         tmp = meta_path.with_name(f".{META_NAME}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"layout": LAYOUT, "digest": options_digest(meta), "run": meta}, indent=1, sort_keys=True))
+        tmp.write_text(
+            json.dumps(
+                {"layout": LAYOUT, "digest": options_digest(meta), "run": meta}, indent=1, sort_keys=True
+            )
+        )
         os.replace(tmp, meta_path)
     remove_temporaries(out)
 

@@ -13,6 +13,7 @@ moyopy (``pip install basisdb[moyopy]``; imported on first use) is adapted to th
 ``mapping_std_prim`` is the primitive mapping.  ``Setting.spglib()`` makes moyopy report the
 Hall number of spglib's default setting.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,7 @@ def _international(hall_number: int) -> str:
         import spglib
 
         return str(spglib.get_spacegroup_type(int(hall_number)).international_short)
-    except Exception:  # noqa: BLE001  # pragma: no cover
+    except Exception:  # pragma: no cover
         return f"Hall {hall_number}"
 
 
@@ -80,11 +81,18 @@ def moyopy_dataset(lattice, positions, numbers, symprec: float, angle_tolerance:
     moyopy = require_moyopy()
     angle = None if angle_tolerance is None or angle_tolerance < 0 else float(np.deg2rad(angle_tolerance))
     try:
-        cell = moyopy.Cell(np.asarray(lattice, dtype=np.float64).tolist(), np.asarray(positions, dtype=np.float64).tolist(),
-                           [int(z) for z in numbers])
-        ds = moyopy.MoyoDataset(cell, symprec=float(symprec), angle_tolerance=angle, setting=moyopy.Setting.spglib())
-    except Exception as exc:  # noqa: BLE001 - moyopy raises a plain exception from Rust
-        raise SymmetryNotFoundError(f"moyopy could not determine the symmetry (symprec={symprec}): {exc}") from None
+        cell = moyopy.Cell(
+            np.asarray(lattice, dtype=np.float64).tolist(),
+            np.asarray(positions, dtype=np.float64).tolist(),
+            [int(z) for z in numbers],
+        )
+        ds = moyopy.MoyoDataset(
+            cell, symprec=float(symprec), angle_tolerance=angle, setting=moyopy.Setting.spglib()
+        )
+    except Exception as exc:
+        raise SymmetryNotFoundError(
+            f"moyopy could not determine the symmetry (symprec={symprec}): {exc}"
+        ) from None
     Q = np.asarray(ds.std_linear, dtype=np.float64)
     P = np.linalg.inv(Q)
     P_int = np.rint(P * 12.0) / 12.0  # spglib's matrices are rational with small denominators

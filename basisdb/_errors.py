@@ -1,4 +1,5 @@
 """Exceptions raised by basisdb.  All derive from built-in exception types."""
+
 from __future__ import annotations
 
 __all__ = [

@@ -7,6 +7,7 @@ product of three table entries (the (h, k) product is shared by all l), and each
 function is a segment sum (``np.add.reduceat``) over its frequencies.  No
 exponential of an (N, n) matrix is ever formed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def _axis_tables(x: np.ndarray, kmax: int, cdtype) -> list[np.ndarray]:
     return tables
 
 
-def evaluate_plan(plan: EvaluationPlan, x: np.ndarray, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
+def evaluate_plan(
+    plan: EvaluationPlan, x: np.ndarray, dtype=np.float64, out: np.ndarray | None = None
+) -> np.ndarray:
     """Evaluate ``plan`` at fractional coordinates ``x`` (N, 3).
 
     Returns (N, n_out) of ``dtype`` (float32/float64), or complex64/complex128
@@ -78,8 +81,12 @@ def evaluate_plan(plan: EvaluationPlan, x: np.ndarray, dtype=np.float64, out: np
     want = (len(x), n_out), (cdtype if plan.is_complex else real_dtype)
     if out is None:
         out = np.empty(*want)
-    elif out.shape != want[0] or out.dtype != want[1] or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writeable C-contiguous {want[1]} array of shape {want[0]}, got {out.dtype} {out.shape}")
+    elif (
+        out.shape != want[0] or out.dtype != want[1] or not out.flags.c_contiguous or not out.flags.writeable
+    ):
+        raise ValueError(
+            f"out must be a writeable C-contiguous {want[1]} array of shape {want[0]}, got {out.dtype} {out.shape}"
+        )
     if len(x) == 0 or n_out == 0:
         return out
     prep = _prepare(plan)

@@ -2,6 +2,7 @@
 
 Shared by the reader and the builder so that both agree on every name.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -117,17 +118,21 @@ MAGNETIC = "magnetic"
 #: columns of /magnetic/index/integers, one row per type, ascending uni_number.  The last 12 are
 #: the transformation x_std = P x + p to the family group's standard setting, numerators over DEN
 MAGNETIC_INDEX_INTEGERS = (
-    "uni_number",
-    "litvin_number",
-    "type",
-    "number",
-    "order",
-    "family_hall_number",
-    "family_number",
-    "even_hall_number",
-    "even_basis",
-    "odd_basis",
-) + tuple(f"P{i}{j}" for i in range(3) for j in range(3)) + ("p0", "p1", "p2")
+    (
+        "uni_number",
+        "litvin_number",
+        "type",
+        "number",
+        "order",
+        "family_hall_number",
+        "family_number",
+        "even_hall_number",
+        "even_basis",
+        "odd_basis",
+    )
+    + tuple(f"P{i}{j}" for i in range(3) for j in range(3))
+    + ("p0", "p1", "p2")
+)
 #: columns of /magnetic/index/strings, same rows; sha256 of the type's operations (MAGNETIC_OPS_FIELDS)
 MAGNETIC_INDEX_STRINGS = ("bns_number", "og_number", "sha256")
 #: datasets of /magnetic/types/<uni_number>, in hash order
@@ -140,4 +145,6 @@ MAGNETIC_OPS_FIELDS = {
 MAGNETIC_BASIS_INDEX_INTEGERS = ("basis", "n_orbits", "n_frequencies", "n_extinct")
 MAGNETIC_BASIS_INDEX_STRINGS = ("sha256",)
 #: datasets of /magnetic/bases/<basis>, in hash order (the first four of PAYLOAD_FIELDS)
-MAGNETIC_BASIS_FIELDS = {name: PAYLOAD_FIELDS[name] for name in ("frequencies", "orbit_ptr", "phases", "extinct")}
+MAGNETIC_BASIS_FIELDS = {
+    name: PAYLOAD_FIELDS[name] for name in ("frequencies", "orbit_ptr", "phases", "extinct")
+}

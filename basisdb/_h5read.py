@@ -7,6 +7,7 @@ knows what a setting or a plane group is (that is ``_index``), nor keeps a file 
 (that is ``_database``); callers that share a file between threads hold its lock.
 See docs/ROBUSTNESS.md.
 """
+
 from __future__ import annotations
 
 import h5py
@@ -14,7 +15,16 @@ import numpy as np
 
 from ._errors import ArtifactError
 
-__all__ = ["MAX_ROWS", "MAX_STRING", "attr_int", "attr_str", "child", "h5_message", "read_datasets", "read_table"]
+__all__ = [
+    "MAX_ROWS",
+    "MAX_STRING",
+    "attr_int",
+    "attr_str",
+    "child",
+    "h5_message",
+    "read_datasets",
+    "read_table",
+]
 
 #: no index table of a valid file has more rows (a guard against absurd declared sizes)
 MAX_ROWS = 100_000
@@ -41,12 +51,16 @@ def attr_int(f: h5py.File, name: str, lo: int, hi: int) -> int:
     except KeyError:
         if name in f.attrs:  # it exists but cannot be opened
             raise
-        raise ArtifactError(f"{f.filename}: missing root attribute {name!r}; not a basisdb artifact") from None
+        raise ArtifactError(
+            f"{f.filename}: missing root attribute {name!r}; not a basisdb artifact"
+        ) from None
     value = np.zeros((), dtype=np.int64)  # any stored integer width is converted by HDF5
     try:
         aid.read(value)
     except (OSError, RuntimeError, ValueError) as exc:  # e.g. an unsigned value beyond int64
-        raise ArtifactError(f"{f.filename}: root attribute {name!r} cannot be read as an integer: {exc}") from None
+        raise ArtifactError(
+            f"{f.filename}: root attribute {name!r} cannot be read as an integer: {exc}"
+        ) from None
     if not lo <= int(value) <= hi:
         raise ArtifactError(f"{f.filename}: root attribute {name!r} = {int(value)} is outside {lo}..{hi}")
     return int(value)
@@ -87,7 +101,9 @@ def child(path, parent: h5py.Group, name: str):
             return None
         raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {h5_message(exc)}") from None
     if kind != h5py.h5l.TYPE_HARD:
-        what = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}.get(kind, "a user-defined link")
+        what = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}.get(
+            kind, "a user-defined link"
+        )
         raise ArtifactError(f"{path}: {full()} is {what}, not an object of the file")
     try:
         obj = parent[name]
@@ -99,11 +115,15 @@ def child(path, parent: h5py.Group, name: str):
         raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {exc}") from None
     if isinstance(obj, h5py.Dataset) and obj.chunks is None:  # chunked data cannot live in other files
         if obj.is_virtual or obj.id.get_create_plist().get_external_count() > 0:
-            raise ArtifactError(f"{path}: {full()} keeps its data outside the file (external or virtual dataset)")
+            raise ArtifactError(
+                f"{path}: {full()} keeps its data outside the file (external or virtual dataset)"
+            )
     return obj
 
 
-def read_table(path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: str, index: str = "index") -> np.ndarray:
+def read_table(
+    path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: str, index: str = "index"
+) -> np.ndarray:
     """The 2-D table ``/<index>/<name>`` with the named ``columns`` (its ``columns`` attribute) and a
     dtype of kind ``kinds`` ('iu': any integer, returned as int64; 'S': fixed-length ASCII)."""
     ds = child(path, f, f"{index}/{name}")
@@ -117,7 +137,9 @@ def read_table(path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: s
     if isinstance(found, bytes):
         found = found.decode("ascii", "replace")
     if not isinstance(found, str) or found != ",".join(columns):
-        raise ArtifactError(f"{path}: /{index}/{name} has columns {found!r:.200}, expected {','.join(columns)!r}")
+        raise ArtifactError(
+            f"{path}: /{index}/{name} has columns {found!r:.200}, expected {','.join(columns)!r}"
+        )
     try:
         data = ds[()]
     except OSError as exc:
@@ -125,8 +147,9 @@ def read_table(path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: s
     return data.astype(np.int64) if kinds == "iu" else data
 
 
-def read_datasets(path, f: h5py.File, name: str, fields: dict, limit: int, *, what: str | None = None,
-                  limit_note: str = "") -> dict[str, np.ndarray]:
+def read_datasets(
+    path, f: h5py.File, name: str, fields: dict, limit: int, *, what: str | None = None, limit_note: str = ""
+) -> dict[str, np.ndarray]:
     """The datasets ``fields`` ({field: (dtype, trailing shape)}) of the HDF5 group ``name``, each
     checked for dtype, shape and a length of at most ``limit`` before it is read; ArtifactError on
     any mismatch, a missing or linked object, or damaged data.  The caller holds the file's lock."""

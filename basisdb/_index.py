@@ -14,6 +14,7 @@ Each is built from tables already read (``_h5read``) and validated here against 
 promises of docs/FORMAT.md; nothing in this module opens a file.  ``_database.Database``
 holds one of each and is the public face.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,13 +25,29 @@ import numpy as np
 from ._basis import PlaneGroup, Setting
 from ._constants import MAX_ORDER, N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS, N_SPACE_GROUPS
 from ._errors import ArtifactError, SettingNotFoundError
-from ._format import INDEX_INTEGERS, INDEX_STRINGS, MAGNETIC, MAGNETIC_BASIS_INDEX_INTEGERS, MAGNETIC_INDEX_INTEGERS
-from ._format import MAGNETIC_INDEX_STRINGS, PLANE_INDEX, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS
+from ._format import (
+    INDEX_INTEGERS,
+    INDEX_STRINGS,
+    MAGNETIC,
+    MAGNETIC_BASIS_INDEX_INTEGERS,
+    MAGNETIC_INDEX_INTEGERS,
+    MAGNETIC_INDEX_STRINGS,
+    PLANE_INDEX,
+    PLANE_INDEX_INTEGERS,
+    PLANE_INDEX_STRINGS,
+)
 from ._magnetic import MagneticGroup, resolve_magnetic_key
 from ._symbol_resolver import SymbolResolver
 from ._validate import check_index
 
-__all__ = ["EMPTY_MAGNETIC", "MAX_MAGNETIC_ORDER", "MagneticIndex", "PlaneIndex", "SettingIndex", "hall_keyword"]
+__all__ = [
+    "EMPTY_MAGNETIC",
+    "MAX_MAGNETIC_ORDER",
+    "MagneticIndex",
+    "PlaneIndex",
+    "SettingIndex",
+    "hall_keyword",
+]
 
 #: a magnetic group has at most twice the operations of its family space group's point group
 #: times the index of the BNS lattice in the family lattice (type IV): 2 * MAX_ORDER in spglib's table
@@ -99,7 +116,9 @@ class SettingIndex:
                 self._resolver = SymbolResolver(self.settings())
             return self._resolver
 
-    def find_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting | None:
+    def find_setting(
+        self, group=None, *, hall: int | None = None, hall_number: int | None = None
+    ) -> Setting | None:
         """Like ``get_setting`` but None when nothing matches (bad input still raises)."""
         try:
             return self.get_setting(group, hall=hall, hall_number=hall_number)
@@ -135,7 +154,9 @@ class SettingIndex:
             raise TypeError(f"hall_number must be an integer, got {hall!r}")
         if int(hall) not in self.row:
             if 1 <= int(hall) <= N_SETTINGS:
-                raise SettingNotFoundError(f"hall_number {int(hall)} is not in {self.source}; rebuild it with that setting")
+                raise SettingNotFoundError(
+                    f"hall_number {int(hall)} is not in {self.source}; rebuild it with that setting"
+                )
             raise SettingNotFoundError(f"hall_number must be in 1..{N_SETTINGS}, got {int(hall)}")
         return self.setting_at(self.row[int(hall)])
 
@@ -159,7 +180,11 @@ class PlaneIndex:
         numbers = ints[:, 0].tolist()
         if validate:
             check_index(source, f"/{PLANE_INDEX}/integers", ints, PLANE_INDEX_INTEGERS, kmax, dim=2)
-            if len(strs) != len(ints) or numbers != sorted(set(numbers)) or not set(numbers) <= set(range(1, N_PLANE_GROUPS + 1)):
+            if (
+                len(strs) != len(ints)
+                or numbers != sorted(set(numbers))
+                or not set(numbers) <= set(range(1, N_PLANE_GROUPS + 1))
+            ):
                 raise ArtifactError(f"{source}: /{PLANE_INDEX} tables are inconsistent")
         self.source = source
         self.ints, self.strs = ints, strs
@@ -172,7 +197,7 @@ class PlaneIndex:
         self._groups = tuple(groups)
 
     @classmethod
-    def empty(cls, source) -> "PlaneIndex":
+    def empty(cls, source) -> PlaneIndex:
         """The index of a valid file without plane groups (FORMAT.md section 13)."""
         ints = np.zeros((0, len(PLANE_INDEX_INTEGERS)), np.int64)
         return cls(source, ints, np.zeros((0, len(PLANE_INDEX_STRINGS)), "S1"), 1, validate=False)
@@ -212,7 +237,9 @@ class PlaneIndex:
             key = "".join(text.split()).replace("_", "").lower()
             found = [g for g in self._groups if key in (g.hm_full.lower(), g.hm_short.lower())]
         if not found:
-            raise SettingNotFoundError(f"unknown plane group {plane!r} (use 1..17 or a symbol like 'p4gm'; see `basisdb list --plane`)")
+            raise SettingNotFoundError(
+                f"unknown plane group {plane!r} (use 1..17 or a symbol like 'p4gm'; see `basisdb list --plane`)"
+            )
         return found[0]
 
 
@@ -238,7 +265,9 @@ class MagneticIndex:
         return resolve_magnetic_key(key, self.groups)
 
     @classmethod
-    def from_tables(cls, source, ints, strs, bints, bstrs, *, settings: SettingIndex, kmax: int, denominator: int) -> "MagneticIndex":
+    def from_tables(
+        cls, source, ints, strs, bints, bstrs, *, settings: SettingIndex, kmax: int, denominator: int
+    ) -> MagneticIndex:
         """The index of the four /magnetic tables, every value checked against the format's promises."""
         nbox = (2 * kmax + 1) ** 3
 
@@ -252,9 +281,15 @@ class MagneticIndex:
             b = dict(zip(MAGNETIC_BASIS_INDEX_INTEGERS, row))
             if b["basis"] != r:
                 fail("basis ids are not 0, 1, 2, ... in row order")
-            if not (b["n_frequencies"] >= 0 and b["n_extinct"] >= 0 and b["n_frequencies"] + b["n_extinct"] <= nbox):
+            if not (
+                b["n_frequencies"] >= 0
+                and b["n_extinct"] >= 0
+                and b["n_frequencies"] + b["n_extinct"] <= nbox
+            ):
                 fail(f"basis {r} has sizes outside the box at kmax={kmax}")
-            if not 0 <= b["n_orbits"] <= b["n_frequencies"] or (b["n_orbits"] == 0) != (b["n_frequencies"] == 0):
+            if not 0 <= b["n_orbits"] <= b["n_frequencies"] or (b["n_orbits"] == 0) != (
+                b["n_frequencies"] == 0
+            ):
                 fail(f"basis {r} has {b['n_orbits']} orbits over {b['n_frequencies']} frequencies")
             b["sha256"] = bstrs[r, 0].decode("ascii", "replace")
             bases[r] = b
@@ -271,16 +306,26 @@ class MagneticIndex:
                 problems.append("type not in 1..4")
             if not 1 <= c["order"] <= MAX_MAGNETIC_ORDER:
                 problems.append(f"order outside 1..{MAX_MAGNETIC_ORDER}")
-            if not (1 <= c["family_hall_number"] <= N_SETTINGS and 1 <= c["family_number"] <= N_SPACE_GROUPS and 1 <= c["number"] <= N_SPACE_GROUPS):
+            if not (
+                1 <= c["family_hall_number"] <= N_SETTINGS
+                and 1 <= c["family_number"] <= N_SPACE_GROUPS
+                and 1 <= c["number"] <= N_SPACE_GROUPS
+            ):
                 problems.append("family_hall_number, family_number or number out of range")
             if (c["even_hall_number"] > 0) == (c["even_basis"] >= 0):
-                problems.append("exactly one of even_hall_number and even_basis must name the time-even basis")
+                problems.append(
+                    "exactly one of even_hall_number and even_basis must name the time-even basis"
+                )
             if c["even_hall_number"] > 0 and c["even_hall_number"] not in settings.row:
                 problems.append(f"even_hall_number {c['even_hall_number']} is not a setting of the file")
             if c["even_basis"] >= 0 and c["even_basis"] not in bases:
                 problems.append(f"even_basis {c['even_basis']} is not a stored basis")
-            if (c["odd_basis"] >= 0) != (c["type"] in (3, 4)) or (c["odd_basis"] >= 0 and c["odd_basis"] not in bases):
-                problems.append("odd_basis must name a stored basis for types 3 and 4 and be -1 for types 1 and 2")
+            if (c["odd_basis"] >= 0) != (c["type"] in (3, 4)) or (
+                c["odd_basis"] >= 0 and c["odd_basis"] not in bases
+            ):
+                problems.append(
+                    "odd_basis must name a stored basis for types 3 and 4 and be -1 for types 1 and 2"
+                )
             if not all(0 <= c[f"p{i}"] < denominator for i in range(3)):
                 problems.append("origin shift numerator outside 0..denominator-1")
             if problems:
@@ -290,7 +335,11 @@ class MagneticIndex:
                 n_even = settings.n_orbits(c["even_hall_number"])
             else:
                 n_even = bases[c["even_basis"]]["n_orbits"]
-            n_odd = bases[c["odd_basis"]]["n_orbits"] if c["odd_basis"] >= 0 else (n_even if c["type"] == 1 else 0)
+            n_odd = (
+                bases[c["odd_basis"]]["n_orbits"]
+                if c["odd_basis"] >= 0
+                else (n_even if c["type"] == 1 else 0)
+            )
             groups[uni] = MagneticGroup(
                 uni_number=uni,
                 litvin_number=c["litvin_number"],

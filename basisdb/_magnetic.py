@@ -5,6 +5,7 @@ field (e.g. the spin density of a collinear magnet) obeys f(R x + t) = (-1)**the
 *time-even* one (the charge density) ignores theta.  docs/CONVENTIONS.md section 14 and
 docs/FORMAT.md section 15 give the conventions; the builder is ``basisdb_build.magnetic``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -13,14 +14,19 @@ import numpy as np
 
 from ._basis import Basis, Setting, _readonly
 from ._boxindex import canonical_sort
-from ._errors import SettingNotFoundError
 from ._constants import N_MAGNETIC_TYPES
+from ._errors import SettingNotFoundError
 
 __all__ = ["MagneticGroup", "MagneticBasis", "resolve_magnetic_key"]
 
 #: spglib's magnetic space-group types: 1 colourless, 2 grey (contains 1'), 3 black-white with
 #: the ordinary lattice, 4 black-white with anti-translations
-TYPE_NAMES = {1: "type I (no time reversal)", 2: "type II (grey, contains 1')", 3: "type III (black-white)", 4: "type IV (anti-translations)"}
+TYPE_NAMES = {
+    1: "type I (no time reversal)",
+    2: "type II (grey, contains 1')",
+    3: "type III (black-white)",
+    4: "type IV (anti-translations)",
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ class MagneticGroup:
         return TYPE_NAMES.get(self.type, f"type {self.type}")
 
 
-def _view_setting(group: MagneticGroup, parity: str, n_orbits: int, n_frequencies: int, n_extinct: int) -> Setting:
+def _view_setting(
+    group: MagneticGroup, parity: str, n_orbits: int, n_frequencies: int, n_extinct: int
+) -> Setting:
     from ._symbols import crystal_system_of
 
     name = f"BNS {group.bns_number}"
@@ -96,9 +104,13 @@ def _view_setting(group: MagneticGroup, parity: str, n_orbits: int, n_frequencie
     )
 
 
-def make_view(group: MagneticGroup, parity: str, kmax: int, denominator: int, arrays: dict, rotations, translations) -> Basis:
+def make_view(
+    group: MagneticGroup, parity: str, kmax: int, denominator: int, arrays: dict, rotations, translations
+) -> Basis:
     """A ``Basis`` (hall_number 0) over the type's operations from the four basis arrays."""
-    setting = _view_setting(group, parity, len(arrays["orbit_ptr"]) - 1, len(arrays["frequencies"]), len(arrays["extinct"]))
+    setting = _view_setting(
+        group, parity, len(arrays["orbit_ptr"]) - 1, len(arrays["frequencies"]), len(arrays["extinct"])
+    )
     return Basis(
         setting=setting,
         kmax=kmax,
@@ -116,7 +128,12 @@ def derived_odd(group: MagneticGroup, even: Basis) -> Basis:
     """The time-odd basis of types 1 and 2, which the file does not store (FORMAT.md section 15):
     type 1 equals the time-even basis; type 2 is empty (every frequency extinct)."""
     if group.type == 1:
-        arrays = {"frequencies": even.frequencies, "orbit_ptr": even.orbit_ptr, "phases": even.phases, "extinct": even.extinct}
+        arrays = {
+            "frequencies": even.frequencies,
+            "orbit_ptr": even.orbit_ptr,
+            "phases": even.phases,
+            "extinct": even.extinct,
+        }
     elif group.type == 2:
         closed = np.concatenate([even.frequencies, even.extinct]).reshape(-1, even.dim)
         arrays = {
@@ -203,7 +220,7 @@ class MagneticBasis:
         rot, trans = self.time_even.operations()
         return rot, trans, np.array(self.time_reversals)
 
-    def restrict(self, kmax: int) -> "MagneticBasis":
+    def restrict(self, kmax: int) -> MagneticBasis:
         """Both bases at a smaller cut-off (FORMAT.md section 7)."""
         if kmax == self.kmax:
             return self
@@ -213,9 +230,13 @@ class MagneticBasis:
 def resolve_magnetic_key(key, groups: dict[int, MagneticGroup]) -> MagneticGroup:
     """A UNI number (int or digits), a BNS number ('136.499') or an OG number ('136.4.1155')."""
     if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer, str)):
-        raise TypeError(f"magnetic group must be a UNI number (int), a BNS number ('136.499') or an OG number ('136.4.1155'), got {key!r}")
+        raise TypeError(
+            f"magnetic group must be a UNI number (int), a BNS number ('136.499') or an OG number ('136.4.1155'), got {key!r}"
+        )
     if not groups:
-        raise SettingNotFoundError("this artifact has no magnetic groups (format version 1?); rebuild it with `basisdb build`")
+        raise SettingNotFoundError(
+            "this artifact has no magnetic groups (format version 1?); rebuild it with `basisdb build`"
+        )
     text = str(key).strip()
     if text.upper().startswith("UNI"):
         text = text[3:].strip()
@@ -228,7 +249,7 @@ def resolve_magnetic_key(key, groups: dict[int, MagneticGroup]) -> MagneticGroup
         return groups[uni]
     for prefix in ("BNS", "OG"):
         if text.upper().startswith(prefix):
-            text = text[len(prefix):].strip()
+            text = text[len(prefix) :].strip()
     parts = text.split(".")
     if len(parts) in (2, 3) and all(p.isdigit() for p in parts):
         norm = ".".join(str(int(p)) for p in parts)
@@ -237,7 +258,9 @@ def resolve_magnetic_key(key, groups: dict[int, MagneticGroup]) -> MagneticGroup
             if getattr(g, field) == norm:
                 return g
         kind = "BNS" if len(parts) == 2 else "OG"
-        raise SettingNotFoundError(f"no magnetic space group has {kind} number {norm!r} (see `basisdb list --magnetic`)")
+        raise SettingNotFoundError(
+            f"no magnetic space group has {kind} number {norm!r} (see `basisdb list --magnetic`)"
+        )
     raise SettingNotFoundError(
         f"unknown magnetic group {key!r}: use a UNI number 1..{N_MAGNETIC_TYPES}, a BNS number like '136.499' "
         "or an OG number like '136.4.1155'"

@@ -1,4 +1,5 @@
 """Reading the /magnetic section of an artifact (docs/FORMAT.md section 15): index tables, operations, bases, verification."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -36,8 +37,12 @@ def magnetic_index(db) -> MagneticIndex:
             return EMPTY_MAGNETIC
         ints = read_table(db.path, f, "integers", MAGNETIC_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/index")
         strs = read_table(db.path, f, "strings", MAGNETIC_INDEX_STRINGS, "S", index=f"{MAGNETIC}/index")
-        bints = read_table(db.path, f, "integers", MAGNETIC_BASIS_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/basis_index")
-        bstrs = read_table(db.path, f, "strings", MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/basis_index")
+        bints = read_table(
+            db.path, f, "integers", MAGNETIC_BASIS_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/basis_index"
+        )
+        bstrs = read_table(
+            db.path, f, "strings", MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/basis_index"
+        )
         db._magnetic_tables = MagneticIndex.from_tables(
             db.path, ints, strs, bints, bstrs, settings=db._index, kmax=db.kmax, denominator=db.denominator
         )
@@ -56,9 +61,13 @@ def _read_operations(db, index: MagneticIndex, uni: int) -> dict:
         raise ArtifactError(f"{db.path}: magnetic group UNI {uni} fails its SHA-256 check (damaged file)")
     order = index.rows[uni]["order"]
     if any(len(a) != order for a in ops.values()):
-        raise ArtifactError(f"{db.path}: magnetic group UNI {uni} has operation arrays of a length other than its order {order}")
+        raise ArtifactError(
+            f"{db.path}: magnetic group UNI {uni} has operation arrays of a length other than its order {order}"
+        )
     if ops["time_reversals"].size and int(ops["time_reversals"].max()) > 1:
-        raise ArtifactError(f"{db.path}: magnetic group UNI {uni} has a time_reversals value other than 0 or 1")
+        raise ArtifactError(
+            f"{db.path}: magnetic group UNI {uni} has a time_reversals value other than 0 or 1"
+        )
     return ops
 
 
@@ -70,12 +79,21 @@ def _read_stored_basis(db, index: MagneticIndex, basis_id: int, ops: dict, what:
     meta = index.bases[basis_id]
     if payload_sha256(arrays, MAGNETIC_BASIS_FIELDS) != meta["sha256"]:
         raise ArtifactError(f"{db.path}: magnetic basis {basis_id} fails its SHA-256 check (damaged file)")
-    row = SimpleNamespace(order=len(ops["rotations"]), **{k: meta[k] for k in ("n_orbits", "n_frequencies", "n_extinct")})
+    row = SimpleNamespace(
+        order=len(ops["rotations"]), **{k: meta[k] for k in ("n_orbits", "n_frequencies", "n_extinct")}
+    )
     payload = {**arrays, "rotations": ops["rotations"], "translations": ops["translations"]}
     if meta["n_orbits"] > 0:
         check_payload(db.path, what, payload, row, db.kmax, db.denominator)
-    elif len(arrays["frequencies"]) or len(arrays["phases"]) or arrays["orbit_ptr"].tolist() != [0] or len(arrays["extinct"]) != meta["n_extinct"]:
-        raise ArtifactError(f"{db.path}: {what} is inconsistent: an empty basis with frequencies or a bad orbit_ptr")
+    elif (
+        len(arrays["frequencies"])
+        or len(arrays["phases"])
+        or arrays["orbit_ptr"].tolist() != [0]
+        or len(arrays["extinct"]) != meta["n_extinct"]
+    ):
+        raise ArtifactError(
+            f"{db.path}: {what} is inconsistent: an empty basis with frequencies or a bad orbit_ptr"
+        )
     return arrays
 
 
@@ -152,7 +170,9 @@ def verify_magnetic(db, rng: np.random.Generator, points: int, tol: float) -> di
         mb = _read_full(db, index, index.groups[uni])
         for view, odd in ((mb.time_even, False), (mb.time_odd, True)):
             if not exact_sign_invariance(view, mb.time_reversals, odd):
-                raise ArtifactError(f"{db.path}: magnetic group UNI {uni} ({view.setting.hm_extended}) is not invariant under its operations")
+                raise ArtifactError(
+                    f"{db.path}: magnetic group UNI {uni} ({view.setting.hm_extended}) is not invariant under its operations"
+                )
         if n % 8:
             continue
         rot, trans, theta = mb.operations()
@@ -168,5 +188,7 @@ def verify_magnetic(db, rng: np.random.Generator, points: int, tol: float) -> di
             err = float(np.max(np.abs(values[points:] - ref), initial=0.0))
             worst = max(worst, err)
             if err > tol:
-                raise ArtifactError(f"{db.path}: magnetic group UNI {uni} ({view.setting.hm_extended}) is not invariant (error {err:.2e})")
+                raise ArtifactError(
+                    f"{db.path}: magnetic group UNI {uni} ({view.setting.hm_extended}) is not invariant (error {err:.2e})"
+                )
     return {"groups": len(index.groups), "max_invariance_error": worst}

@@ -13,6 +13,7 @@ moment sign, position modulo the BNS lattice) is lexicographically smallest.  Th
 are the time-even basis at the canonical position and the time-odd basis there times the atom's
 (canonical) moment sign: invariant under every operation of M and under a global moment flip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ class MagneticFeaturized:
     moment_axis: np.ndarray | None = None
 
     def __repr__(self) -> str:
-        return (f"MagneticFeaturized(uni={self.uni_number}, bns={self.bns_number!r}, type={self.type}, "
-                f"n_atoms={len(self.signs)}, n_even={self.time_even_features.shape[1]}, "
-                f"n_odd={self.time_odd_features.shape[1]})")
+        return (
+            f"MagneticFeaturized(uni={self.uni_number}, bns={self.bns_number!r}, type={self.type}, "
+            f"n_atoms={len(self.signs)}, n_even={self.time_even_features.shape[1]}, "
+            f"n_odd={self.time_odd_features.shape[1]})"
+        )
 
     @property
     def features(self) -> np.ndarray:
@@ -89,19 +92,27 @@ def collinear_magmoms(magmoms, n: int) -> np.ndarray:
     """(n,) float moments; ValueError for non-collinear (n, 3) moments or a wrong length."""
     m = np.asarray(magmoms)
     if m.dtype.kind not in "iuf" or m.dtype.kind == "b":
-        raise TypeError(f"magmoms must be numbers (one signed collinear moment per atom), got dtype {m.dtype}")
+        raise TypeError(
+            f"magmoms must be numbers (one signed collinear moment per atom), got dtype {m.dtype}"
+        )
     if m.ndim == 2 and m.shape[1] == 3:
-        raise ValueError("non-collinear magnetic moments (n, 3) are not supported yet: featurize takes collinear "
-                         "moments, one signed number per atom (magmoms of shape (n,))")
+        raise ValueError(
+            "non-collinear magnetic moments (n, 3) are not supported yet: featurize takes collinear "
+            "moments, one signed number per atom (magmoms of shape (n,))"
+        )
     if m.shape != (n,):
-        raise ValueError(f"magmoms must have shape ({n},) (one signed collinear moment per atom), got {m.shape}")
+        raise ValueError(
+            f"magmoms must have shape ({n},) (one signed collinear moment per atom), got {m.shape}"
+        )
     m = m.astype(np.float64)
     if not np.all(np.isfinite(m)):
         raise ValueError("magmoms must be finite")
     return m
 
 
-def collinear_from_vectors(vectors: np.ndarray, tol: float, what: str = "the CIF's moments") -> tuple[np.ndarray, np.ndarray | None]:
+def collinear_from_vectors(
+    vectors: np.ndarray, tol: float, what: str = "the CIF's moments"
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Signed collinear moments of (n, 3) Cartesian moment vectors: (scalars (n,), axis (3,) or None).
 
     The axis is the direction of the first moment longer than ``tol``; each scalar is the moment's
@@ -119,9 +130,11 @@ def collinear_from_vectors(vectors: np.ndarray, tol: float, what: str = "the CIF
     if np.any(perp > tol):
         j = int(np.argmax(perp))
         angle = float(np.degrees(np.arccos(np.clip(abs(scalars[j]) / max(size[j], 1e-300), 0.0, 1.0))))
-        raise ValueError(f"{what} are non-collinear (atom {j}'s moment is {angle:.3g} degrees from the axis of atom "
-                         f"{int(big[0])}'s; perpendicular component {perp[j]:.3g} muB > tolerance {tol:g}): featurize "
-                         "takes collinear moments only (signed scalars along one axis)")
+        raise ValueError(
+            f"{what} are non-collinear (atom {j}'s moment is {angle:.3g} degrees from the axis of atom "
+            f"{int(big[0])}'s; perpendicular component {perp[j]:.3g} muB > tolerance {tol:g}): featurize "
+            "takes collinear moments only (signed scalars along one axis)"
+        )
     return scalars, axis
 
 
@@ -150,7 +163,9 @@ def _detect_magnetic(lattice, positions, numbers, moments, symprec, angle, mag_s
 
     import spglib
 
-    B, lattice, positions, numbers, moments = _magnetic_primitive(spglib, lattice, positions, numbers, moments, symprec, angle, mag_symprec)
+    B, lattice, positions, numbers, moments = _magnetic_primitive(
+        spglib, lattice, positions, numbers, moments, symprec, angle, mag_symprec
+    )
     U = np.eye(3, dtype=np.int64)
     red = spglib.niggli_reduce(lattice)
     if red is not None:
@@ -162,10 +177,13 @@ def _detect_magnetic(lattice, positions, numbers, moments, symprec, angle, mag_s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            mds = spglib.get_magnetic_symmetry_dataset(cell, symprec=float(symprec), angle_tolerance=float(angle),
-                                                       mag_symprec=float(mag_symprec))
+            mds = spglib.get_magnetic_symmetry_dataset(
+                cell, symprec=float(symprec), angle_tolerance=float(angle), mag_symprec=float(mag_symprec)
+            )
         except Exception as exc:  # spglib.SpglibError
-            raise ValueError(f"spglib could not determine the magnetic symmetry (symprec={symprec}): {exc}") from None
+            raise ValueError(
+                f"spglib could not determine the magnetic symmetry (symprec={symprec}): {exc}"
+            ) from None
     if mds is None:
         raise ValueError(f"spglib could not determine the magnetic symmetry (symprec={symprec})")
     P = np.asarray(mds.transformation_matrix, dtype=np.float64) @ Uinv.T @ B
@@ -188,15 +206,18 @@ def _magnetic_primitive(spglib, lattice, positions, numbers, moments, symprec, a
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            ds = spglib.get_symmetry_dataset((lattice, positions, labels.ravel() + 1), symprec=float(symprec),
-                                             angle_tolerance=float(angle))
+            ds = spglib.get_symmetry_dataset(
+                (lattice, positions, labels.ravel() + 1), symprec=float(symprec), angle_tolerance=float(angle)
+            )
         except Exception:
             ds = None
     eye3 = np.eye(3)
     if ds is None:
         return eye3, lattice, positions, numbers, moments
     rots = np.asarray(ds.rotations)
-    t = np.asarray(ds.translations, dtype=np.float64)[np.all(rots == np.eye(3, dtype=rots.dtype), axis=(1, 2))]
+    t = np.asarray(ds.translations, dtype=np.float64)[
+        np.all(rots == np.eye(3, dtype=rots.dtype), axis=(1, 2))
+    ]
     if len(t) <= 1:
         return eye3, lattice, positions, numbers, moments
     t = t - np.rint(t)
@@ -227,7 +248,9 @@ def _magnetic_primitive(spglib, lattice, positions, numbers, moments, symprec, a
     for a in range(len(xp)):
         d = xp[keep] - xp[a] if keep else np.zeros((0, 3))
         d -= np.rint(d)
-        if not keep or not np.any((np.linalg.norm(d @ basis, axis=1) < max(float(symprec), 1e-8)) & (key[keep] == key[a])):
+        if not keep or not np.any(
+            (np.linalg.norm(d @ basis, axis=1) < max(float(symprec), 1e-8)) & (key[keep] == key[a])
+        ):
             keep.append(a)
     keep = np.array(keep)
     return B, basis, xp[keep], numbers[keep], moments[keep]
@@ -244,11 +267,11 @@ def _content(x: np.ndarray, cen: np.ndarray, key: np.ndarray, chol: np.ndarray, 
     rep = np.full(m, -1, dtype=np.int64)
     step = max(1, 2_000_000 // max(1, 3 * m))
     for lo in range(0, m, step):
-        d = y[lo:lo + step, None, :] - y[None, :, :]
+        d = y[lo : lo + step, None, :] - y[None, :, :]
         d -= np.rint(d)
         d2 = ((d @ chol) ** 2).sum(axis=-1)
-        same = (d2 <= tol * tol) & (key[src[lo:lo + step], None] == key[src][None, :])
-        rep[lo:lo + step] = np.argmax(same, axis=1)  # first row within tolerance (itself at worst)
+        same = (d2 <= tol * tol) & (key[src[lo : lo + step], None] == key[src][None, :])
+        rep[lo : lo + step] = np.argmax(same, axis=1)  # first row within tolerance (itself at worst)
     rep = rep[rep]  # one level of chaining
     rows, inv = np.unique(rep, return_inverse=True)
     inv = inv.ravel()
@@ -279,8 +302,10 @@ def _symmetrize(x, species, signs, rot, trans, theta, chol, tol):
         best = d2[np.arange(m), j]
         worst = max(worst, float(np.sqrt(best.max(initial=0.0))))
         if not worst <= tol:
-            raise ValueError(f"an atom's image under an operation of the detected magnetic group is {worst:.3g} A from "
-                             f"the nearest atom with the matching moment (tolerance {tol:.3g} A); try another symprec")
+            raise ValueError(
+                f"an atom's image under an operation of the detected magnetic group is {worst:.3g} A from "
+                f"the nearest atom with the matching moment (tolerance {tol:.3g} A); try another symprec"
+            )
         if np.any(np.sort(j) != np.arange(m)):
             raise ValueError("the detected magnetic symmetry maps two atoms onto one; try another symprec")
         # g x_i = x_j + l  =>  x_i = g^-1 (x_j + l - t)
@@ -311,8 +336,20 @@ def _normalises(A, b, rot, trans, theta, cen, eps=1e-6) -> bool:
     return True
 
 
-def featurize_magnetic(db, lattice, positions, numbers, magmoms, *, symprec: float, angle_tolerance, mag_symprec,
-                       kmax=None, real: bool = True, moment_axis=None) -> MagneticFeaturized:
+def featurize_magnetic(
+    db,
+    lattice,
+    positions,
+    numbers,
+    magmoms,
+    *,
+    symprec: float,
+    angle_tolerance,
+    mag_symprec,
+    kmax=None,
+    real: bool = True,
+    moment_axis=None,
+) -> MagneticFeaturized:
     """The magnetic sub-result of ``featurize`` (module docstring)."""
     moments = collinear_magmoms(magmoms, len(positions))
     angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
@@ -340,8 +377,8 @@ def featurize_magnetic(db, lattice, positions, numbers, magmoms, *, symprec: flo
     cpos, row_of, csrc = _content(x, cen, key, chol, min(tol, float(symprec)))
     cspecies, csigns = species[csrc], signs[csrc]
     cbar = _symmetrize(cpos, cspecies, csigns, rot, trans, theta, chol, tol)
-    disp_rows = ((cbar - cpos) @ chol)
-    disp = float(np.sqrt((disp_rows ** 2).sum(axis=1)).max(initial=0.0))
+    disp_rows = (cbar - cpos) @ chol
+    disp = float(np.sqrt((disp_rows**2).sum(axis=1)).max(initial=0.0))
 
     # normaliser of the family group F (standard setting), conjugated into the BNS setting
     Pg = group.transformation_matrix

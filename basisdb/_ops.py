@@ -7,11 +7,12 @@ translations are implicit), as the artifact's dataset and ``Basis.translations``
 Nothing here uses floats except at the boundary (parsing ``0.5`` or a float
 translation array, which must be an exact multiple of ``1 / DEN``).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -140,11 +141,15 @@ def check_group(rotations: np.ndarray, translations: np.ndarray) -> None:
     """
     n = len(rotations)
     if n > MAX_ORDER:
-        raise NotAGroupError(f"{n} operations: a 3-D space group has at most {MAX_ORDER} modulo lattice translations")
+        raise NotAGroupError(
+            f"{n} operations: a 3-D space group has at most {MAX_ORDER} modulo lattice translations"
+        )
     dets = np.rint(np.linalg.det(rotations.astype(float))).astype(int)
     bad = np.flatnonzero(np.abs(dets) != 1)
     if bad.size:
-        raise NotAGroupError(f"operation {bad[0]} has det(R) = {dets[bad[0]]}; rotations must be unimodular (det = +-1)")
+        raise NotAGroupError(
+            f"operation {bad[0]} has det(R) = {dets[bad[0]]}; rotations must be unimodular (det = +-1)"
+        )
     keys = [_key(r, t) for r, t in zip(rotations, translations)]
     index = {}
     for i, k in enumerate(keys):

@@ -20,6 +20,7 @@ bar at the right).  A function whose largest value on a section is below
 section*: its panel is left blank and says so.  Symmetry elements are those of
 ``_plot_elements.section_elements``, drawn in the first cell.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,9 +67,9 @@ def require_matplotlib():
     """Import matplotlib, or raise ImportError with the one line that says what to install."""
     try:
         import matplotlib
-        import matplotlib.backends.backend_agg  # noqa: F401
-        import matplotlib.figure  # noqa: F401
-        import matplotlib.image  # noqa: F401
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure
+        import matplotlib.image
     except ImportError:
         raise ImportError(_INSTALL) from None
     return matplotlib
@@ -78,7 +79,9 @@ def output_format(path) -> str:
     """'png', 'svg' or 'pdf' from the suffix of ``path``; ValueError for anything else."""
     suffix = Path(os.fspath(path)).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot write {suffix or 'a file without suffix'!r}: the output must end in .png, .svg or .pdf")
+        raise ValueError(
+            f"cannot write {suffix or 'a file without suffix'!r}: the output must end in .png, .svg or .pdf"
+        )
     return suffix[1:]
 
 
@@ -142,7 +145,9 @@ def cell_values(basis: Basis, column: int, pixels: int = 64, centre=(0.0, 0.0), 
     return _values(basis, [column], np.stack(pts, axis=1))[:, 0].reshape(pixels, pixels)
 
 
-def save_cell_png(basis: Basis, column: int, path, pixels: int = 64, centre=(0.0, 0.0), z: float = 0.0, cmap: str = "RdBu_r") -> Path:
+def save_cell_png(
+    basis: Basis, column: int, path, pixels: int = 64, centre=(0.0, 0.0), z: float = 0.0, cmap: str = "RdBu_r"
+) -> Path:
     """Write ``cell_values`` as a PNG of exactly ``pixels`` x ``pixels``: no axes, no margins.
 
     The colour scale is symmetric about 0 (blue negative, red positive), and the
@@ -172,7 +177,9 @@ def _section_grid(basis: Basis, z: float | None, g: int) -> np.ndarray:
     return np.stack(pts, axis=1)
 
 
-def zero_on_section(basis: Basis, columns, z: float | None, values: _Values | None = None, fmax=None) -> np.ndarray:
+def zero_on_section(
+    basis: Basis, columns, z: float | None, values: _Values | None = None, fmax=None
+) -> np.ndarray:
     """For each column: True where the function is zero on the section z (module docstring: ZERO_RTOL).
 
     Sampled on a (2K + 2)^2 grid of the section; a trigonometric polynomial of degree K that vanishes
@@ -211,7 +218,9 @@ def _grid_shape(n: int) -> tuple[int, int]:
     return (n + ncols - 1) // ncols, ncols
 
 
-def _panel_values(basis: Basis, values: _Values, columns, cells: int, z: float | None, res: int, axes: np.ndarray):
+def _panel_values(
+    basis: Basis, values: _Values, columns, cells: int, z: float | None, res: int, axes: np.ndarray
+):
     """Values (len(columns), ny, nx) on a page-aligned grid covering ``cells`` x ``cells`` cells, and its extent."""
     corners = axes @ np.array([[0, cells, 0, cells], [0, 0, cells, cells]], dtype=float)
     (x0, y0), (x1, y1) = corners.min(axis=1), corners.max(axis=1)
@@ -272,7 +281,16 @@ def _draw_lines(ax, axes, lines, colour, styles, gid_prefix, lw=0.7, alpha=0.9, 
         segs = [s for i in range(-2, 3) for j in range(-2, 3) if (s := _clip_line(p + (i, j), v)) is not None]
         for seg in segs:
             page = axes @ seg.T
-            (line,) = ax.plot(page[0], page[1], color=colour, lw=lw, ls=styles[kind], alpha=alpha, zorder=zorder, solid_capstyle="butt")
+            (line,) = ax.plot(
+                page[0],
+                page[1],
+                color=colour,
+                lw=lw,
+                ls=styles[kind],
+                alpha=alpha,
+                zorder=zorder,
+                solid_capstyle="butt",
+            )
             line.set_gid(f"{gid_prefix}-{kind}")
         drawn += 1
     return drawn
@@ -284,7 +302,9 @@ def _draw_elements(ax, el, axes: np.ndarray, small: float = 1.0) -> None:
     6 hexagon), screw axes open with the subscript, rotoinversion axes grey with a dot;
     inversion centres as small rings; planes containing c as lines (mirror solid, glide dashed,
     glide along c dotted, n/d glide dash-dot); 2-fold axes in the section as green lines."""
-    _draw_lines(ax, axes, el.axes_in_plane, _IN_PLANE_COLOUR, _IN_PLANE, "axis2", lw=2.2, alpha=0.55, zorder=1.5)  # a halo under any plane
+    _draw_lines(
+        ax, axes, el.axes_in_plane, _IN_PLANE_COLOUR, _IN_PLANE, "axis2", lw=2.2, alpha=0.55, zorder=1.5
+    )  # a halo under any plane
     _draw_lines(ax, axes, el.lines, "k", _LINE_STYLES, "line")
     for p, sym in el.axes:
         pts = np.array(_corners(p)).T
@@ -294,7 +314,9 @@ def _draw_elements(ax, el, axes: np.ndarray, small: float = 1.0) -> None:
         n = int(n)
         size = (26 if n > 2 else 14) * small
         face = "0.55" if rotoinv else ("white" if k else "k")
-        coll = ax.scatter(page[0], page[1], marker=_MARKERS[n], s=size, c=face, edgecolors="k", linewidths=0.6, zorder=4)
+        coll = ax.scatter(
+            page[0], page[1], marker=_MARKERS[n], s=size, c=face, edgecolors="k", linewidths=0.6, zorder=4
+        )
         coll.set_gid(f"axis-{sym}")
         if rotoinv:
             ax.scatter(page[0], page[1], marker="o", s=2.5 * small, c="k", linewidths=0, zorder=5)
@@ -303,7 +325,16 @@ def _draw_elements(ax, el, axes: np.ndarray, small: float = 1.0) -> None:
                 ax.text(x, y, k, fontsize=4.2 * small, ha="center", va="center", zorder=5, color="k")
     for p in el.centres:
         page = axes @ np.array(_corners(p)).T
-        coll = ax.scatter(page[0], page[1], marker="o", s=30 * small, facecolors="none", edgecolors="k", linewidths=0.6, zorder=3)
+        coll = ax.scatter(
+            page[0],
+            page[1],
+            marker="o",
+            s=30 * small,
+            facecolors="none",
+            edgecolors="k",
+            linewidths=0.6,
+            zorder=3,
+        )
         coll.set_gid("centre")
 
 
@@ -353,18 +384,26 @@ def plan_panels(basis: Basis, functions=None, n: int | None = None, sections=(0.
         raise ValueError("no basis functions selected")
     bad = [c for c in columns if not 0 <= c < basis.n_basis]
     if bad:
-        raise ValueError(f"basis function {bad[0]} out of range: this basis has functions 0..{basis.n_basis - 1}")
+        raise ValueError(
+            f"basis function {bad[0]} out of range: this basis has functions 0..{basis.n_basis - 1}"
+        )
     fmax = function_max(basis, columns, values)
     zero = {z: zero_on_section(basis, columns, z, values, fmax) for z in zs}
     elements = {z: section_elements(basis, z) for z in zs}
-    return [{"column": c, "z": z, "zero": bool(zero[z][i]), "elements": elements[z]} for i, c in enumerate(columns) for z in zs]
+    return [
+        {"column": c, "z": z, "zero": bool(zero[z][i]), "elements": elements[z]}
+        for i, c in enumerate(columns)
+        for z in zs
+    ]
 
 
 def _colorbar(fig, mappable, scale: float, cmap, frame: tuple, label: str, fontsize: float) -> None:
     """The figure's one colour bar, right of the panels, on the symmetric scale [-scale, scale]
     (a bare ScalarMappable when every panel was blank).  frame: (fig_w, fig_h, right, top, bottom, cap) in inches."""
     fig_w, fig_h, right, top, bottom, cap = frame
-    cb_ax = fig.add_axes(((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h))
+    cb_ax = fig.add_axes(
+        ((fig_w - right + 0.22) / fig_w, bottom / fig_h, 0.12 / fig_w, (fig_h - top - bottom - cap) / fig_h)
+    )
     if mappable is None:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
@@ -375,7 +414,15 @@ def _colorbar(fig, mappable, scale: float, cmap, frame: tuple, label: str, fonts
     cb.set_label(label, fontsize=fontsize)
 
 
-def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: int = 2, sections=(0.0, 0.25, 0.5), dpi: int = DEFAULT_DPI) -> Path:
+def plot_basis(
+    basis: Basis,
+    path,
+    functions=None,
+    n: int | None = None,
+    cells: int = 2,
+    sections=(0.0, 0.25, 0.5),
+    dpi: int = DEFAULT_DPI,
+) -> Path:
     """Write a picture (PNG, SVG or PDF by the suffix of ``path``) of real basis functions of ``basis``.
 
     Plane groups: a grid of panels, functions ``functions`` (default: 1..n, skipping the
@@ -399,7 +446,9 @@ def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: 
         title = f"{s.hm_full} (plane group {s.number}): real basis functions, K = {basis.kmax}"
     else:
         nrows, ncols = len(columns), len(zs)
-        title = f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): sections z = const, K = {basis.kmax}"
+        title = (
+            f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): sections z = const, K = {basis.kmax}"
+        )
     axes = page_axes(basis)
     corners = axes @ np.array([[0, 1, 0, 1], [0, 0, 1, 1]], dtype=float)
     width, height = np.ptp(corners, axis=1)
@@ -433,10 +482,30 @@ def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: 
         ax = fig.add_axes((x / fig_w, y / fig_h, panel_w / fig_w, panel_h / fig_h))
         key = (p["column"], p["z"])
         if key in grids:
-            image = ax.imshow(grids[key], origin="lower", extent=extent, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest", zorder=0)
+            image = ax.imshow(
+                grids[key],
+                origin="lower",
+                extent=extent,
+                cmap=cmap,
+                vmin=-scale,
+                vmax=scale,
+                interpolation="nearest",
+                zorder=0,
+            )
         else:
-            ax.text(0.5, 0.5, "0 on this section", transform=ax.transAxes, ha="center", va="center", fontsize=6.5, color="0.3", zorder=6,
-                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5}, gid="zero-label")
+            ax.text(
+                0.5,
+                0.5,
+                "0 on this section",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="0.3",
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
+                gid="zero-label",
+            )
         _draw_cell_edges(ax, axes, cells)
         _draw_elements(ax, p["elements"], axes)
         _finish(ax, extent)
@@ -445,9 +514,19 @@ def plot_basis(basis: Basis, path, functions=None, n: int | None = None, cells: 
         if plane:
             label += f"   ({'mirror' if 'm' in plane else '/'.join(sorted(plane)) + '-glide'} plane)"
         ax.set_title(label, fontsize=6.5, pad=2.5)
-    _colorbar(fig, image, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "value of the basis function", 6)
-    fig.text(0.5 * (fig_w - right) / fig_w, 0.5 * bottom / fig_h, _legend_text(basis), ha="center", va="center", fontsize=6,
-             color="0.2", wrap=True)
+    _colorbar(
+        fig, image, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "value of the basis function", 6
+    )
+    fig.text(
+        0.5 * (fig_w - right) / fig_w,
+        0.5 * bottom / fig_h,
+        _legend_text(basis),
+        ha="center",
+        va="center",
+        fontsize=6,
+        color="0.2",
+        wrap=True,
+    )
     _save(fig, path, fmt, dpi)
     return Path(path)
 
@@ -463,12 +542,7 @@ def _save(fig, path, fmt: str, dpi: int) -> None:
 
 # ----------------------------------------------------------------- a crystal
 # fmt: off
-_SYMBOLS = (
-    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
-    "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu "
-    "Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr "
-    "Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
-).split()
+_SYMBOLS = ["X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"]
 # fmt: on
 
 
@@ -525,8 +599,15 @@ def structure_function(basis: Basis, cell_pos, cell_numbers, z: float, values: _
     return 0
 
 
-def plot_structure(result, path, function: int | None = None, z: float | None = None, cells: int = 1, dpi: int = DEFAULT_DPI,
-                   slab: float = 0.6) -> Path:
+def plot_structure(
+    result,
+    path,
+    function: int | None = None,
+    z: float | None = None,
+    cells: int = 1,
+    dpi: int = DEFAULT_DPI,
+    slab: float = 0.6,
+) -> Path:
     """A crystal in its basis: the section z of its canonical cell (true a, b, gamma), the atoms within
     ``slab`` Angstrom of it (full size on the section, smaller further off), one invariant function in
     colour and the symmetry elements of the section.
@@ -546,7 +627,9 @@ def plot_structure(result, path, function: int | None = None, z: float | None = 
     values = _Values(basis)
     column = structure_function(basis, cell_pos, cell_z, z, values) if function is None else int(function)
     if not 0 <= column < basis.n_basis:
-        raise ValueError(f"basis function {column} out of range: this basis has functions 0..{basis.n_basis - 1}")
+        raise ValueError(
+            f"basis function {column} out of range: this basis has functions 0..{basis.n_basis - 1}"
+        )
     zero = bool(zero_on_section(basis, [column], z, values)[0])
     axes = structure_axes(lattice)
     el = section_elements(basis, z, axes=axes)
@@ -567,14 +650,33 @@ def plot_structure(result, path, function: int | None = None, z: float | None = 
     g = 0
     for v in counts.values():
         g = _gcd(g, v)
-    formula = "".join(f"{_symbol(k)}{v // g if v // g > 1 else ''}" for k, v in sorted(counts.items())) + (f" (x{g} in the cell)" if g > 1 else "")
-    fig.text(0.5, 1 - 0.2 / fig_h, f"{formula}: {s.hm_extended} (No. {s.number}, hall {s.hall_number}), section z = {_fmt_z(z)}, function #{column}",
-             ha="center", va="center", fontsize=7.5)
+    formula = "".join(f"{_symbol(k)}{v // g if v // g > 1 else ''}" for k, v in sorted(counts.items())) + (
+        f" (x{g} in the cell)" if g > 1 else ""
+    )
+    fig.text(
+        0.5,
+        1 - 0.2 / fig_h,
+        f"{formula}: {s.hm_extended} (No. {s.number}, hall {s.hall_number}), section z = {_fmt_z(z)}, function #{column}",
+        ha="center",
+        va="center",
+        fontsize=7.5,
+    )
     cmap = _cmap()
     res = int(min(panel_w * dpi, 450))
     if zero:
-        ax.text(0.5, 0.5, f"#{column} is 0 on this section", transform=ax.transAxes, ha="center", va="center", fontsize=7, color="0.3",
-                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5}, gid="zero-label", zorder=6)
+        ax.text(
+            0.5,
+            0.5,
+            f"#{column} is 0 on this section",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="0.3",
+            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
+            gid="zero-label",
+            zorder=6,
+        )
         scale = 1.0
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
@@ -584,7 +686,17 @@ def plot_structure(result, path, function: int | None = None, z: float | None = 
     else:
         vals, extent = _panel_values(basis, values, [column], cells, z, res, axes)
         scale = float(np.nanmax(np.abs(vals))) or 1.0
-        image = ax.imshow(vals[0], origin="lower", extent=extent, cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest", zorder=0, alpha=0.85)
+        image = ax.imshow(
+            vals[0],
+            origin="lower",
+            extent=extent,
+            cmap=cmap,
+            vmin=-scale,
+            vmax=scale,
+            interpolation="nearest",
+            zorder=0,
+            alpha=0.85,
+        )
     _draw_cell_edges(ax, axes, cells)
     _draw_elements(ax, el, axes, small=1.3)
     # atoms near the section, with their lattice images in the drawn cells
@@ -605,20 +717,42 @@ def plot_structure(result, path, function: int | None = None, z: float | None = 
         colour = palette(species.index(int(cell_z[i])) % 10)
         label = None if int(cell_z[i]) in shown else _symbol(int(cell_z[i]))
         shown.add(int(cell_z[i]))
-        coll = ax.scatter(page[0], page[1], s=60 if on else 28, c=[colour], edgecolors="k", linewidths=0.8 if on else 0.4,
-                          alpha=1.0 if on else 0.55, zorder=7, label=label)
+        coll = ax.scatter(
+            page[0],
+            page[1],
+            s=60 if on else 28,
+            c=[colour],
+            edgecolors="k",
+            linewidths=0.8 if on else 0.4,
+            alpha=1.0 if on else 0.55,
+            zorder=7,
+            label=label,
+        )
         coll.set_gid("atom")
     _finish(ax, extent)
     if shown:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=6.5, frameon=False, handletextpad=0.2, borderaxespad=0.0)
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=6.5,
+            frameon=False,
+            handletextpad=0.2,
+            borderaxespad=0.0,
+        )
     cb_ax = fig.add_axes(((0.15 + panel_w + 0.2) / fig_w, 0.45 / fig_h, 0.11 / fig_w, 0.55 * panel_h / fig_h))
     cb = fig.colorbar(image, cax=cb_ax)
     cb.ax.tick_params(labelsize=5.5, length=2)
     cb.set_label(f"f_{column}", fontsize=6)
     n_on = int(np.sum(np.abs(dz) < 1e-3))
-    fig.text(0.5, 0.22 / fig_h,
-             f"{n_on} atoms on the section (large), {int(near.sum()) - n_on} within {slab:g} Å (small, pale); cell a = {np.linalg.norm(lattice[0]):.3f} Å, "
-             f"b = {np.linalg.norm(lattice[1]):.3f} Å, gamma = {np.degrees(np.arccos(np.clip((axes[0, 1]) / np.linalg.norm(axes[:, 1]), -1, 1))):.1f}°",
-             ha="center", va="center", fontsize=5.5, color="0.25")
+    fig.text(
+        0.5,
+        0.22 / fig_h,
+        f"{n_on} atoms on the section (large), {int(near.sum()) - n_on} within {slab:g} Å (small, pale); cell a = {np.linalg.norm(lattice[0]):.3f} Å, "
+        f"b = {np.linalg.norm(lattice[1]):.3f} Å, gamma = {np.degrees(np.arccos(np.clip((axes[0, 1]) / np.linalg.norm(axes[:, 1]), -1, 1))):.1f}°",
+        ha="center",
+        va="center",
+        fontsize=5.5,
+        color="0.25",
+    )
     _save(fig, path, fmt, dpi)
     return Path(path)

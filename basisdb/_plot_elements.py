@@ -25,6 +25,7 @@ groups, planes and 2-fold axes inclined to c, e.g. in rhombohedral-axes settings
 A plane group is the special case of one section: only ``m`` and ``g`` lines and
 proper rotation points occur.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -118,7 +119,12 @@ def _fixed_points(w, t2) -> set:
     for m0 in range(-abs(det), abs(det) + 1):
         for m1 in range(-abs(det), abs(det) + 1):
             v = (t2[0] + m0, t2[1] + m1)
-            pts.add(tuple(Fraction(int(adj[i, 0]), 1) * v[0] / det + Fraction(int(adj[i, 1]), 1) * v[1] / det for i in range(2)))
+            pts.add(
+                tuple(
+                    Fraction(int(adj[i, 0]), 1) * v[0] / det + Fraction(int(adj[i, 1]), 1) * v[1] / det
+                    for i in range(2)
+                )
+            )
     return {(p[0] % 1, p[1] % 1) for p in pts}
 
 
@@ -159,7 +165,11 @@ def _reflection_lines(w, t2):
     return out
 
 
-_PLANE_GLIDE = {(Fraction(1, 2), Fraction(0)): "a", (Fraction(0), Fraction(1, 2)): "b", (Fraction(1, 2), Fraction(1, 2)): "n"}
+_PLANE_GLIDE = {
+    (Fraction(1, 2), Fraction(0)): "a",
+    (Fraction(0), Fraction(1, 2)): "b",
+    (Fraction(1, 2), Fraction(1, 2)): "n",
+}
 
 
 def section_elements(basis, z=None, axes: np.ndarray | None = None) -> SectionElements:
@@ -188,10 +198,14 @@ def section_elements(basis, z=None, axes: np.ndarray | None = None) -> SectionEl
     point_ops: dict = {}
     for w, s, t2, tz in ops:
         detw = int(round(np.linalg.det(w)))
-        on_section = s == -1 and _is_int(2 * z0 - tz)  # an element at height tz/2 (mod 1/2) lies in the section
+        on_section = s == -1 and _is_int(
+            2 * z0 - tz
+        )  # an element at height tz/2 (mod 1/2) lies in the section
         if s == 1 and detw == -1:  # a plane containing c
             for key, along_int in _reflection_lines(w, t2).items():
-                kind = {(True, True): "m", (False, True): "g", (True, False): "c", (False, False): "n"}[(along_int, _is_int(tz))]
+                kind = {(True, True): "m", (False, True): "g", (True, False): "c", (False, False): "n"}[
+                    (along_int, _is_int(tz))
+                ]
                 lines.setdefault(key, set()).add(kind)
         elif s == -1 and detw == -1:  # a 2-fold axis perpendicular to c, at height tz/2
             if on_section:

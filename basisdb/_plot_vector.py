@@ -6,6 +6,7 @@ axes, square otherwise), the colour the component along c (c drawn perpendicular
 page, unit length).  The symmetry elements each section meets are drawn as in
 ``basisdb plot``.  matplotlib is imported by the function, never by ``import basisdb``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,8 @@ import numpy as np
 from ._basis import Basis
 from ._plot import (
     DEFAULT_DPI,
-    _colorbar,
     _cmap,
+    _colorbar,
     _draw_cell_edges,
     _draw_elements,
     _finish,
@@ -41,7 +42,9 @@ def _section_points(cells: int, z: float, m: int) -> tuple[np.ndarray, np.ndarra
     return frac, gx.shape
 
 
-def vector_panels(basis: Basis, kind: str = "polar", functions=None, n: int = 4, sections=(0.0, 0.25, 0.5)) -> list[dict]:
+def vector_panels(
+    basis: Basis, kind: str = "polar", functions=None, n: int = 4, sections=(0.0, 0.25, 0.5)
+) -> list[dict]:
     """What ``plot_vector`` draws: ``{'column', 'z', 'zero'}`` per panel, reading order."""
     v = basis.vector(kind)
     if v.n_basis == 0:
@@ -50,7 +53,9 @@ def vector_panels(basis: Basis, kind: str = "polar", functions=None, n: int = 4,
     if not zs:
         raise ValueError("give at least one section")
     pts = np.concatenate([_section_points(1, z, 6)[0] for z in zs])
-    size = np.abs(v.evaluate(pts)).reshape(len(zs), -1, v.n_basis, 3).max(axis=(1, 3))  # (sections, functions)
+    size = (
+        np.abs(v.evaluate(pts)).reshape(len(zs), -1, v.n_basis, 3).max(axis=(1, 3))
+    )  # (sections, functions)
     if functions is None:
         columns = [int(c) for c in np.flatnonzero(size.max(axis=0) > 1e-9)[:n]] or [0]
     else:
@@ -58,11 +63,21 @@ def vector_panels(basis: Basis, kind: str = "polar", functions=None, n: int = 4,
         bad = [c for c in columns if not 0 <= c < v.n_basis]
         if bad:
             raise ValueError(f"vector field {bad[0]} out of range: this basis has fields 0..{v.n_basis - 1}")
-    return [{"column": c, "z": z, "zero": bool(size[i, c] <= 1e-9)} for c in columns for i, z in enumerate(zs)]
+    return [
+        {"column": c, "z": z, "zero": bool(size[i, c] <= 1e-9)} for c in columns for i, z in enumerate(zs)
+    ]
 
 
-def plot_vector(basis: Basis, path, kind: str = "polar", functions=None, n: int | None = None, cells: int = 2,
-                sections=(0.0, 0.25, 0.5), dpi: int = DEFAULT_DPI) -> Path:
+def plot_vector(
+    basis: Basis,
+    path,
+    kind: str = "polar",
+    functions=None,
+    n: int | None = None,
+    cells: int = 2,
+    sections=(0.0, 0.25, 0.5),
+    dpi: int = DEFAULT_DPI,
+) -> Path:
     """Write a picture of real equivariant vector fields (one row per field, one column per section)."""
     fmt = output_format(path)
     require_matplotlib()
@@ -87,7 +102,9 @@ def plot_vector(basis: Basis, path, kind: str = "polar", functions=None, n: int 
     (x0, y0), (x1, y1) = corners.min(axis=1), corners.max(axis=1)
     # the component along c as a background image on a page-aligned pixel grid
     res = 96
-    gx, gy = np.meshgrid(np.linspace(x0, x1, res), np.linspace(y0, y1, max(2, int(round(res * (y1 - y0) / (x1 - x0))))))
+    gx, gy = np.meshgrid(
+        np.linspace(x0, x1, res), np.linspace(y0, y1, max(2, int(round(res * (y1 - y0) / (x1 - x0)))))
+    )
     frac2 = np.linalg.solve(axes, np.stack([gx.ravel(), gy.ravel()]))
     inside = np.all((frac2 > -1e-9) & (frac2 < cells + 1e-9), axis=0).reshape(gx.shape)
     images = {}
@@ -107,8 +124,14 @@ def plot_vector(basis: Basis, path, kind: str = "polar", functions=None, n: int 
     fig_h = top + nrows * (panel_h + cap) + (nrows - 1) * gap + bottom
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
     FigureCanvasAgg(fig)
-    fig.text(0.5, 1 - 0.2 / fig_h, f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): {kind} vector fields, "
-             f"K = {basis.kmax}", ha="center", va="center", fontsize=8.5)
+    fig.text(
+        0.5,
+        1 - 0.2 / fig_h,
+        f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): {kind} vector fields, K = {basis.kmax}",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+    )
     cmap = _cmap()
     quiv = None
     for i, p in enumerate(panels):
@@ -118,20 +141,55 @@ def plot_vector(basis: Basis, path, kind: str = "polar", functions=None, n: int 
         ax = fig.add_axes((x / fig_w, y / fig_h, panel_w / fig_w, panel_h / fig_h))
         xy, page, _ = fields[(p["column"], p["z"])]
         if p["zero"]:
-            ax.text(0.5, 0.5, "0 on this section", transform=ax.transAxes, ha="center", va="center", fontsize=6.5, color="0.3",
-                    zorder=6, bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5})
+            ax.text(
+                0.5,
+                0.5,
+                "0 on this section",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="0.3",
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
+            )
         else:
-            quiv = ax.imshow(images[(p["column"], p["z"])], origin="lower", extent=(x0, x1, y0, y1), cmap=cmap,
-                             vmin=-scale, vmax=scale, interpolation="nearest", zorder=0)
+            quiv = ax.imshow(
+                images[(p["column"], p["z"])],
+                origin="lower",
+                extent=(x0, x1, y0, y1),
+                cmap=cmap,
+                vmin=-scale,
+                vmax=scale,
+                interpolation="nearest",
+                zorder=0,
+            )
             big = np.hypot(*page.T) > 1e-3 * arrow
-            ax.quiver(xy[big, 0], xy[big, 1], page[big, 0], page[big, 1], color="0.1", angles="xy", scale_units="xy",
-                      scale=arrow * _ARROWS / 0.9, width=0.006, zorder=3)
+            ax.quiver(
+                xy[big, 0],
+                xy[big, 1],
+                page[big, 0],
+                page[big, 1],
+                color="0.1",
+                angles="xy",
+                scale_units="xy",
+                scale=arrow * _ARROWS / 0.9,
+                width=0.006,
+                zorder=3,
+            )
         _draw_cell_edges(ax, axes, cells)
         _draw_elements(ax, section_elements(basis, p["z"]), axes)
         _finish(ax, (x0, x1, y0, y1))
         ax.set_title(f"#{p['column']}   z = {_fmt_z(p['z'])}", fontsize=6.5, pad=2.5)
     _colorbar(fig, quiv, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "component along c", 5.5)
-    fig.text(0.5 * (fig_w - right) / fig_w, 0.5 * bottom / fig_h,
-             "arrows: components along a, b (as drawn); colour: along c (perpendicular); contravariant", ha="center", va="center", fontsize=6, color="0.2")
+    fig.text(
+        0.5 * (fig_w - right) / fig_w,
+        0.5 * bottom / fig_h,
+        "arrows: components along a, b (as drawn); colour: along c (perpendicular); contravariant",
+        ha="center",
+        va="center",
+        fontsize=6,
+        color="0.2",
+    )
     _save(fig, path, fmt, dpi)
     return Path(path)

@@ -29,6 +29,7 @@ loop over settings.  ``evaluate_batch_plan`` is its numpy back-end; the torch
 (``basisdb.torch.InvariantEncoder``) and JAX (``basisdb.jax.invariant_encoding``)
 back-ends run the same arrays through the same three steps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -112,7 +113,9 @@ def term_table(basis, real: bool = True) -> TermTable:
         cols = np.arange(2 * n)
     lens = sizes[acc]
     # the rows of accumulator acc[c] for each column c, concatenated: acc_ptr[a] + 0..size(a)-1
-    rows = np.repeat(plan.acc_ptr[acc] - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()), dtype=np.int64)
+    rows = np.repeat(plan.acc_ptr[acc] - (np.cumsum(lens) - lens), lens) + np.arange(
+        int(lens.sum()), dtype=np.int64
+    )
     col = np.repeat(cols, sizes[acc])
     w = plan.weights[rows]
     sc = np.repeat(scale, sizes[acc])
@@ -125,7 +128,7 @@ def term_table(basis, real: bool = True) -> TermTable:
         column=col.astype(np.int64),
         alpha=alpha,
         beta=beta,
-        n_out=int(len(cols)),
+        n_out=len(cols),
         kmax=int(basis.kmax),
     )
     for a in (table.freq, table.column, table.alpha, table.beta):
@@ -201,7 +204,9 @@ def encoding_table(basis, packing: str = "real") -> EncodingTable:
         a = np.concatenate([c.real[zero], s2 * c.real[pos], -s2 * c.imag[pos]])
         b = np.concatenate([c.imag[zero], s2 * c.imag[pos], s2 * c.real[pos]])
         n_out = n_box
-    table = EncodingTable(slot=slot.astype(np.int64), orbit=orbit.astype(np.int64), a=a, b=b, n_box=n_box, n_out=n_out)
+    table = EncodingTable(
+        slot=slot.astype(np.int64), orbit=orbit.astype(np.int64), a=a, b=b, n_box=n_box, n_out=n_out
+    )
     for arr in (table.slot, table.orbit, table.a, table.b):
         arr.setflags(write=False)
     basis._cache[key] = table
@@ -278,7 +283,9 @@ class BatchPlan:
 
     @property
     def nbytes(self) -> int:
-        return int(sum(getattr(self, n).nbytes for n in self.ARRAYS) + self.row_of_hall.nbytes + self.slot_box.nbytes)
+        return int(
+            sum(getattr(self, n).nbytes for n in self.ARRAYS) + self.row_of_hall.nbytes + self.slot_box.nbytes
+        )
 
 
 def batch_plan(bases, packing: str = "complex") -> BatchPlan:
@@ -303,11 +310,17 @@ def batch_plan(bases, packing: str = "complex") -> BatchPlan:
     S = max(1, max(len(e.slot) for e in encs))
     n = 2 * kmax + 1
     real = {"term_alpha", "term_beta", "enc_a", "enc_b"}
-    arr = {name: np.zeros((H, T if name.startswith("term") else S), dtype=np.float64 if name in real else np.int64)
-           for name in BatchPlan.ARRAYS}
+    arr = {
+        name: np.zeros(
+            (H, T if name.startswith("term") else S), dtype=np.float64 if name in real else np.int64
+        )
+        for name in BatchPlan.ARRAYS
+    }
     for r, (t, e) in enumerate(zip(terms, encs)):
         m, s = len(t.column), len(e.slot)
-        arr["term_box"][r, :m] = ((t.freq[:, 0] + kmax) * n + (t.freq[:, 1] + kmax)) * n + (t.freq[:, 2] + kmax)
+        arr["term_box"][r, :m] = ((t.freq[:, 0] + kmax) * n + (t.freq[:, 1] + kmax)) * n + (
+            t.freq[:, 2] + kmax
+        )
         arr["term_col"][r, :m] = t.column
         arr["term_alpha"][r, :m] = t.alpha
         arr["term_beta"][r, :m] = t.beta
@@ -330,7 +343,12 @@ def batch_plan(bases, packing: str = "complex") -> BatchPlan:
         packing=packing,
         **arr,
     )
-    for a in (plan.hall_numbers, plan.row_of_hall, plan.slot_box, *(getattr(plan, k) for k in BatchPlan.ARRAYS)):
+    for a in (
+        plan.hall_numbers,
+        plan.row_of_hall,
+        plan.slot_box,
+        *(getattr(plan, k) for k in BatchPlan.ARRAYS),
+    ):
         a.setflags(write=False)
     return plan
 
@@ -351,7 +369,9 @@ def evaluate_batch_plan(plan: BatchPlan, x, hall) -> np.ndarray:
     if len(row) != len(x):
         raise ValueError(f"{len(x)} points but {len(row)} hall numbers")
     if np.any(row < 0):
-        raise ValueError(f"hall numbers not in this plan: {sorted(set(np.asarray(hall).reshape(-1)[row < 0].tolist()))}")
+        raise ValueError(
+            f"hall numbers not in this plan: {sorted(set(np.asarray(hall).reshape(-1)[row < 0].tolist()))}"
+        )
     cos, sin = _box_waves(x, plan.kmax)
     g = lambda name: getattr(plan, name)[row]  # noqa: E731
     tb = g("term_box")

@@ -16,6 +16,7 @@ pymatgen ``Structure``, gemmi ``SmallStructure``):
   and count as one species of their own (label 0) in symmetry detection; remove
   them first if they should not.
 """
+
 from __future__ import annotations
 
 __all__ = ["ELEMENTS", "atomic_number", "is_dummy_species"]

@@ -13,6 +13,7 @@ total over all blocks is exact; which block a line is counted in is then approxi
 else written to descriptor 2 in the window (another library's C-level output, Python's own stderr
 when it is descriptor 2) is captured as well.
 """
+
 from __future__ import annotations
 
 import os

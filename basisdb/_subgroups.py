@@ -12,6 +12,7 @@ Only subgroups that are themselves one of spglib's settings *in G's frame* are f
 another basis or origin (e.g. a translationengleiche subgroup with a shifted origin,
 or a klassengleiche one with a larger cell) is not listed.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,7 @@ import numpy as np
 __all__ = ["subgroup_settings", "operation_keys"]
 
 _LOCK = threading.Lock()
-_CACHE: "weakref.WeakKeyDictionary[object, dict[int, frozenset]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[object, dict[int, frozenset]] = weakref.WeakKeyDictionary()
 
 
 def operation_keys(rotations: np.ndarray, translations: np.ndarray, denominator: int) -> frozenset:

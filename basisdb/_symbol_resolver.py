@@ -39,11 +39,13 @@ group (``Fd-3m``, ``R3``, ``Cmme``) means spglib's default setting (origin choic
 hexagonal axes; gemmi's choice), else the first in hall_number order.
 See docs/CONVENTIONS.md, "Symbol lookup".
 """
+
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from ._errors import SettingNotFoundError
 
@@ -163,7 +165,9 @@ class SymbolResolver:
             first.setdefault(s.point_group, s.number)
             pg = _SCHOENFLIES.get(s.point_group)
             if pg is not None:
-                self._schoenflies.setdefault(f"{pg}^{s.number - first[s.point_group] + 1}".lower(), []).append(s.hall_number)
+                self._schoenflies.setdefault(
+                    f"{pg}^{s.number - first[s.point_group] + 1}".lower(), []
+                ).append(s.hall_number)
         for name, hall in _EXTRA_NAMES.items():
             if hall in self._number:
                 self._add_hm(name, None, hall)
@@ -223,7 +227,7 @@ class SymbolResolver:
         stripped = text.strip()
         prefixed = re.match(r"(?i)hall\s*:", stripped)
         if prefixed:
-            halls = self._hall.get(hall_key(stripped[prefixed.end():]))
+            halls = self._hall.get(hall_key(stripped[prefixed.end() :]))
             return {"hall": min(halls)} if halls else {}
         numbered = self._numbered.get("".join(stripped.split()).lower())
         if numbered:
@@ -237,7 +241,9 @@ class SymbolResolver:
         found = self._hm.get((body, ext)) or self._hm.get((re.sub(r"(\d)-", r"-\1", body), ext))  # P4-2c
         if found:
             out["hm"] = self._pick(found, text)
-        m = re.fullmatch(r"([cdsto]\d?[hvdis]?)[\^-](\d{1,2})", "".join(stripped.replace("_", "").split()).lower())
+        m = re.fullmatch(
+            r"([cdsto]\d?[hvdis]?)[\^-](\d{1,2})", "".join(stripped.replace("_", "").split()).lower()
+        )
         found = self._schoenflies.get(f"{m.group(1)}^{int(m.group(2))}") if m else None
         if found:
             out["schoenflies"] = self._pick(found, text)

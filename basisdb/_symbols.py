@@ -1,4 +1,5 @@
 """Space-group numbers and crystal systems (symbol lookup is in ``_symbol_resolver``)."""
+
 from __future__ import annotations
 
 from ._constants import N_SPACE_GROUPS
@@ -15,4 +16,3 @@ def crystal_system_of(number: int) -> str:
         if 1 <= number <= last:
             return name
     raise ValueError(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}")
-

@@ -12,6 +12,7 @@ The per-setting kernels are ``TorchVectorBasis``'s (the scalar term kernels with
 column per field component), built on first use and kept on the device; differentiable in
 the points and the lattices.
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,10 @@ class BatchedVectorBasis:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"BatchedVectorBasis(kind={self.kind!r}, kmax={self.kmax}, dtype={self.dtype}, "
-                f"device={self.device}, settings_loaded={len(self._bases)})")
+        return (
+            f"BatchedVectorBasis(kind={self.kind!r}, kmax={self.kmax}, dtype={self.dtype}, "
+            f"device={self.device}, settings_loaded={len(self._bases)})"
+        )
 
     def basis(self, hall: int):
         """The ``TorchVectorBasis`` of one setting (cached)."""
@@ -92,16 +95,27 @@ class BatchedVectorBasis:
             out[idx, : tb.n_basis] = f
             mask[idx, : tb.n_basis] = True
         if lattice is not None:
-            lat = lattice if isinstance(lattice, torch.Tensor) else torch.as_tensor(np.asarray(lattice, dtype=np.float64))
+            lat = (
+                lattice
+                if isinstance(lattice, torch.Tensor)
+                else torch.as_tensor(np.asarray(lattice, dtype=np.float64))
+            )
             lat = lat.to(device=self.device, dtype=self.dtype)
             if lat.shape != (n, 3, 3):
                 raise ValueError(f"lattice must have shape (N, 3, 3) = ({n}, 3, 3), got {tuple(lat.shape)}")
             out = torch.einsum("nbj,njk->nbk", out, lat)
             if self.kind == "axial":
-                out = out * torch.sign(torch.linalg.det(lat.detach().to(torch.float64))).to(out.dtype)[:, None, None]
+                out = (
+                    out
+                    * torch.sign(torch.linalg.det(lat.detach().to(torch.float64))).to(out.dtype)[
+                        :, None, None
+                    ]
+                )
         return out, mask
 
-    def featurized(self, results, width: int | None = None, idealize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def featurized(
+        self, results, width: int | None = None, idealize: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``Featurized.vector_features(kind)`` of every atom of several crystals, in one batch.
 
         results: a sequence of ``Featurized`` (any settings, the same kmax as this object).
@@ -113,13 +127,21 @@ class BatchedVectorBasis:
         results = list(results)
         for r in results:
             if r.basis.kmax != self.kmax:
-                raise ValueError(f"a result has kmax={r.basis.kmax}, this BatchedVectorBasis has kmax={self.kmax}")
+                raise ValueError(
+                    f"a result has kmax={r.basis.kmax}, this BatchedVectorBasis has kmax={self.kmax}"
+                )
         if not results:
-            return (torch.zeros(0, width or 0, 3, dtype=self.dtype, device=self.device),
-                    torch.zeros(0, width or 0, dtype=torch.bool, device=self.device))
+            return (
+                torch.zeros(0, width or 0, 3, dtype=self.dtype, device=self.device),
+                torch.zeros(0, width or 0, dtype=torch.bool, device=self.device),
+            )
         x = np.concatenate([r.positions for r in results])
         hall = np.concatenate([np.full(r.n_atoms, r.hall_number, dtype=np.int64) for r in results])
-        lats = [ideal_lattice(r.lattice, r.basis.rotations) if idealize else np.asarray(r.lattice, dtype=np.float64)
-                for r in results]
+        lats = [
+            ideal_lattice(r.lattice, r.basis.rotations)
+            if idealize
+            else np.asarray(r.lattice, dtype=np.float64)
+            for r in results
+        ]
         lat = np.concatenate([np.broadcast_to(L, (r.n_atoms, 3, 3)) for L, r in zip(lats, results)])
         return self.features(x, hall, lattice=lat, width=width)

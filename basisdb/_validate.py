@@ -6,6 +6,7 @@ whose content breaks the format's promises (docs/FORMAT.md sections 3-5).  Every
 failure is an ``ArtifactError`` that names the file, the setting and the broken rule;
 nothing here allocates more than the (already bounded) arrays it is given.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,9 @@ def _det(r: np.ndarray) -> np.ndarray:
     )
 
 
-def check_index(path, table: str, ints: np.ndarray, columns: tuple[str, ...], kmax: int, dim: int = 3) -> None:
+def check_index(
+    path, table: str, ints: np.ndarray, columns: tuple[str, ...], kmax: int, dim: int = 3
+) -> None:
     """Value ranges of an integer index table (``/index/integers`` or ``/index_plane/integers``)."""
     col = {name: ints[:, i] for i, name in enumerate(columns)}
     nbox = (2 * kmax + 1) ** dim

@@ -24,10 +24,10 @@ orthonormal (Gram-Schmidt in pivot order) in the G-invariant inner product
 
 which is the identity in every setting whose rotations are signed permutations.
 """
+
 from __future__ import annotations
 
 import typing
-
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -98,10 +98,9 @@ def fixed_space(mats: np.ndarray, chars: np.ndarray) -> tuple[int, tuple[int, ..
     elif d == 1:
         piv = (next(j for j in range(3) if np.any(cols[j])),)
     else:  # d == 2: first pair with a non-zero 2x2 minor
+
         def independent(a, b):
-            return any(
-                np.any(_mul(a[i], b[j]) - _mul(a[j], b[i])) for i in range(3) for j in range(i + 1, 3)
-            )
+            return any(np.any(_mul(a[i], b[j]) - _mul(a[j], b[i])) for i in range(3) for j in range(i + 1, 3))
 
         piv = next((i, j) for i in range(3) for j in range(i + 1, 3) if independent(cols[i], cols[j]))
     _FIXED_CACHE[key] = (d, piv)
@@ -145,7 +144,7 @@ class VectorBasis:
     ``complex_layout`` / ``real_layout`` say which column is which.
     """
 
-    basis: "Basis"
+    basis: Basis
     kind: str
     frequencies: np.ndarray
     orbit_ptr: np.ndarray
@@ -272,9 +271,12 @@ class VectorBasis:
             table = TermTable(freq, col, w.real.copy(), -w.imag, 3 * self.n_basis, self.basis.kmax)
         else:  # Re(w e) = Re w cos - Im w sin ;  Im(w e) = Im w cos + Re w sin
             table = TermTable(
-                np.concatenate([freq, freq]), np.concatenate([2 * col, 2 * col + 1]),
-                np.concatenate([w.real, w.imag]), np.concatenate([-w.imag, w.real]),
-                6 * self.n_basis, self.basis.kmax,
+                np.concatenate([freq, freq]),
+                np.concatenate([2 * col, 2 * col + 1]),
+                np.concatenate([w.real, w.imag]),
+                np.concatenate([-w.imag, w.real]),
+                6 * self.n_basis,
+                self.basis.kmax,
             )
         return self.basis._cache.setdefault(key, table)
 
@@ -363,7 +365,7 @@ def _gram_schmidt(cands, w, d):
 
 
 # ---------------------------------------------------------------- construction
-def _all_orbit_reps(b: "Basis") -> tuple[np.ndarray, np.ndarray]:
+def _all_orbit_reps(b: Basis) -> tuple[np.ndarray, np.ndarray]:
     """Representatives of every orbit in the box (scalar ones, then extinct ones regrouped), canonical order."""
     reps = b.frequencies[b.orbit_ptr[:-1]]
     ext = b.extinct
@@ -384,7 +386,7 @@ def _all_orbit_reps(b: "Basis") -> tuple[np.ndarray, np.ndarray]:
     return allf[order], flag[order]
 
 
-def vector_basis(b: "Basis", kind: str = "polar") -> VectorBasis:
+def vector_basis(b: Basis, kind: str = "polar") -> VectorBasis:
     """Build the equivariant vector basis of ``b`` (exact dims/pivots, float coefficients)."""
     if b.dim != 3:
         raise ValueError("vector bases are defined for 3-D space groups only, not plane groups")
@@ -425,7 +427,9 @@ def vector_basis(b: "Basis", kind: str = "polar") -> VectorBasis:
     phase = np.exp(2j * np.pi * chars / 24.0)  # (n_o, order)
     pv = np.where(piv >= 0, piv, 0)  # (n_o, 3)
     shape = (n_o, order, 3, 3)  # sel[o, g, :, a] = column pv[o, a] of M_g^-1
-    sel = np.take_along_axis(np.broadcast_to(minv, shape), np.broadcast_to(pv[:, None, None, :], shape), axis=3)
+    sel = np.take_along_axis(
+        np.broadcast_to(minv, shape), np.broadcast_to(pv[:, None, None, :], shape), axis=3
+    )
     contrib = phase[:, :, None, None] * sel * (piv >= 0)[:, None, None, :]
     np.add.at(coef, inv, contrib.reshape(-1, 3, 3))
     # orthonormalise per orbit in the invariant metric (Gram-Schmidt over the <= 3 columns)
@@ -433,9 +437,9 @@ def vector_basis(b: "Basis", kind: str = "polar") -> VectorBasis:
     seg = np.repeat(np.arange(n_o), np.diff(ptr))
 
     def ip(u, v):  # per-orbit <u, v>, u, v (n, 3)
-        return np.bincount(seg, weights=np.einsum("ni,ij,nj->n", np.conj(u), w, v).real, minlength=n_o) + 1j * np.bincount(
-            seg, weights=np.einsum("ni,ij,nj->n", np.conj(u), w, v).imag, minlength=n_o
-        )
+        return np.bincount(
+            seg, weights=np.einsum("ni,ij,nj->n", np.conj(u), w, v).real, minlength=n_o
+        ) + 1j * np.bincount(seg, weights=np.einsum("ni,ij,nj->n", np.conj(u), w, v).imag, minlength=n_o)
 
     for a in range(3):
         v = coef[:, :, a]

@@ -18,6 +18,7 @@ Axial vectors are pseudovectors: in a left-handed canonical cell (the canonical 
 an improper normaliser element) their Cartesian components are sign(det L) L^T f, so that the
 result does not depend on the cell's handedness.
 """
+
 from __future__ import annotations
 
 import typing
@@ -42,7 +43,11 @@ def ideal_lattice(lattice, rotations) -> np.ndarray:
     up to round-off.
     """
     L = np.asarray(lattice, dtype=np.float64)
-    pts = np.unique(np.asarray(rotations, dtype=np.int64).reshape(-1, 9), axis=0).reshape(-1, 3, 3).astype(np.float64)
+    pts = (
+        np.unique(np.asarray(rotations, dtype=np.int64).reshape(-1, 9), axis=0)
+        .reshape(-1, 3, 3)
+        .astype(np.float64)
+    )
     G = L @ L.T
     gs = np.einsum("gji,jk,gkl->il", pts, G, pts) / len(pts)
     linv = np.linalg.inv(L)
@@ -55,8 +60,9 @@ def ideal_lattice(lattice, rotations) -> np.ndarray:
     return L @ k
 
 
-def vector_features(r: "Featurized", kind: str = "polar", real: bool = True, points=None,
-                    idealize: bool = True) -> np.ndarray:
+def vector_features(
+    r: Featurized, kind: str = "polar", real: bool = True, points=None, idealize: bool = True
+) -> np.ndarray:
     """Equivariant per-atom features of a featurized crystal: (n_atoms, n_basis_vec, 3) Cartesian.
 
     r: a ``Featurized`` (``basisdb.featurize``).  kind: 'polar' (forces, displacements,

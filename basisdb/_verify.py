@@ -5,14 +5,15 @@ its basis functions are evaluated at random points and at their images under eve
 operation; the magnetic section is checked by ``_magnetic_io.verify_magnetic``.  Raises
 ``ArtifactError`` on the first problem.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
+from . import _magnetic_io
 from ._basis import PlaneGroup
 from ._errors import ArtifactError
 from ._h5read import attr_str
-from . import _magnetic_io
 
 __all__ = ["verify"]
 
@@ -25,7 +26,9 @@ def check_informative_attributes(db) -> None:
             if name in f.attrs:
                 text = attr_str(f, name)
                 if len(text) > 65536 or any(not (32 <= ord(c) < 127 or c in "\n\t") for c in text):
-                    raise ArtifactError(f"{db.path}: root attribute {name!r} is not printable ASCII (damaged file?)")
+                    raise ArtifactError(
+                        f"{db.path}: root attribute {name!r} is not printable ASCII (damaged file?)"
+                    )
 
 
 def invariance_error(basis, x: np.ndarray) -> float:

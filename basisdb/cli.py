@@ -3,6 +3,7 @@
 Every failure prints one line (``basisdb: error: ...``) to stderr and exits
 non-zero; no traceback reaches the user.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,9 @@ class _OneLineErrors(click.Group):
             name, command = exc.option_name or "", exc.ctx.command if exc.ctx else None
             takes_group = command is not None and any(p.name == "group" for p in command.params)
             if takes_group and name[:1] == "-" and name[1:].isdigit():
-                self._fail(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {name}", exc.exit_code or 2)
+                self._fail(
+                    f"space-group number must be in 1..{N_SPACE_GROUPS}, got {name}", exc.exit_code or 2
+                )
             if takes_group and len(name) == 2 and name[1] in "PABCIRFpabcirf":  # '-P 2ybc', a Hall symbol
                 self._fail(
                     f"No such option: {name} (a Hall symbol that starts with '-' goes after --: "
@@ -105,12 +108,18 @@ def _frac(num: int, den: int) -> str:
 
 
 _db_option = click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False), default=None, help="Artifact to read (default: $BASISDB_PATH or the shipped one)."
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Artifact to read (default: $BASISDB_PATH or the shipped one).",
 )
 
 
 _magnetic_option = click.option(
-    "--magnetic", is_flag=True, help="GROUP is one of the 1,651 magnetic space groups: UNI number, BNS ('136.499') or OG ('136.4.1155') number."
+    "--magnetic",
+    is_flag=True,
+    help="GROUP is one of the 1,651 magnetic space groups: UNI number, BNS ('136.499') or OG ('136.4.1155') number.",
 )
 
 
@@ -118,7 +127,9 @@ def _magnetic_of(db: Database, group: str | None, hall=None, plane=False):
     if hall is not None or plane:
         raise click.UsageError("--magnetic cannot be combined with --hall or --plane")
     if group is None:
-        raise click.UsageError("give a magnetic GROUP with --magnetic (UNI number 1..1651, BNS '136.499' or OG '136.4.1155')")
+        raise click.UsageError(
+            "give a magnetic GROUP with --magnetic (UNI number 1..1651, BNS '136.499' or OG '136.4.1155')"
+        )
     return db.magnetic_group(group)
 
 
@@ -126,20 +137,28 @@ def _list_magnetic(db: Database, number: int | None, as_json: bool) -> None:
     rows = db.magnetic_groups()
     if number is not None:
         if not 1 <= number <= N_SPACE_GROUPS:
-            raise click.BadParameter(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}", param_hint="--number")
+            raise click.BadParameter(
+                f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}", param_hint="--number"
+            )
         rows = [g for g in rows if g.number == number]
     if not rows and number is None:
-        raise LookupError(f"{db.path} has no magnetic groups (format version {db.format_version}); rebuild it with `basisdb build`")
+        raise LookupError(
+            f"{db.path} has no magnetic groups (format version {db.format_version}); rebuild it with `basisdb build`"
+        )
     if as_json:
         _echo_json(rows)
         return
-    click.echo(f"{'uni':>4} {'BNS':<9} {'OG':<12} {'type':>4} {'no':>3} {'order':>5} {'F hall':>6} {'even':>5} {'odd':>5}")
+    click.echo(
+        f"{'uni':>4} {'BNS':<9} {'OG':<12} {'type':>4} {'no':>3} {'order':>5} {'F hall':>6} {'even':>5} {'odd':>5}"
+    )
     for g in rows:
         click.echo(
             f"{g.uni_number:>4} {g.bns_number:<9} {g.og_number:<12} {g.type:>4} {g.number:>3} {g.order:>5} "
             f"{g.family_hall_number:>6} {g.n_even:>5} {g.n_odd:>5}"
         )
-    click.echo(f"{len(rows)} magnetic space groups (BNS settings; even/odd = time-even/time-odd basis sizes), K={db.kmax}")
+    click.echo(
+        f"{len(rows)} magnetic space groups (BNS settings; even/odd = time-even/time-odd basis sizes), K={db.kmax}"
+    )
 
 
 def _frac_int(num: int, den: int) -> str:
@@ -167,7 +186,8 @@ def _echo_orbits(basis, limit: int) -> None:
         conj = basis.conjugate[j]
         tag = "-O=O" if conj == j else f"-O=#{conj}"
         members = "  ".join(
-            f"({','.join(map(str, k))}){'' if p == 0 else ' @' + _frac(p, basis.denominator)}" for k, p in zip(freqs.tolist(), phases.tolist())
+            f"({','.join(map(str, k))}){'' if p == 0 else ' @' + _frac(p, basis.denominator)}"
+            for k, p in zip(freqs.tolist(), phases.tolist())
         )
         click.echo(f"#{j:<4} |O|={len(freqs):<3} {tag:<8} {members}")
     if shown < basis.n_orbits:
@@ -182,10 +202,14 @@ def _show_magnetic(db: Database, group, kmax, limit) -> None:
         f"(hall {g.family_hall_number}), {g.order} operations, K={mb.kmax}"
     )
     for name, view in (("time-odd", mb.time_odd), ("time-even", mb.time_even)):
-        click.echo(f"{name}: {view.n_orbits} orbits, {len(view.frequencies)} frequencies, {len(view.extinct)} extinct")
+        click.echo(
+            f"{name}: {view.n_orbits} orbits, {len(view.frequencies)} frequencies, {len(view.extinct)} extinct"
+        )
         _echo_orbits(view, limit)
-    click.echo("phase '@ p' means coefficient exp(2 pi i p) relative to the orbit's first member; "
-               "time-odd: phi(R x + t) = (-1)^theta phi(x)")
+    click.echo(
+        "phase '@ p' means coefficient exp(2 pi i p) relative to the orbit's first member; "
+        "time-odd: phi(R x + t) = (-1)^theta phi(x)"
+    )
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -207,19 +231,32 @@ def _parse_halls(spec: str) -> list[int] | None:
                 if lo > hi:
                     raise ValueError
                 if lo < 1 or hi > N_SETTINGS:
-                    raise click.BadParameter(f"range {part!r} is outside 1..{N_SETTINGS}", param_hint="--halls")
+                    raise click.BadParameter(
+                        f"range {part!r} is outside 1..{N_SETTINGS}", param_hint="--halls"
+                    )
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
         except ValueError:
-            raise click.BadParameter(f"cannot parse {part!r}; use e.g. 'all' or '1-10,81,526'", param_hint="--halls") from None
+            raise click.BadParameter(
+                f"cannot parse {part!r}; use e.g. 'all' or '1-10,81,526'", param_hint="--halls"
+            ) from None
     return out
 
 
 @cli.command()
 @click.option("--kmax", "-k", type=int, default=8, show_default=True, help="Cut-off: |h|,|k|,|l| <= K.")
-@click.option("--halls", default="all", show_default=True, help="Settings to build: 'all' or e.g. '1-10,81,526'.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default="basisdb.h5", show_default=True, help="Output HDF5 file (written atomically).")
+@click.option(
+    "--halls", default="all", show_default=True, help="Settings to build: 'all' or e.g. '1-10,81,526'."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default="basisdb.h5",
+    show_default=True,
+    help="Output HDF5 file (written atomically).",
+)
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes (default: number of CPUs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> None:
@@ -237,7 +274,9 @@ def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> 
     else:
         with click.progressbar(length=total, label=f"building K={kmax}", file=sys.stderr) as bar:
             summary = build_database(output, kmax=kmax, halls=selected, jobs=jobs, progress=bar.update)
-    click.echo(f"wrote {summary['path']}: {summary['settings']} settings, K={summary['kmax']}, {summary['bytes']:,} bytes")
+    click.echo(
+        f"wrote {summary['path']}: {summary['settings']} settings, K={summary['kmax']}, {summary['bytes']:,} bytes"
+    )
 
 
 def _echo_json(rows) -> None:
@@ -247,12 +286,32 @@ def _echo_json(rows) -> None:
 
 @cli.command("list")
 @_db_option
-@click.option("--number", "-n", type=int, default=None, help=f"Only settings of this space-group number (1..{N_SPACE_GROUPS}).")
-@click.option("--system", type=str, default=None, help=f"Only this crystal system ({', '.join(CRYSTAL_SYSTEMS)}).")
+@click.option(
+    "--number",
+    "-n",
+    type=int,
+    default=None,
+    help=f"Only settings of this space-group number (1..{N_SPACE_GROUPS}).",
+)
+@click.option(
+    "--system", type=str, default=None, help=f"Only this crystal system ({', '.join(CRYSTAL_SYSTEMS)})."
+)
 @click.option("--plane", is_flag=True, help=f"List the {N_PLANE_GROUPS} plane groups instead.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON array of objects (the fields of Setting or PlaneGroup).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the rows as a JSON array of objects (the fields of Setting or PlaneGroup).",
+)
 @_magnetic_option
-def list_(db_path: str | None, number: int | None, system: str | None, plane: bool, as_json: bool, magnetic: bool = False) -> None:
+def list_(
+    db_path: str | None,
+    number: int | None,
+    system: str | None,
+    plane: bool,
+    as_json: bool,
+    magnetic: bool = False,
+) -> None:
     """List the settings (or, with --plane, the plane groups; with --magnetic, the magnetic groups) in the artifact."""
     if magnetic:
         if plane or system is not None:
@@ -260,11 +319,17 @@ def list_(db_path: str | None, number: int | None, system: str | None, plane: bo
         _list_magnetic(_open(db_path), number, as_json)
         return
     if plane and (number is not None or system is not None):
-        raise click.UsageError("--number and --system select space groups; they cannot be combined with --plane")
+        raise click.UsageError(
+            "--number and --system select space groups; they cannot be combined with --plane"
+        )
     if number is not None and not 1 <= number <= N_SPACE_GROUPS:
-        raise click.BadParameter(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}", param_hint="--number")
+        raise click.BadParameter(
+            f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}", param_hint="--number"
+        )
     if system is not None and system.strip().lower() not in CRYSTAL_SYSTEMS:
-        raise click.BadParameter(f"unknown crystal system {system!r} (one of {', '.join(CRYSTAL_SYSTEMS)})", param_hint="--system")
+        raise click.BadParameter(
+            f"unknown crystal system {system!r} (one of {', '.join(CRYSTAL_SYSTEMS)})", param_hint="--system"
+        )
     db = _open(db_path)
     if plane:
         _list_planes(db, as_json)
@@ -277,7 +342,9 @@ def list_(db_path: str | None, number: int | None, system: str | None, plane: bo
     if as_json:
         _echo_json(rows)
         return
-    click.echo(f"{'hall':>4} {'no':>3}  {'H-M (setting)':<20} {'Hall symbol':<18} {'system':<12} {'pg':<6} {'order':>5} {'orbits':>6}")
+    click.echo(
+        f"{'hall':>4} {'no':>3}  {'H-M (setting)':<20} {'Hall symbol':<18} {'system':<12} {'pg':<6} {'order':>5} {'orbits':>6}"
+    )
     for s in rows:
         mark = "*" if s.is_default else " "
         click.echo(
@@ -293,7 +360,9 @@ def list_(db_path: str | None, number: int | None, system: str | None, plane: bo
 @_plane_option
 @_db_option
 @_magnetic_option
-def info(group: str | None, hall: int | None, plane: bool, db_path: str | None, magnetic: bool = False) -> None:
+def info(
+    group: str | None, hall: int | None, plane: bool, db_path: str | None, magnetic: bool = False
+) -> None:
     """Metadata of one setting: GROUP is a number (225) or a symbol ('Fd-3m:2'); with --plane a plane group;
     with --magnetic a magnetic group (UNI number, BNS '136.499' or OG '136.4.1155')."""
     db = _open(db_path)
@@ -309,10 +378,19 @@ def info(group: str | None, hall: int | None, plane: bool, db_path: str | None, 
 @cli.command()
 @click.argument("group", required=False)
 @click.option("--hall", type=int, default=None, help=f"Select by hall_number 1..{N_SETTINGS}.")
-@click.option("--ops", default=None, help="Instead of GROUP: operations 'x,y,z;-x,-y,-z;...' (built on the fly).")
+@click.option(
+    "--ops", default=None, help="Instead of GROUP: operations 'x,y,z;-x,-y,-z;...' (built on the fly)."
+)
 @click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
 @click.option("--limit", type=int, default=20, show_default=True, help="Orbits to show (0 = all).")
-@click.option("--vector", type=click.Choice(["polar", "axial"]), is_flag=False, flag_value="polar", default=None, help="The equivariant vector-field basis instead ('--vector' alone: polar; or '--vector axial').")
+@click.option(
+    "--vector",
+    type=click.Choice(["polar", "axial"]),
+    is_flag=False,
+    flag_value="polar",
+    default=None,
+    help="The equivariant vector-field basis instead ('--vector' alone: polar; or '--vector axial').",
+)
 @_plane_option
 @_db_option
 @_magnetic_option
@@ -322,7 +400,9 @@ def show(group, hall, ops, kmax, limit, plane, db_path, vector=None, magnetic=Fa
         raise click.BadParameter("must be >= 0", param_hint="--limit")
     if magnetic:
         if hall is not None or ops is not None or plane or vector is not None:
-            raise click.UsageError("--magnetic takes a GROUP (UNI, BNS or OG number) only, not --hall/--ops/--plane/--vector")
+            raise click.UsageError(
+                "--magnetic takes a GROUP (UNI, BNS or OG number) only, not --hall/--ops/--plane/--vector"
+            )
         _show_magnetic(_open(db_path), group, kmax, limit)
         return
     if ops is not None:
@@ -372,7 +452,9 @@ def _show_vector(basis, kind: str, limit: int) -> None:
         )
     if shown < v.n_orbits:
         click.echo(f"... {v.n_orbits - shown} more orbits (use --limit 0 for all)")
-    click.echo("dim = (1/|S|) sum_{g in S} e(k0.t_g) tr M_g exactly (M = R, or det R * R for axial); docs/CONVENTIONS.md section 13")
+    click.echo(
+        "dim = (1/|S|) sum_{g in S} e(k0.t_g) tr M_g exactly (M = R, or det R * R for axial); docs/CONVENTIONS.md section 13"
+    )
 
 
 def _cnum(z: complex) -> str:
@@ -386,7 +468,13 @@ def _cnum(z: complex) -> str:
 
 @cli.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-@click.option("--points", type=int, default=8, show_default=True, help="Random points per setting for the invariance check.")
+@click.option(
+    "--points",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Random points per setting for the invariance check.",
+)
 def verify(path: str | None, points: int) -> None:
     """Check an artifact: checksums, consistency and invariance of every basis function."""
     if points < 1:
@@ -405,7 +493,9 @@ def _list_planes(db: Database, as_json: bool = False) -> None:
     if as_json:
         _echo_json(rows)
         return
-    click.echo(f"{'no':>3}  {'full':<6} {'short':<6} {'lattice':<12} {'pg':<5} {'order':>5} {'orbits':>6} {'extinct':>7}")
+    click.echo(
+        f"{'no':>3}  {'full':<6} {'short':<6} {'lattice':<12} {'pg':<5} {'order':>5} {'orbits':>6} {'extinct':>7}"
+    )
     for g in rows:
         click.echo(
             f"{g.number:>3}  {g.hm_full:<6} {g.hm_short:<6} {g.lattice:<12} {g.point_group:<5} {g.order:>5} {g.n_orbits:>6} {g.n_extinct:>7}"
@@ -424,17 +514,52 @@ def _parse_floats(spec: str, what: str) -> list[float]:
 @click.argument("group", required=False)
 @click.option("--hall", type=int, default=None, help="Select by hall_number 1..530.")
 @_plane_option
-@click.option("--cif", "cif", type=click.Path(dir_okay=False), default=None, help="Draw this crystal instead: its canonical cell on a section, with one invariant function (needs spglib, gemmi).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File to write: .png, .svg or .pdf (default: <symbol>.png, or <cif name>.png).")
-@click.option("--n", "n_functions", type=int, default=None, help="Number of basis functions (default 12 for plane groups, 6 for space groups; from function 1, skipping functions zero on every section).")
-@click.option("--functions", default=None, help="Instead of --n: real basis columns to draw, e.g. '1,2,5' (with --cif: the first one).")
+@click.option(
+    "--cif",
+    "cif",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw this crystal instead: its canonical cell on a section, with one invariant function (needs spglib, gemmi).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File to write: .png, .svg or .pdf (default: <symbol>.png, or <cif name>.png).",
+)
+@click.option(
+    "--n",
+    "n_functions",
+    type=int,
+    default=None,
+    help="Number of basis functions (default 12 for plane groups, 6 for space groups; from function 1, skipping functions zero on every section).",
+)
+@click.option(
+    "--functions",
+    default=None,
+    help="Instead of --n: real basis columns to draw, e.g. '1,2,5' (with --cif: the first one).",
+)
 @click.option("--cells", type=int, default=None, help="Unit cells along each axis (default 2; 1 with --cif).")
-@click.option("--sections", default=None, help="Space groups: z of the sections, fractions allowed (default '0,1/4,1/2'; with --cif: the first one, default the height with most atoms).")
+@click.option(
+    "--sections",
+    default=None,
+    help="Space groups: z of the sections, fractions allowed (default '0,1/4,1/2'; with --cif: the first one, default the height with most atoms).",
+)
 @click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
 @click.option("--dpi", type=int, default=120, show_default=True, help="Resolution of PNG output.")
-@click.option("--vector", type=click.Choice(["polar", "axial"]), is_flag=False, flag_value="polar", default=None, help="Space groups: equivariant vector fields as arrows on the sections ('--vector' alone: polar).")
+@click.option(
+    "--vector",
+    type=click.Choice(["polar", "axial"]),
+    is_flag=False,
+    flag_value="polar",
+    default=None,
+    help="Space groups: equivariant vector fields as arrows on the sections ('--vector' alone: polar).",
+)
 @_db_option
-def plot(group, hall, plane, cif, output, n_functions, functions, cells, sections, kmax, dpi, db_path, vector=None) -> None:
+def plot(
+    group, hall, plane, cif, output, n_functions, functions, cells, sections, kmax, dpi, db_path, vector=None
+) -> None:
     """Draw real basis functions to a PNG, SVG or PDF (needs matplotlib: pip install basisdb[plot]).
 
     Plane groups: a grid of functions over CELLS x CELLS unit cells on the true
@@ -455,7 +580,9 @@ def plot(group, hall, plane, cif, output, n_functions, functions, cells, section
     try:
         cols = None if functions is None else [int(v) for v in functions.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"cannot parse {functions!r}; use e.g. '1,2,5'", param_hint="--functions") from None
+        raise click.BadParameter(
+            f"cannot parse {functions!r}; use e.g. '1,2,5'", param_hint="--functions"
+        ) from None
     zs = None if sections is None else _parse_floats(sections, "--sections")
     if zs is not None and not zs:
         raise click.BadParameter("give at least one section", param_hint="--sections")
@@ -465,13 +592,20 @@ def plot(group, hall, plane, cif, output, n_functions, functions, cells, section
         raise click.UsageError("--vector draws a group's vector fields; give no --cif with it")
     if cif is not None:
         if group is not None or hall is not None or plane:
-            raise click.UsageError("--cif draws the crystal's own group; give no GROUP, --hall or --plane with it")
+            raise click.UsageError(
+                "--cif draws the crystal's own group; give no GROUP, --hall or --plane with it"
+            )
         _plot.require_matplotlib()
         from .structures import featurize
 
         result = featurize(cif, kmax=kmax, db=_open(db_path))
         out = _plot.plot_structure(
-            result, output or Path(cif).stem + ".png", function=None if not cols else cols[0], z=None if zs is None else zs[0], cells=cells or 1, dpi=dpi
+            result,
+            output or Path(cif).stem + ".png",
+            function=None if not cols else cols[0],
+            z=None if zs is None else zs[0],
+            cells=cells or 1,
+            dpi=dpi,
         )
         click.echo(f"wrote {out}")
         return
@@ -480,56 +614,168 @@ def plot(group, hall, plane, cif, output, n_functions, functions, cells, section
     setting = _resolve_any(db, group, hall, plane)
     basis = _basis_of(db, setting, kmax)
     if output is None:
-        output = "".join(c if c.isalnum() or c in "-_" else "_" for c in setting.hm_extended.replace(" ", "")) + ".png"
+        output = (
+            "".join(c if c.isalnum() or c in "-_" else "_" for c in setting.hm_extended.replace(" ", ""))
+            + ".png"
+        )
     if vector is not None:
         if basis.is_plane:
             raise click.UsageError("--vector: vector fields are drawn for space groups only")
         from ._plot_vector import plot_vector
 
-        out = plot_vector(basis, output, kind=vector, functions=cols, n=n_functions, cells=cells or 2, sections=zs or (0.0, 0.25, 0.5), dpi=dpi)
+        out = plot_vector(
+            basis,
+            output,
+            kind=vector,
+            functions=cols,
+            n=n_functions,
+            cells=cells or 2,
+            sections=zs or (0.0, 0.25, 0.5),
+            dpi=dpi,
+        )
         click.echo(f"wrote {out}")
         return
-    out = _plot.plot_basis(basis, output, functions=cols, n=n_functions, cells=cells or 2, sections=zs or (0.0, 0.25, 0.5), dpi=dpi)
+    out = _plot.plot_basis(
+        basis,
+        output,
+        functions=cols,
+        n=n_functions,
+        cells=cells or 2,
+        sections=zs or (0.0, 0.25, 0.5),
+        dpi=dpi,
+    )
     click.echo(f"wrote {out}")
 
 
 @cli.command("featurize")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Dataset folder to write (Parquet; rerun the same command to resume).")
-@click.option("--kmax", "-k", type=int, default=None, help="Cut-off of the features (default: the artifact's).")
-@click.option("--symprec", type=float, default=None, help="spglib's tolerance (Angstrom; default: featurize's).")
-@click.option("--angle-tolerance", type=float, default=None, help="spglib's angle tolerance (degrees; default: featurize's; -1: spglib's own).")
-@click.option("--features/--no-features", default=True, show_default=True, help="Store per-atom features (float32); without: positions, group and lattice only.")
-@click.option("--encoding", is_flag=True, help="Also store the real shared box encoding ((2K+1)^3 float32 per atom).")
-@click.option("--cif-column", default="cif", show_default=True, help="CSV/Parquet inputs: the column with CIF text.")
-@click.option("--id-column", default=None, help="CSV/Parquet inputs: the id column (default material_id or id when present, else FILE:ROW).")
-@click.option("--carry", multiple=True, help="CSV/Parquet inputs: a column to copy into the output (e.g. a target); repeatable.")
-@click.option("--partition-size", type=int, default=256, show_default=True, help="Structures per partition (task and file).")
-@click.option("--workers", "-j", type=int, default=None, help="Workers of the local Dask cluster (default: number of CPUs).")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset folder to write (Parquet; rerun the same command to resume).",
+)
+@click.option(
+    "--kmax", "-k", type=int, default=None, help="Cut-off of the features (default: the artifact's)."
+)
+@click.option(
+    "--symprec", type=float, default=None, help="spglib's tolerance (Angstrom; default: featurize's)."
+)
+@click.option(
+    "--angle-tolerance",
+    type=float,
+    default=None,
+    help="spglib's angle tolerance (degrees; default: featurize's; -1: spglib's own).",
+)
+@click.option(
+    "--features/--no-features",
+    default=True,
+    show_default=True,
+    help="Store per-atom features (float32); without: positions, group and lattice only.",
+)
+@click.option(
+    "--encoding", is_flag=True, help="Also store the real shared box encoding ((2K+1)^3 float32 per atom)."
+)
+@click.option(
+    "--cif-column", default="cif", show_default=True, help="CSV/Parquet inputs: the column with CIF text."
+)
+@click.option(
+    "--id-column",
+    default=None,
+    help="CSV/Parquet inputs: the id column (default material_id or id when present, else FILE:ROW).",
+)
+@click.option(
+    "--carry",
+    multiple=True,
+    help="CSV/Parquet inputs: a column to copy into the output (e.g. a target); repeatable.",
+)
+@click.option(
+    "--partition-size",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Structures per partition (task and file).",
+)
+@click.option(
+    "--workers",
+    "-j",
+    type=int,
+    default=None,
+    help="Workers of the local Dask cluster (default: number of CPUs).",
+)
 @click.option("--threads", is_flag=True, help="Local cluster of threads instead of processes.")
-@click.option("--scheduler", default=None, help="'sync' (this process, no Dask), or the address of a running Dask scheduler (tcp://host:8786).")
-@click.option("--on-mismatch", type=click.Choice(["warn", "raise", "ignore"]), default="warn", show_default=True, help="A declared group that differs from the detected one: a warning in the row, or a failure.")
-@click.option("--detector", type=click.Choice(["spglib", "moyopy"]), default="spglib", show_default=True, help="Symmetry detector (moyopy: pip install basisdb[moyopy]).")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="'sync' (this process, no Dask), or the address of a running Dask scheduler (tcp://host:8786).",
+)
+@click.option(
+    "--on-mismatch",
+    type=click.Choice(["warn", "raise", "ignore"]),
+    default="warn",
+    show_default=True,
+    help="A declared group that differs from the detected one: a warning in the row, or a failure.",
+)
+@click.option(
+    "--detector",
+    type=click.Choice(["spglib", "moyopy"]),
+    default="spglib",
+    show_default=True,
+    help="Symmetry detector (moyopy: pip install basisdb[moyopy]).",
+)
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds another run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_db_option
-def featurize_cmd(inputs, output, kmax, symprec, angle_tolerance, features, encoding, cif_column, id_column, carry,
-                  partition_size, workers, threads, scheduler, on_mismatch, detector, overwrite, quiet, db_path) -> None:
+def featurize_cmd(
+    inputs,
+    output,
+    kmax,
+    symprec,
+    angle_tolerance,
+    features,
+    encoding,
+    cif_column,
+    id_column,
+    carry,
+    partition_size,
+    workers,
+    threads,
+    scheduler,
+    on_mismatch,
+    detector,
+    overwrite,
+    quiet,
+    db_path,
+) -> None:
     """Featurize a dataset: CIF files, folders, globs, CSV/Parquet tables of CIFs, extxyz (needs basisdb[dataset]).
 
     Writes OUTPUT/features/part-*.parquet (one row per structure, input order) and
     OUTPUT/failures/part-*.parquet (one row per failure); see docs/DATASETS.md.
     """
-    from .dataset import featurize_dataset, format_summary
-
-    from .dataset import FEATURIZE_DEFAULT
+    from .dataset import FEATURIZE_DEFAULT, featurize_dataset, format_summary
 
     result = featurize_dataset(
-        list(inputs), output, kmax=kmax, symprec=FEATURIZE_DEFAULT if symprec is None else symprec, features=features, encoding=encoding,
-        cif_column=cif_column, id_column=id_column, carry=carry, partition_size=partition_size, workers=workers,
-        scheduler=scheduler, processes=not threads, progress=None if not quiet else False, overwrite=overwrite,
-        db=db_path, angle_tolerance=FEATURIZE_DEFAULT if angle_tolerance is None else angle_tolerance, on_mismatch=on_mismatch,
-        detector=detector)
+        list(inputs),
+        output,
+        kmax=kmax,
+        symprec=FEATURIZE_DEFAULT if symprec is None else symprec,
+        features=features,
+        encoding=encoding,
+        cif_column=cif_column,
+        id_column=id_column,
+        carry=carry,
+        partition_size=partition_size,
+        workers=workers,
+        scheduler=scheduler,
+        processes=not threads,
+        progress=None if not quiet else False,
+        overwrite=overwrite,
+        db=db_path,
+        angle_tolerance=FEATURIZE_DEFAULT if angle_tolerance is None else angle_tolerance,
+        on_mismatch=on_mismatch,
+        detector=detector,
+    )
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {output}")
 

@@ -14,6 +14,7 @@ input order whatever the number of workers.  Layout and restart semantics: docs/
 
 pyarrow, dask and tqdm are imported on use (``pip install 'basisdb[dataset]'``).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,10 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -97,9 +99,16 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
     # own warnings (spglib holds the GIL anyway, so threads gain little; processes are the default)
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = featurize(item.structure, kmax=kmax, symprec=opts["symprec"], db=db, min_distance=opts["min_distance"],
-                      angle_tolerance=opts["angle_tolerance"], on_mismatch=opts["on_mismatch"],
-                      detector=opts.get("detector", "spglib"))
+        r = featurize(
+            item.structure,
+            kmax=kmax,
+            symprec=opts["symprec"],
+            db=db,
+            min_distance=opts["min_distance"],
+            angle_tolerance=opts["angle_tolerance"],
+            on_mismatch=opts["on_mismatch"],
+            detector=opts.get("detector", "spglib"),
+        )
         enc = shared_encoding(r.basis, r.positions) if want_encoding else None
     seen = []
     for w in caught:
@@ -107,13 +116,24 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
         if text not in seen:
             seen.append(text)
     return {
-        "index": item.index, "id": item.id, "source": item.source, "n_atoms": r.n_atoms,
-        "hall_number": r.hall_number, "number": r.number, "international": r.international,
-        "hall_symbol": r.hall_symbol, "declared_number": r.declared_number,
-        "declared_hall_number": r.declared_hall_number, "declared": r.declared, "symprec": r.symprec,
+        "index": item.index,
+        "id": item.id,
+        "source": item.source,
+        "n_atoms": r.n_atoms,
+        "hall_number": r.hall_number,
+        "number": r.number,
+        "international": r.international,
+        "hall_symbol": r.hall_symbol,
+        "declared_number": r.declared_number,
+        "declared_hall_number": r.declared_hall_number,
+        "declared": r.declared,
+        "symprec": r.symprec,
         "angle_tolerance": r.angle_tolerance,
         "kmax": r.basis.kmax if (want_features or want_encoding) else None,
-        "lattice": r.lattice, "positions": r.positions, "numbers": r.numbers, "orbit": r.orbit,
+        "lattice": r.lattice,
+        "positions": r.positions,
+        "numbers": r.numbers,
+        "orbit": r.orbit,
         "max_displacement": r.max_displacement,
         "n_basis": r.features.shape[1] if want_features else None,
         "features": r.features if want_features else None,
@@ -136,9 +156,16 @@ def _run_partition(task: dict) -> dict:
         for j, item in enumerate(task["items"]):
             try:
                 row = _featurize_item(item, opts, db)
-            except Exception as exc:  # noqa: BLE001 - a failure never stops the run
-                fails.append({"index": item.index, "id": item.id, "source": item.source,
-                              "error_type": type(exc).__name__, "error": " ".join(str(exc).split()) or type(exc).__name__})
+            except Exception as exc:
+                fails.append(
+                    {
+                        "index": item.index,
+                        "id": item.id,
+                        "source": item.source,
+                        "error_type": type(exc).__name__,
+                        "error": " ".join(str(exc).split()) or type(exc).__name__,
+                    }
+                )
                 continue
             rows.append(row)
             keep.append(j)
@@ -152,10 +179,16 @@ def _run_partition(task: dict) -> dict:
     features = io_.build_features_table(rows, carry_table, task.get("carry_schema"))
     failures = io_.build_failures_table(fails)
     stats = {
-        "part": task["part"], "structures": len(task["items"]), "rows": len(rows), "failures": len(fails),
-        "failures_by_kind": dict(Counter(f["error_type"] for f in fails)), "warnings_by_kind": dict(warn_kinds),
-        "stderr_lines": len(cap.lines), "stderr_samples": list(dict.fromkeys(cap.lines))[:5],
-        "seconds": time.perf_counter() - t0, "first_index": task["items"][0].index if task["items"] else None,
+        "part": task["part"],
+        "structures": len(task["items"]),
+        "rows": len(rows),
+        "failures": len(fails),
+        "failures_by_kind": dict(Counter(f["error_type"] for f in fails)),
+        "warnings_by_kind": dict(warn_kinds),
+        "stderr_lines": len(cap.lines),
+        "stderr_samples": list(dict.fromkeys(cap.lines))[:5],
+        "seconds": time.perf_counter() - t0,
+        "first_index": task["items"][0].index if task["items"] else None,
     }
     if task["out"] is not None:
         io_.write_partition(Path(task["out"]), task["part"], features, failures, stats)
@@ -174,27 +207,41 @@ class DatasetResult:
     output: str | None = None
 
     @property
-    def records(self) -> list["FeatureRecord"]:
+    def records(self) -> list[FeatureRecord]:
         """The rows as FeatureRecord objects (in memory runs), ready for ``basisdb.torch.collate``."""
         if self.features is None:
-            raise ValueError("the dataset was written to disk: use FeatureDataset(output) or read_features(output)")
+            raise ValueError(
+                "the dataset was written to disk: use FeatureDataset(output) or read_features(output)"
+            )
         return records(self.features)
 
     def __repr__(self) -> str:
         s = self.summary
-        return (f"DatasetResult(structures={s['structures']}, rows={s['rows']}, failures={s['failures']}, "
-                f"seconds={s['seconds']:.1f}, output={self.output!r})")
+        return (
+            f"DatasetResult(structures={s['structures']}, rows={s['rows']}, failures={s['failures']}, "
+            f"seconds={s['seconds']:.1f}, output={self.output!r})"
+        )
 
 
 def _check_options(kmax, symprec, partition_size, workers, on_mismatch):
     if kmax is not None and (isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 1):
         raise ValueError(f"kmax must be a positive integer, got {kmax!r}")
-    if symprec is not FEATURIZE_DEFAULT and (isinstance(symprec, bool) or not isinstance(symprec, (int, float, np.floating, np.integer))
-                                             or not np.isfinite(symprec) or symprec <= 0):
+    if symprec is not FEATURIZE_DEFAULT and (
+        isinstance(symprec, bool)
+        or not isinstance(symprec, (int, float, np.floating, np.integer))
+        or not np.isfinite(symprec)
+        or symprec <= 0
+    ):
         raise ValueError(f"symprec must be a positive number of Angstrom, got {symprec!r}")
-    if isinstance(partition_size, bool) or not isinstance(partition_size, (int, np.integer)) or partition_size < 1:
+    if (
+        isinstance(partition_size, bool)
+        or not isinstance(partition_size, (int, np.integer))
+        or partition_size < 1
+    ):
         raise ValueError(f"partition_size must be a positive integer, got {partition_size!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1
+    ):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if on_mismatch not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
@@ -209,8 +256,15 @@ class _Progress:
             except ImportError:  # pragma: no cover - tqdm is in the extra
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit=" structures", unit_scale=True, dynamic_ncols=True,
-                                desc="featurize", file=sys.stderr, smoothing=0.1)
+                self.bar = tqdm(
+                    total=total,
+                    unit=" structures",
+                    unit_scale=True,
+                    dynamic_ncols=True,
+                    desc="featurize",
+                    file=sys.stderr,
+                    smoothing=0.1,
+                )
 
     def update(self, n, failures):
         if self.bar is not None:
@@ -240,15 +294,31 @@ def _open_client(scheduler, workers, processes):
         client = Client(scheduler)
         return client, True, max(1, len(client.scheduler_info().get("workers", {})) or 1)
     if scheduler not in (None, "local", ""):
-        raise TypeError(f"scheduler must be None, 'local', 'sync', an address or a distributed.Client, got {type(scheduler).__name__}")
+        raise TypeError(
+            f"scheduler must be None, 'local', 'sync', an address or a distributed.Client, got {type(scheduler).__name__}"
+        )
     n = int(workers or os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=bool(processes), dashboard_address=None,
-                           silence_logs=40)  # logging.ERROR
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=bool(processes), dashboard_address=None, silence_logs=40
+    )  # logging.ERROR
     return Client(cluster), True, n
 
 
-def _run(items_iter, *, output, opts, meta, total, partition_size, workers, scheduler, processes, progress,
-         overwrite, carry) -> DatasetResult:
+def _run(
+    items_iter,
+    *,
+    output,
+    opts,
+    meta,
+    total,
+    partition_size,
+    workers,
+    scheduler,
+    processes,
+    progress,
+    overwrite,
+    carry,
+) -> DatasetResult:
     t0 = time.perf_counter()
     out = None if output is None else Path(output)
     done: dict[int, Path] = {}
@@ -261,6 +331,7 @@ def _run(items_iter, *, output, opts, meta, total, partition_size, workers, sche
     skipped = 0
     bar = _Progress(progress, total)
     try:
+
         def tasks():
             nonlocal skipped
             carry_schema = None
@@ -273,9 +344,14 @@ def _run(items_iter, *, output, opts, meta, total, partition_size, workers, sche
                     stats_all.append(st)
                     bar.update(st.get("structures", len(chunk)), 0)
                     continue
-                yield {"part": part, "items": [c[0] for c in chunk], "extra": [c[1] for c in chunk] if carry else None,
-                       "carry_schema": carry_schema if carry else None, "opts": opts,
-                       "out": None if out is None else str(out)}
+                yield {
+                    "part": part,
+                    "items": [c[0] for c in chunk],
+                    "extra": [c[1] for c in chunk] if carry else None,
+                    "carry_schema": carry_schema if carry else None,
+                    "opts": opts,
+                    "out": None if out is None else str(out),
+                }
 
         failures = 0
 
@@ -298,7 +374,14 @@ def _run(items_iter, *, output, opts, meta, total, partition_size, workers, sche
             it = tasks()
             pending = as_completed()
             for task in it:
-                pending.add(client.submit(_run_partition, task, pure=False, key=f"basisdb-part-{task['part']}-{os.urandom(4).hex()}"))
+                pending.add(
+                    client.submit(
+                        _run_partition,
+                        task,
+                        pure=False,
+                        key=f"basisdb-part-{task['part']}-{os.urandom(4).hex()}",
+                    )
+                )
                 if pending.count() >= window:
                     break
             for fut in pending:
@@ -306,7 +389,14 @@ def _run(items_iter, *, output, opts, meta, total, partition_size, workers, sche
                 fut.release()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.add(client.submit(_run_partition, nxt, pure=False, key=f"basisdb-part-{nxt['part']}-{os.urandom(4).hex()}"))
+                    pending.add(
+                        client.submit(
+                            _run_partition,
+                            nxt,
+                            pure=False,
+                            key=f"basisdb-part-{nxt['part']}-{os.urandom(4).hex()}",
+                        )
+                    )
     finally:
         bar.close()
         if owned and client is not None:
@@ -336,12 +426,21 @@ def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, sc
                 samples.append(line)
     n = sum(s.get("structures", 0) for s in stats)
     return {
-        "structures": n, "rows": sum(s.get("rows", 0) for s in stats), "failures": sum(s.get("failures", 0) for s in stats),
-        "failures_by_kind": dict(sorted(fk.items())), "warnings_by_kind": dict(sorted(wk.items())),
-        "stderr_lines": sum(s.get("stderr_lines", 0) for s in stats), "stderr_samples": samples,
-        "partitions": len(stats), "partitions_skipped": skipped, "seconds": seconds,
-        "task_seconds": sum(s.get("seconds", 0.0) for s in stats), "workers": workers,
-        "scheduler": scheduler if isinstance(scheduler, str) or scheduler is None else type(scheduler).__name__,
+        "structures": n,
+        "rows": sum(s.get("rows", 0) for s in stats),
+        "failures": sum(s.get("failures", 0) for s in stats),
+        "failures_by_kind": dict(sorted(fk.items())),
+        "warnings_by_kind": dict(sorted(wk.items())),
+        "stderr_lines": sum(s.get("stderr_lines", 0) for s in stats),
+        "stderr_samples": samples,
+        "partitions": len(stats),
+        "partitions_skipped": skipped,
+        "seconds": seconds,
+        "task_seconds": sum(s.get("seconds", 0.0) for s in stats),
+        "workers": workers,
+        "scheduler": scheduler
+        if isinstance(scheduler, str) or scheduler is None
+        else type(scheduler).__name__,
     }
 
 
@@ -350,19 +449,38 @@ def format_summary(summary: dict) -> str:
     s = summary
     done_now = s["structures"]
     rate = done_now / s["seconds"] if s["seconds"] > 0 else float("nan")
-    lines = [f"featurized {s['structures']:,} structures in {s['seconds']:.1f} s ({rate:,.0f}/s, {s['workers']} worker(s)): "
-             f"{s['rows']:,} rows, {s['failures']:,} failures"
-             + (" (" + ", ".join(f"{k}: {v}" for k, v in s["failures_by_kind"].items()) + ")" if s["failures_by_kind"] else "")]
+    lines = [
+        f"featurized {s['structures']:,} structures in {s['seconds']:.1f} s ({rate:,.0f}/s, {s['workers']} worker(s)): "
+        f"{s['rows']:,} rows, {s['failures']:,} failures"
+        + (
+            " (" + ", ".join(f"{k}: {v}" for k, v in s["failures_by_kind"].items()) + ")"
+            if s["failures_by_kind"]
+            else ""
+        )
+    ]
     if s["warnings_by_kind"]:
         lines.append("warnings: " + ", ".join(f"{k}: {v}" for k, v in s["warnings_by_kind"].items()))
     if s["stderr_lines"]:
-        lines.append(f"C-level stderr (spglib): {s['stderr_lines']} lines captured, e.g. {s['stderr_samples'][0]!r}")
+        lines.append(
+            f"C-level stderr (spglib): {s['stderr_lines']} lines captured, e.g. {s['stderr_samples'][0]!r}"
+        )
     if s["partitions_skipped"]:
         lines.append(f"resumed: {s['partitions_skipped']} of {s['partitions']} partitions were already done")
     return "\n".join(lines)
 
 
-def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture, detector="spglib"):
+def _opts(
+    kmax,
+    symprec,
+    features,
+    encoding,
+    db,
+    min_distance,
+    angle_tolerance,
+    on_mismatch,
+    capture,
+    detector="spglib",
+):
     if symprec is FEATURIZE_DEFAULT:
         symprec = _featurize_default("symprec")
     if angle_tolerance is FEATURIZE_DEFAULT:
@@ -370,10 +488,17 @@ def _opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, 
     db_path = None
     if db is not None:
         db_path = str(getattr(db, "path", db))
-    opts = {"kmax": None if kmax is None else int(kmax), "symprec": float(symprec), "features": bool(features),
-            "encoding": bool(encoding), "db_path": db_path, "min_distance": float(min_distance),
-            "angle_tolerance": None if angle_tolerance is None else float(angle_tolerance),
-            "on_mismatch": on_mismatch, "capture_stderr": bool(capture)}
+    opts = {
+        "kmax": None if kmax is None else int(kmax),
+        "symprec": float(symprec),
+        "features": bool(features),
+        "encoding": bool(encoding),
+        "db_path": db_path,
+        "min_distance": float(min_distance),
+        "angle_tolerance": None if angle_tolerance is None else float(angle_tolerance),
+        "on_mismatch": on_mismatch,
+        "capture_stderr": bool(capture),
+    }
     if detector != "spglib":  # recorded (and compared on resume) only when not the default
         from ._detectors import check_detector
 
@@ -388,12 +513,30 @@ def _resolve_kmax(opts):
     return opts
 
 
-def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=FEATURIZE_DEFAULT, features: bool = True,
-                      encoding: bool = False, cif_column: str = "cif", id_column: str | None = None, carry=(),
-                      partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler=None,
-                      processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
-                      min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
-                      capture_stderr: bool = True, detector: str = "spglib") -> DatasetResult:
+def featurize_dataset(
+    inputs,
+    output=None,
+    *,
+    kmax: int | None = None,
+    symprec=FEATURIZE_DEFAULT,
+    features: bool = True,
+    encoding: bool = False,
+    cif_column: str = "cif",
+    id_column: str | None = None,
+    carry=(),
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+    workers: int | None = None,
+    scheduler=None,
+    processes: bool = True,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    db=None,
+    min_distance: float = 0.1,
+    angle_tolerance=FEATURIZE_DEFAULT,
+    on_mismatch: str = "warn",
+    capture_stderr: bool = True,
+    detector: str = "spglib",
+) -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
     inputs: a path or a list of them: CIF files, folders (their *.cif and *.mcif files, recursively), globs,
@@ -416,24 +559,73 @@ def featurize_dataset(inputs, output=None, *, kmax: int | None = None, symprec=F
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
     carry = tuple(carry or ())
     files = io_.expand_inputs(inputs)
-    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr,
-                                      detector))
-    meta = {"layout": io_.LAYOUT, "inputs": io_.fingerprint(files), "cif_column": cif_column, "id_column": id_column,
-            "carry": list(carry), "partition_size": int(partition_size),
-            **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
-    total = io_.count_items(files, cif_column) if (progress or (progress is None and sys.stderr.isatty())) else None
+    opts = _resolve_kmax(
+        _opts(
+            kmax,
+            symprec,
+            features,
+            encoding,
+            db,
+            min_distance,
+            angle_tolerance,
+            on_mismatch,
+            capture_stderr,
+            detector,
+        )
+    )
+    meta = {
+        "layout": io_.LAYOUT,
+        "inputs": io_.fingerprint(files),
+        "cif_column": cif_column,
+        "id_column": id_column,
+        "carry": list(carry),
+        "partition_size": int(partition_size),
+        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
+    }
+    total = (
+        io_.count_items(files, cif_column)
+        if (progress or (progress is None and sys.stderr.isatty()))
+        else None
+    )
     items = io_.iter_file_items(files, cif_column=cif_column, id_column=id_column, carry=carry)
-    return _run(items, output=output, opts=opts, meta=meta, total=total, partition_size=int(partition_size),
-                workers=workers, scheduler=scheduler, processes=processes,
-                progress=sys.stderr.isatty() if progress is None else progress, overwrite=overwrite, carry=carry)
+    return _run(
+        items,
+        output=output,
+        opts=opts,
+        meta=meta,
+        total=total,
+        partition_size=int(partition_size),
+        workers=workers,
+        scheduler=scheduler,
+        processes=processes,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        overwrite=overwrite,
+        carry=carry,
+    )
 
 
-def featurize_many(structures: Iterable, output=None, *, ids: Iterable | None = None, kmax: int | None = None,
-                   symprec=FEATURIZE_DEFAULT, features: bool = True, encoding: bool = False,
-                   partition_size: int = DEFAULT_PARTITION_SIZE, workers: int | None = None, scheduler="sync",
-                   processes: bool = True, progress: bool | None = None, overwrite: bool = False, db=None,
-                   min_distance: float = 0.1, angle_tolerance=FEATURIZE_DEFAULT, on_mismatch: str = "warn",
-                   capture_stderr: bool = True, detector: str = "spglib") -> DatasetResult:
+def featurize_many(
+    structures: Iterable,
+    output=None,
+    *,
+    ids: Iterable | None = None,
+    kmax: int | None = None,
+    symprec=FEATURIZE_DEFAULT,
+    features: bool = True,
+    encoding: bool = False,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+    workers: int | None = None,
+    scheduler="sync",
+    processes: bool = True,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    db=None,
+    min_distance: float = 0.1,
+    angle_tolerance=FEATURIZE_DEFAULT,
+    on_mismatch: str = "warn",
+    capture_stderr: bool = True,
+    detector: str = "spglib",
+) -> DatasetResult:
     """Featurize an iterable of structures (anything ``featurize`` accepts: ASE Atoms, pymatgen
     Structures, (lattice, positions, numbers), CIF paths or text).
 
@@ -445,25 +637,62 @@ def featurize_many(structures: Iterable, output=None, *, ids: Iterable | None = 
     """
     io_.require_pyarrow()
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
-    if isinstance(structures, (str, os.PathLike)) or (isinstance(structures, tuple) and len(structures) == 3 and not isinstance(structures[0], (str, os.PathLike))):
-        raise TypeError("featurize_many takes an iterable of structures; for one structure use basisdb.featurize, "
-                        "for files, folders and tables basisdb.featurize_dataset")
-    opts = _resolve_kmax(_opts(kmax, symprec, features, encoding, db, min_distance, angle_tolerance, on_mismatch, capture_stderr,
-                                      detector))
-    meta = {"layout": io_.LAYOUT, "inputs": "python iterable", "partition_size": int(partition_size),
-            **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")}}
+    if isinstance(structures, (str, os.PathLike)) or (
+        isinstance(structures, tuple)
+        and len(structures) == 3
+        and not isinstance(structures[0], (str, os.PathLike))
+    ):
+        raise TypeError(
+            "featurize_many takes an iterable of structures; for one structure use basisdb.featurize, "
+            "for files, folders and tables basisdb.featurize_dataset"
+        )
+    opts = _resolve_kmax(
+        _opts(
+            kmax,
+            symprec,
+            features,
+            encoding,
+            db,
+            min_distance,
+            angle_tolerance,
+            on_mismatch,
+            capture_stderr,
+            detector,
+        )
+    )
+    meta = {
+        "layout": io_.LAYOUT,
+        "inputs": "python iterable",
+        "partition_size": int(partition_size),
+        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
+    }
     total = len(structures) if hasattr(structures, "__len__") else None
     id_iter = iter(ids) if ids is not None else None
 
     def items():
         for i, s in enumerate(structures):
             ident = str(next(id_iter)) if id_iter is not None else str(i)
-            src = os.fspath(s) if isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096) else f"item {i}"
+            src = (
+                os.fspath(s)
+                if isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096)
+                else f"item {i}"
+            )
             yield io_.Item(i, ident, src, s), None
 
-    return _run(items(), output=output, opts=opts, meta=meta, total=total, partition_size=int(partition_size),
-                workers=workers, scheduler=scheduler, processes=processes,
-                progress=sys.stderr.isatty() if progress is None else progress, overwrite=overwrite, carry=())
+    return _run(
+        items(),
+        output=output,
+        opts=opts,
+        meta=meta,
+        total=total,
+        partition_size=int(partition_size),
+        workers=workers,
+        scheduler=scheduler,
+        processes=processes,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        overwrite=overwrite,
+        carry=(),
+    )
 
 
 # ------------------------------------------------------------------ reading back
@@ -482,7 +711,9 @@ def read_features(path, columns=None, as_pandas: bool = False):
         t = io_.features_schema().empty_table()
         t = t if columns is None else t.select(list(columns))
     else:
-        t = pa.concat_tables([pq.read_table(f, columns=None if columns is None else list(columns)) for f in files])
+        t = pa.concat_tables(
+            [pq.read_table(f, columns=None if columns is None else list(columns)) for f in files]
+        )
         t = t.replace_schema_metadata(None)
     return t.to_pandas() if as_pandas else t
 
@@ -527,8 +758,10 @@ class FeatureRecord:
 
     def __repr__(self) -> str:
         width = None if self.features is None else self.features.shape[1]
-        return (f"FeatureRecord(index={self.index}, id={self.id!r}, hall_number={self.hall_number}, "
-                f"n_atoms={self.n_atoms}, n_features={width}, extra={sorted(self.extra)})")
+        return (
+            f"FeatureRecord(index={self.index}, id={self.id!r}, hall_number={self.hall_number}, "
+            f"n_atoms={self.n_atoms}, n_features={width}, extra={sorted(self.extra)})"
+        )
 
 
 class _Columns:
@@ -552,8 +785,14 @@ class _Columns:
         self.index = table.column("index").to_numpy() if "index" in names else np.arange(self.n)
         self.ids = table.column("id").to_pylist() if "id" in names else [str(i) for i in range(self.n)]
         self.hall = table.column("hall_number").to_numpy().astype(np.int64)
-        self.number = table.column("number").to_numpy().astype(np.int64) if "number" in names else np.zeros(self.n, np.int64)
-        lat = table.column("lattice").combine_chunks().flatten().flatten().to_numpy() if self.n else np.zeros(0)
+        self.number = (
+            table.column("number").to_numpy().astype(np.int64)
+            if "number" in names
+            else np.zeros(self.n, np.int64)
+        )
+        lat = (
+            table.column("lattice").combine_chunks().flatten().flatten().to_numpy() if self.n else np.zeros(0)
+        )
         self.lattice = np.asarray(lat, dtype=np.float64).reshape(-1, 3, 3)
         self.positions, self.atom_offsets = flat("positions", (3,))
         self.numbers, _ = flat("numbers", ())
@@ -564,7 +803,19 @@ class _Columns:
             self.n_basis = table.column("n_basis").to_numpy(zero_copy_only=False)
         if "encoding" in names and table.column("encoding").null_count < self.n:
             self.encoding, self.encoding_offsets = flat("encoding", ())
-        known = {"index", "id", "hall_number", "number", "lattice", "positions", "numbers", "orbit", "features", "encoding", "n_basis"}
+        known = {
+            "index",
+            "id",
+            "hall_number",
+            "number",
+            "lattice",
+            "positions",
+            "numbers",
+            "orbit",
+            "features",
+            "encoding",
+            "n_basis",
+        }
         self.extra = {name: table.column(name).to_pylist() for name in names if name not in known}
 
     def record(self, i: int) -> FeatureRecord:
@@ -577,10 +828,18 @@ class _Columns:
             a, b = self.encoding_offsets[i], self.encoding_offsets[i + 1]
             enc = self.encoding[a:b].reshape(hi - lo, -1) if b > a else None
         return FeatureRecord(
-            index=int(self.index[i]), id=self.ids[i], hall_number=int(self.hall[i]), number=int(self.number[i]),
-            lattice=self.lattice[i], positions=self.positions[lo:hi], numbers=self.numbers[lo:hi].astype(np.int64),
-            orbit=self.orbit[lo:hi].astype(np.int64), features=feats, encoding=enc,
-            extra={k: v[i] for k, v in self.extra.items()})
+            index=int(self.index[i]),
+            id=self.ids[i],
+            hall_number=int(self.hall[i]),
+            number=int(self.number[i]),
+            lattice=self.lattice[i],
+            positions=self.positions[lo:hi],
+            numbers=self.numbers[lo:hi].astype(np.int64),
+            orbit=self.orbit[lo:hi].astype(np.int64),
+            features=feats,
+            encoding=enc,
+            extra={k: v[i] for k, v in self.extra.items()},
+        )
 
 
 def records(table) -> list[FeatureRecord]:
@@ -600,10 +859,26 @@ class FeatureDataset:
     columns are not loaded.
     """
 
-    def __init__(self, source, *, targets=(), with_features: bool = False, with_encoding: bool = False, dtype=None):
+    def __init__(
+        self, source, *, targets=(), with_features: bool = False, with_encoding: bool = False, dtype=None
+    ):
         if isinstance(source, (str, os.PathLike)):
-            cols = ["index", "id", "hall_number", "number", "lattice", "positions", "numbers", "orbit", "n_basis"]
-            cols += (["features"] if with_features else []) + (["encoding"] if with_encoding else []) + list(targets)
+            cols = [
+                "index",
+                "id",
+                "hall_number",
+                "number",
+                "lattice",
+                "positions",
+                "numbers",
+                "orbit",
+                "n_basis",
+            ]
+            cols += (
+                (["features"] if with_features else [])
+                + (["encoding"] if with_encoding else [])
+                + list(targets)
+            )
             table = read_features(source, columns=cols)
         else:
             table = source
@@ -630,19 +905,23 @@ class FeatureDataset:
         from .torch import _dtype, collate
 
         out = collate(batch, dtype=self.dtype)
-        out["lattice"] = torch.as_tensor(np.stack([r.lattice for r in batch]) if batch else np.zeros((0, 3, 3)), dtype=_dtype(self.dtype))
+        out["lattice"] = torch.as_tensor(
+            np.stack([r.lattice for r in batch]) if batch else np.zeros((0, 3, 3)), dtype=_dtype(self.dtype)
+        )
         out["index"] = torch.as_tensor([r.index for r in batch], dtype=torch.long)
         if self.targets:
             vals = [[float(r.extra[t]) for t in self.targets] for r in batch]
             out["targets"] = torch.as_tensor(vals, dtype=_dtype(self.dtype))
-        for key in (("features",) if self.with_features else ()) + (("encoding",) if self.with_encoding else ()):
+        for key in (("features",) if self.with_features else ()) + (
+            ("encoding",) if self.with_encoding else ()
+        ):
             arrs = [getattr(r, key) for r in batch]
             width = max((a.shape[1] for a in arrs if a is not None), default=0)
             padded = np.zeros((sum(r.n_atoms for r in batch), width), dtype=np.float32)
             row = 0
             for r, a in zip(batch, arrs):
                 if a is not None:
-                    padded[row:row + r.n_atoms, : a.shape[1]] = a
+                    padded[row : row + r.n_atoms, : a.shape[1]] = a
                 row += r.n_atoms
             out[key] = torch.as_tensor(padded, dtype=_dtype(self.dtype))
         return out

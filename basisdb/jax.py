@@ -20,6 +20,7 @@ the pure-function twin of ``basisdb.torch.InvariantEncoder``: the same stacked p
 (``basisdb._routing.batch_plan``), the same inputs and outputs; ``params["weight"]`` is
 the transpose of the torch layer's ``linear.weight``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -90,7 +91,9 @@ class _Tables:
         self.kmax, self.n_out = table.kmax, table.n_out
         self.args = (
             *(jnp.asarray(a) for a in term_gather_indices(table)),
-            jnp.asarray(table.column), jnp.asarray(table.alpha, dtype=dtype), jnp.asarray(table.beta, dtype=dtype),
+            jnp.asarray(table.column),
+            jnp.asarray(table.alpha, dtype=dtype),
+            jnp.asarray(table.beta, dtype=dtype),
         )
 
     def __call__(self, x):
@@ -136,7 +139,9 @@ class JaxBasis:
     def _t(self, name: str) -> _Tables:
         t = self._tables.get(name)
         if t is None:
-            t = self._tables[name] = _Tables(term_table(self._basis, real=(name == "real")), self.dtype, self.jit)
+            t = self._tables[name] = _Tables(
+                term_table(self._basis, real=(name == "real")), self.dtype, self.jit
+            )
         return t
 
     def complex_basis(self):
@@ -172,7 +177,12 @@ def _encode(jb: JaxBasis, pts):
     enc = jb._tables.get("enc")
     if enc is None:
         e = encoding_table(jb._basis)
-        enc = jb._tables["enc"] = (jnp.asarray(e.slot), jnp.asarray(e.orbit), jnp.asarray(e.a, dtype=jb.dtype), jnp.asarray(e.b, dtype=jb.dtype))
+        enc = jb._tables["enc"] = (
+            jnp.asarray(e.slot),
+            jnp.asarray(e.orbit),
+            jnp.asarray(e.a, dtype=jb.dtype),
+            jnp.asarray(e.b, dtype=jb.dtype),
+        )
     slot, orbit, a, b = enc
     ri = jb._t("complex")(pts)
     vals = a * ri[:, 2 * orbit] + b * ri[:, 2 * orbit + 1]
@@ -251,7 +261,9 @@ class BatchedBasis:
         width = max((self.basis(v).n_basis for v in uniq), default=0) if width is None else int(width)
         for v in uniq:
             if self.basis(v).n_basis > width:
-                raise ValueError(f"width={width} is smaller than n_basis={self.basis(v).n_basis} of hall {int(v)}")
+                raise ValueError(
+                    f"width={width} is smaller than n_basis={self.basis(v).n_basis} of hall {int(v)}"
+                )
 
         def block(jb, pts, w):
             f = jb._t("real")(pts)
@@ -300,11 +312,15 @@ class EncoderTables:
 
 _TABLE_ARRAYS = (*BatchPlan.ARRAYS, "row_of_hall", "slot_box", "box_frequencies")
 jax.tree_util.register_dataclass(
-    EncoderTables, data_fields=list(_TABLE_ARRAYS), meta_fields=["kmax", "n_cols", "n_out", "n_box", "packing", "hall_numbers"]
+    EncoderTables,
+    data_fields=list(_TABLE_ARRAYS),
+    meta_fields=["kmax", "n_cols", "n_out", "n_box", "packing", "hall_numbers"],
 )
 
 
-def invariant_encoder_tables(kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None) -> EncoderTables:
+def invariant_encoder_tables(
+    kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None
+) -> EncoderTables:
     """Build the stacked tables of ``hall_numbers`` (default all 530 settings of ``db``) once.
 
     Same plan as ``basisdb.torch.InvariantEncoding`` (``basisdb._routing.batch_plan``); dtype
@@ -316,9 +332,18 @@ def invariant_encoder_tables(kmax: int = 3, *, db=None, hall_numbers=None, packi
         db = default_database()
     kmax = db._check_kmax(kmax)
     dtype = _dtype(dtype)
-    halls = [s.hall_number for s in db.settings()] if hall_numbers is None else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
+    halls = (
+        [s.hall_number for s in db.settings()]
+        if hall_numbers is None
+        else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
+    )
     plan = batch_plan([db.get(hall=h, kmax=kmax) for h in halls], packing)
-    arrays = {n: jnp.asarray(np.array(getattr(plan, n)), dtype=dtype if getattr(plan, n).dtype.kind == "f" else jnp.int32) for n in BatchPlan.ARRAYS}
+    arrays = {
+        n: jnp.asarray(
+            np.array(getattr(plan, n)), dtype=dtype if getattr(plan, n).dtype.kind == "f" else jnp.int32
+        )
+        for n in BatchPlan.ARRAYS
+    }
     return EncoderTables(
         **arrays,
         row_of_hall=jnp.asarray(np.array(plan.row_of_hall), dtype=jnp.int32),
@@ -355,10 +380,14 @@ def _plan_encode(t: EncoderTables, x, row):
     m = x.shape[0]
     ix = jnp.arange(m)[:, None]
     box = t.term_box[row]
-    vals = t.term_alpha[row] * jnp.take_along_axis(cos, box, 1) + t.term_beta[row] * jnp.take_along_axis(sin, box, 1)
+    vals = t.term_alpha[row] * jnp.take_along_axis(cos, box, 1) + t.term_beta[row] * jnp.take_along_axis(
+        sin, box, 1
+    )
     phi = jnp.zeros((m, t.n_cols), dtype=dtype).at[ix, t.term_col[row]].add(vals)
     col = t.enc_col[row]
-    enc = t.enc_a[row] * jnp.take_along_axis(phi, col, 1) + t.enc_b[row] * jnp.take_along_axis(phi, col + 1, 1)
+    enc = t.enc_a[row] * jnp.take_along_axis(phi, col, 1) + t.enc_b[row] * jnp.take_along_axis(
+        phi, col + 1, 1
+    )
     return jnp.zeros((m, t.n_out), dtype=dtype).at[ix, t.enc_slot[row]].add(enc)
 
 
@@ -381,7 +410,9 @@ def _layout(t: EncoderTables, positions, hall_number, mask, batch):
     return x, rows, None, None
 
 
-def invariant_encoding(tables: EncoderTables, positions, hall_number, mask=None, batch=None, radial_weights=None):
+def invariant_encoding(
+    tables: EncoderTables, positions, hall_number, mask=None, batch=None, radial_weights=None
+):
     """The invariant encoding (pure, jit-able with ``tables`` as an argument).
 
     Inputs as ``basisdb.torch.InvariantEncoder.encode``: padded positions (B, N, 3), hall_number
@@ -416,8 +447,17 @@ def frequency_lengths(tables: EncoderTables, lattice):
     return jnp.sqrt((q * q).sum(-2))
 
 
-def invariant_encoder_init(key, out_features: int, *, kmax: int = 3, frequency_weighting: str | None = None, n_radial: int = 8,
-                           bias: bool = True, packing: str = "complex", dtype=None) -> dict:
+def invariant_encoder_init(
+    key,
+    out_features: int,
+    *,
+    kmax: int = 3,
+    frequency_weighting: str | None = None,
+    n_radial: int = 8,
+    bias: bool = True,
+    packing: str = "complex",
+    dtype=None,
+) -> dict:
     """Parameters of the encoder: {"weight": (n_out, out_features), "bias": (out_features,), "radial": (n_radial,)}.
 
     weight and bias are drawn as torch.nn.Linear draws them (uniform in +-1/sqrt(n_out));
@@ -450,8 +490,16 @@ def radial_weights(tables: EncoderTables, radial, lattice, radial_max: float | N
     return (1.0 + rbf @ radial)[..., tables.slot_box]
 
 
-def invariant_encoder_apply(params: dict, tables: EncoderTables, positions, hall_number, lattice=None, mask=None, batch=None,
-                            radial_max: float | None = None):
+def invariant_encoder_apply(
+    params: dict,
+    tables: EncoderTables,
+    positions,
+    hall_number,
+    lattice=None,
+    mask=None,
+    batch=None,
+    radial_max: float | None = None,
+):
     """Per-atom embeddings (pure; the contract of ``basisdb.torch.InvariantEncoder.forward``).
 
     params from ``invariant_encoder_init``; tables from ``invariant_encoder_tables`` (the same
@@ -508,6 +556,12 @@ class JaxVectorBasis:
 def vector_to_jax(vector, dtype=None, jit: bool = True) -> JaxVectorBasis:
     """JAX evaluation of a ``VectorBasis`` (float32, or float64 when x64 is enabled)."""
     return JaxVectorBasis(
-        kind=vector.kind, hall_number=vector.basis.setting.hall_number, kmax=vector.basis.kmax,
-        n_basis=vector.n_basis, dtype=jnp.dtype(_dtype(dtype)), jit=bool(jit), _vector=vector, _tables={},
+        kind=vector.kind,
+        hall_number=vector.basis.setting.hall_number,
+        kmax=vector.basis.kmax,
+        n_basis=vector.n_basis,
+        dtype=jnp.dtype(_dtype(dtype)),
+        jit=bool(jit),
+        _vector=vector,
+        _tables={},
     )

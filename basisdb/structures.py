@@ -9,6 +9,7 @@
 spglib (``pip install basisdb[structures]``) detects the space group; the
 canonical presentation is described in docs/STRUCTURES.md.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from ._basis import Basis, readonly_copy as _readonly
+from ._basis import Basis
+from ._basis import readonly_copy as _readonly
 from ._canonical import canonical_choice, group_data, symmetrize
-from ._constants import DEN
 from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
+from ._constants import DEN
 from ._database import default_database
 from ._detectors import SymmetryNotFoundError, check_detector, moyopy_dataset
 from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
 from ._species import atomic_number, is_dummy_species
 
 __all__ = ["Featurized", "LowSymmetryWarning", "featurize", "as_cell", "read_cif"]
+
 
 def _require_spglib():
     try:
@@ -133,7 +136,9 @@ class Featurized:
         t_in = (np.einsum("gij,j->gi", rots, s) + trans - s) @ Tinv.T
         return r_in, t_in
 
-    def vector_features(self, kind: str = "polar", real: bool = True, points=None, idealize: bool = True) -> np.ndarray:
+    def vector_features(
+        self, kind: str = "polar", real: bool = True, points=None, idealize: bool = True
+    ) -> np.ndarray:
         """Equivariant per-atom features (n_atoms, n_basis_vec, 3): the setting's ``kind`` ('polar' or
         'axial') vector basis at every atom (or at input-frame fractional ``points``), Cartesian
         components in the input's frame: they rotate with the input and do not depend on its
@@ -192,8 +197,13 @@ class _Input:
 
 
 def _from_crystal(c: CIFCrystal) -> _Input:
-    return _Input(*_arrays(c.lattice, c.positions, c.numbers), declared=c.declared, merged=c.merged,
-                  moments=c.moments, moment_error=c.moment_error)
+    return _Input(
+        *_arrays(c.lattice, c.positions, c.numbers),
+        declared=c.declared,
+        merged=c.merged,
+        moments=c.moments,
+        moment_error=c.moment_error,
+    )
 
 
 def _read_structure(structure, reader: str | None = None) -> _Input:
@@ -206,29 +216,43 @@ def _read_structure(structure, reader: str | None = None) -> _Input:
             raise TypeError(
                 f"featurize takes one structure, got a {type(structure).__name__} of {len(structure)} structures; "
                 "use basisdb.featurize_many(structures) for many (workers, progress, failures recorded), "
-                "or basisdb.featurize_dataset(paths, output) for files, folders and CSV/Parquet tables")
+                "or basisdb.featurize_dataset(paths, output) for files, folders and CSV/Parquet tables"
+            )
         if len(structure) != 3:
             raise ValueError("a structure tuple must be (lattice, fractional positions, numbers)")
         lattice, positions, numbers = structure
         return _Input(*_arrays(lattice, positions, _numbers_of(numbers)), arrays=True)
     # ASE Atoms
-    if hasattr(structure, "get_scaled_positions") and hasattr(structure, "get_atomic_numbers") and hasattr(structure, "cell"):
+    if (
+        hasattr(structure, "get_scaled_positions")
+        and hasattr(structure, "get_atomic_numbers")
+        and hasattr(structure, "cell")
+    ):
         pbc = np.asarray(getattr(structure, "pbc", True))
         if not np.all(pbc):
             raise ValueError(f"the ASE Atoms is not periodic in all three directions (pbc={pbc.tolist()})")
         # ASE's dummy atom 'X' has atomic number 0: the dummy species of every route
-        return _Input(*_arrays(np.asarray(structure.cell[:]), structure.get_scaled_positions(wrap=False),
-                               _numbers_of(structure.get_atomic_numbers())))
+        return _Input(
+            *_arrays(
+                np.asarray(structure.cell[:]),
+                structure.get_scaled_positions(wrap=False),
+                _numbers_of(structure.get_atomic_numbers()),
+            )
+        )
     # pymatgen Structure
     if hasattr(structure, "frac_coords") and hasattr(getattr(structure, "lattice", None), "matrix"):
         if getattr(structure, "is_ordered", True) is False:
-            raise ValueError("the pymatgen Structure is disordered (partial occupancies); featurize needs an ordered one")
+            raise ValueError(
+                "the pymatgen Structure is disordered (partial occupancies); featurize needs an ordered one"
+            )
         if hasattr(structure, "species"):
             # a DummySpecies' own Z is a string hash that changes between processes: it is species 0
             numbers = [0 if is_dummy_species(sp) else _species_z(sp) for sp in structure.species]
         else:
             numbers = structure.atomic_numbers
-        return _Input(*_arrays(np.asarray(structure.lattice.matrix), structure.frac_coords, _numbers_of(numbers)))
+        return _Input(
+            *_arrays(np.asarray(structure.lattice.matrix), structure.frac_coords, _numbers_of(numbers))
+        )
     # gemmi SmallStructure: its asymmetric unit, expanded by the same rules as a CIF
     if hasattr(structure, "get_all_unit_cell_sites") and hasattr(structure, "cell"):
         return _from_crystal(crystal_from_small_structure(structure))
@@ -243,8 +267,12 @@ def _is_many_structures(seq) -> bool:
     structure by itself (path or CIF text, dict, ASE Atoms, pymatgen Structure, gemmi SmallStructure), or
     an element that is a triple whose first item is a 3x3 lattice."""
     for s in seq:
-        if isinstance(s, (str, os.PathLike, dict)) or hasattr(s, "get_scaled_positions") or hasattr(s, "frac_coords") \
-                or hasattr(s, "get_all_unit_cell_sites"):
+        if (
+            isinstance(s, (str, os.PathLike, dict))
+            or hasattr(s, "get_scaled_positions")
+            or hasattr(s, "frac_coords")
+            or hasattr(s, "get_all_unit_cell_sites")
+        ):
             return True
         if isinstance(s, (tuple, list)) and len(s) == 3:
             try:
@@ -265,14 +293,20 @@ def _species_z(species) -> int:
 #: plain-array positions are suspected of being Cartesian when some |x| exceeds this (in cells) while
 #: every atom, read as Cartesian Angstrom, lies inside the cell (fractional -0.05..1.05)
 CARTESIAN_BOUND = 1.1
-_CARTESIAN_HINT = ("featurize expects fractional coordinates: convert Cartesian ones with "
-                   "np.linalg.solve(lattice.T, cartesian.T).T, or pass an ASE Atoms")
+_CARTESIAN_HINT = (
+    "featurize expects fractional coordinates: convert Cartesian ones with "
+    "np.linalg.solve(lattice.T, cartesian.T).T, or pass an ASE Atoms"
+)
 
 
 def _as_cartesian_reading(lattice: np.ndarray, positions: np.ndarray) -> np.ndarray | None:
     """The fractional coordinates the positions would have if they were Cartesian, when that reading is
     plausible (some |x| > CARTESIAN_BOUND, every atom inside the cell); else None."""
-    if len(positions) == 0 or not np.all(np.isfinite(positions)) or np.abs(positions).max() <= CARTESIAN_BOUND:
+    if (
+        len(positions) == 0
+        or not np.all(np.isfinite(positions))
+        or np.abs(positions).max() <= CARTESIAN_BOUND
+    ):
         return None
     try:
         frac = np.linalg.solve(lattice.T, positions.T).T
@@ -292,19 +326,26 @@ def _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, symprec: f
             other = None
     if other is None or int(other.number) <= int(ds.number):
         return
-    warn(CartesianPositionsWarning(
-        f"the positions look Cartesian (Angstrom): read as fractional coordinates they reach "
-        f"{np.abs(positions).max():.3g} cells from the origin and the crystal is {ds.international} "
-        f"(No. {int(ds.number)}), but read as Cartesian every atom lies inside the cell and the crystal is "
-        f"{other.international} (No. {int(other.number)}). {_CARTESIAN_HINT}"))
+    warn(
+        CartesianPositionsWarning(
+            f"the positions look Cartesian (Angstrom): read as fractional coordinates they reach "
+            f"{np.abs(positions).max():.3g} cells from the origin and the crystal is {ds.international} "
+            f"(No. {int(ds.number)}), but read as Cartesian every atom lies inside the cell and the crystal is "
+            f"{other.international} (No. {int(other.number)}). {_CARTESIAN_HINT}"
+        )
+    )
 
 
 def _declared_fields(declared: DeclaredSymmetry | None, merged: int) -> dict:
     if declared is None:
         return dict(declared_number=None, declared_hall_number=None, declared=None, merged_images=int(merged))
     number, hall = group_type(declared.rotations, declared.translations)
-    return dict(declared_number=number, declared_hall_number=hall, declared=declared.describe(),
-                merged_images=int(merged))
+    return dict(
+        declared_number=number,
+        declared_hall_number=hall,
+        declared=declared.describe(),
+        merged_images=int(merged),
+    )
 
 
 _ON_MISMATCH = ("warn", "raise", "ignore")
@@ -319,9 +360,11 @@ def _compare_declared(fields: dict, ds, symprec: float, on_mismatch: str) -> Non
     declared = fields["declared_number"]
     if on_mismatch == "ignore" or declared in (None, 1) or declared == int(ds.number):
         return
-    message = (f"the input declares space group No. {declared} ({fields['declared']}), but spglib detects "
-               f"{ds.international} (No. {int(ds.number)}) at symprec={symprec:g} A; the features are those of the "
-               "detected group (a looser symprec may find the declared one)")
+    message = (
+        f"the input declares space group No. {declared} ({fields['declared']}), but spglib detects "
+        f"{ds.international} (No. {int(ds.number)}) at symprec={symprec:g} A; the features are those of the "
+        "detected group (a looser symprec may find the declared one)"
+    )
     if on_mismatch == "raise":
         raise SymmetryMismatchError(message)
     warn(SymmetryMismatchWarning(message))
@@ -358,7 +401,9 @@ def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, m
     lengths = np.linalg.norm(lattice, axis=1)
     vol = float(np.linalg.det(lattice))
     if np.any(lengths <= 1e-8) or abs(vol) <= 1e-9 * float(np.prod(lengths)):
-        raise ValueError(f"the lattice is singular (volume {vol:.3g} A^3 for vector lengths {np.round(lengths, 6).tolist()})")
+        raise ValueError(
+            f"the lattice is singular (volume {vol:.3g} A^3 for vector lengths {np.round(lengths, 6).tolist()})"
+        )
     if np.any(numbers < 0):
         raise ValueError("atomic numbers (species labels) must be non-negative")
     if min_distance > 0:
@@ -368,7 +413,9 @@ def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, m
         n = len(positions)
         if n <= 256 and float(np.abs(positions).max()) < 1e6:
             inv = np.linalg.inv(lattice)
-            reach = np.floor(0.5 + 1e-9 + (min_distance + 1e-6) * np.sqrt((inv * inv).sum(axis=0)))  # |n_k| bound
+            reach = np.floor(
+                0.5 + 1e-9 + (min_distance + 1e-6) * np.sqrt((inv * inv).sum(axis=0))
+            )  # |n_k| bound
             if reach.max() <= 1.0:
                 shifts = _SHIFTS @ lattice  # (27, 3); the zero shift is row 13
                 d = positions[:, None, :] - positions[None, :, :]
@@ -377,7 +424,9 @@ def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, m
                 s2 = (shifts * shifts).sum(axis=1)
                 dist2 = c2[:, None] + 2.0 * (c @ shifts.T) + s2[None, :]  # (n * n, 27)
                 dist2[:: n + 1, 13] = np.inf  # an atom and itself
-                limit = (min_distance + 1e-6) ** 2 + 1e-9 * (float(c2.max()) + float(s2.max()))  # + rounding margin
+                limit = (min_distance + 1e-6) ** 2 + 1e-9 * (
+                    float(c2.max()) + float(s2.max())
+                )  # + rounding margin
                 if float(dist2.min()) > limit:
                     return
         d, pair = _closest_pair(lattice, positions)
@@ -390,7 +439,11 @@ def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, m
             )
 
 
-_SHIFTS = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T.astype(np.float64)
+_SHIFTS = (
+    np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"))
+    .reshape(3, -1)
+    .T.astype(np.float64)
+)
 
 
 def _closest_pair(lattice: np.ndarray, positions: np.ndarray) -> tuple[float, tuple[int, int]]:
@@ -437,8 +490,11 @@ def _cif_magmoms(given: _Input, how: str, tol: float):
     if how != "cif":
         raise ValueError(f"magmoms must be one signed number per atom (n,) or 'cif', got {how!r}")
     if given.moments is None:
-        raise ValueError(given.moment_error or "magmoms='cif' reads the moments of a magnetic CIF "
-                         "(_atom_site_moment.crystalaxis_x/_y/_z): pass its path or text; this structure is not a CIF")
+        raise ValueError(
+            given.moment_error
+            or "magmoms='cif' reads the moments of a magnetic CIF "
+            "(_atom_site_moment.crystalaxis_x/_y/_z): pass its path or text; this structure is not a CIF"
+        )
     return collinear_from_vectors(given.moments, tol)
 
 
@@ -501,9 +557,18 @@ def featurize(
     same features atom by atom.  Left-handed cells are accepted (the crystal is
     the same; spglib maps it onto a right-handed standard cell).
     """
-    if isinstance(symprec, bool) or not isinstance(symprec, (int, float, np.floating, np.integer)) or not np.isfinite(symprec) or symprec <= 0:
+    if (
+        isinstance(symprec, bool)
+        or not isinstance(symprec, (int, float, np.floating, np.integer))
+        or not np.isfinite(symprec)
+        or symprec <= 0
+    ):
         raise ValueError(f"symprec must be a positive number of Angstrom, got {symprec!r}")
-    if angle_tolerance is not None and (isinstance(angle_tolerance, bool) or not isinstance(angle_tolerance, (int, float, np.floating, np.integer)) or not np.isfinite(angle_tolerance)):
+    if angle_tolerance is not None and (
+        isinstance(angle_tolerance, bool)
+        or not isinstance(angle_tolerance, (int, float, np.floating, np.integer))
+        or not np.isfinite(angle_tolerance)
+    ):
         raise ValueError(f"angle_tolerance must be None or a number of degrees, got {angle_tolerance!r}")
     if on_mismatch not in _ON_MISMATCH:
         raise ValueError(f"on_mismatch must be 'warn', 'raise' or 'ignore', got {on_mismatch!r}")
@@ -514,11 +579,17 @@ def featurize(
     if magmoms is not None:
         from ._magnetic_structures import collinear_magmoms
 
-        if mag_symprec is not None and (isinstance(mag_symprec, bool) or not isinstance(mag_symprec, (int, float, np.floating, np.integer))
-                                        or not np.isfinite(mag_symprec) or mag_symprec <= 0):
+        if mag_symprec is not None and (
+            isinstance(mag_symprec, bool)
+            or not isinstance(mag_symprec, (int, float, np.floating, np.integer))
+            or not np.isfinite(mag_symprec)
+            or mag_symprec <= 0
+        ):
             raise ValueError(f"mag_symprec must be None or a positive number, got {mag_symprec!r}")
         if isinstance(magmoms, str):
-            magmoms, moment_axis = _cif_magmoms(given, magmoms, float(symprec if mag_symprec is None else mag_symprec))
+            magmoms, moment_axis = _cif_magmoms(
+                given, magmoms, float(symprec if mag_symprec is None else mag_symprec)
+            )
         magmoms = collinear_magmoms(magmoms, len(positions))
     cart_reading = _as_cartesian_reading(lattice, positions) if given.arrays else None
     try:
@@ -526,11 +597,19 @@ def featurize(
     except ValueError as exc:
         if cart_reading is None:
             raise
-        raise ValueError(f"{exc}; the positions look Cartesian (read as Cartesian Angstrom, every atom lies inside "
-                         f"the cell): {_CARTESIAN_HINT}") from None
+        raise ValueError(
+            f"{exc}; the positions look Cartesian (read as Cartesian Angstrom, every atom lies inside "
+            f"the cell): {_CARTESIAN_HINT}"
+        ) from None
     db = default_database() if db is None else db
-    ds = _detect(lattice, positions, numbers, float(symprec), None if angle_tolerance is None else float(angle_tolerance),
-                 detector=detector)
+    ds = _detect(
+        lattice,
+        positions,
+        numbers,
+        float(symprec),
+        None if angle_tolerance is None else float(angle_tolerance),
+        detector=detector,
+    )
     if cart_reading is not None:
         _warn_if_cartesian(lattice, positions, numbers, cart_reading, ds, float(symprec))
     declared = _declared_fields(given.declared, given.merged)
@@ -543,9 +622,19 @@ def featurize(
     if magmoms is not None:
         from ._magnetic_structures import featurize_magnetic
 
-        magnetic = featurize_magnetic(db, lattice, positions, numbers, magmoms, symprec=float(symprec),
-                                      angle_tolerance=angle_tolerance, mag_symprec=mag_symprec, kmax=kmax, real=bool(real),
-                                      moment_axis=moment_axis)
+        magnetic = featurize_magnetic(
+            db,
+            lattice,
+            positions,
+            numbers,
+            magmoms,
+            symprec=float(symprec),
+            angle_tolerance=angle_tolerance,
+            mag_symprec=mag_symprec,
+            kmax=kmax,
+            real=bool(real),
+            moment_axis=moment_axis,
+        )
     return Featurized(
         basis=basis,
         hall_number=setting.hall_number,
@@ -571,8 +660,17 @@ class LowSymmetryWarning(UserWarning):
     lattice's own point group at ``symprec``; None when it is -1).
     """
 
-    def __init__(self, message: str, *, number: int = 1, symprec: float = 0.0, angle_tolerance=None,
-                 looser_symprec=None, looser_number=None, lattice_pointgroup=None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        number: int = 1,
+        symprec: float = 0.0,
+        angle_tolerance=None,
+        looser_symprec=None,
+        looser_number=None,
+        lattice_pointgroup=None,
+    ):
         super().__init__(message)
         self.number, self.symprec, self.angle_tolerance = number, symprec, angle_tolerance
         self.looser_symprec, self.looser_number = looser_symprec, looser_number
@@ -591,10 +689,19 @@ def _spglib_dataset(spglib, cell, symprec: float, angle: float):
         try:
             return spglib.get_symmetry_dataset(cell, symprec=float(symprec), angle_tolerance=float(angle))
         except Exception as exc:  # spglib.SpglibError with the new error handling
-            raise SymmetryNotFoundError(f"spglib could not determine the symmetry (symprec={symprec}): {exc}") from None
+            raise SymmetryNotFoundError(
+                f"spglib could not determine the symmetry (symprec={symprec}): {exc}"
+            ) from None
 
 
-def _detect(lattice, positions, numbers, symprec: float, angle_tolerance: float | None = None, detector: str = "spglib"):
+def _detect(
+    lattice,
+    positions,
+    numbers,
+    symprec: float,
+    angle_tolerance: float | None = None,
+    detector: str = "spglib",
+):
     """The symmetry dataset (spglib's default setting of the group); SymmetryNotFoundError when none is found.
 
     ``detector``: 'spglib', or 'moyopy' (its dataset adapted to the spglib fields used here,
@@ -606,7 +713,9 @@ def _detect(lattice, positions, numbers, symprec: float, angle_tolerance: float 
     if detector == "moyopy":
         ds = moyopy_dataset(lattice, positions, numbers, symprec, angle_tolerance)
         if int(ds.number) <= 2:
-            _check_low_symmetry(_require_spglib(), ds, lattice, positions, numbers, float(symprec), angle_tolerance)
+            _check_low_symmetry(
+                _require_spglib(), ds, lattice, positions, numbers, float(symprec), angle_tolerance
+            )
         return ds
     spglib = _require_spglib()
     angle = -1.0 if angle_tolerance is None else float(angle_tolerance)
@@ -634,12 +743,16 @@ def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float,
             looser_number = int(lds.number)
             hints.append(f"at symprec={loose:g} A it finds {lds.international} (No. {looser_number})")
     try:
-        latds = _spglib_dataset(spglib, (lattice, np.zeros((1, 3)), np.ones(1, dtype=np.int64)), symprec, angle)
+        latds = _spglib_dataset(
+            spglib, (lattice, np.zeros((1, 3)), np.ones(1, dtype=np.int64)), symprec, angle
+        )
     except ValueError:
         latds = None
     if latds is not None and int(latds.number) > 2:
         lattice_pg = str(latds.pointgroup)
-        hints.append(f"the lattice alone has point group {lattice_pg} (Bravais lattice of {latds.international})")
+        hints.append(
+            f"the lattice alone has point group {lattice_pg} (Bravais lattice of {latds.international})"
+        )
     if not hints:
         return
     at = "spglib's own angle tolerance" if angle_tolerance is None else f"angle_tolerance={angle:g} deg"
@@ -649,8 +762,12 @@ def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float,
             + " and ".join(hints)
             + f". The features are those of {found.split()[0]}: pass a looser symprec to use more symmetry, "
             "or silence this with warnings.simplefilter('ignore', basisdb.LowSymmetryWarning).",
-            number=int(ds.number), symprec=symprec, angle_tolerance=angle_tolerance,
-            looser_symprec=looser, looser_number=looser_number, lattice_pointgroup=lattice_pg,
+            number=int(ds.number),
+            symprec=symprec,
+            angle_tolerance=angle_tolerance,
+            looser_symprec=looser,
+            looser_number=looser_number,
+            lattice_pointgroup=lattice_pg,
         ),
         stacklevel=4,
     )
@@ -694,7 +811,10 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
         # a site's position: the mean over all its copies (independent of atom order and supercell)
         u = x_std - ell
         counts = np.bincount(cls, minlength=n_sites).astype(np.float64)
-        site_x = np.stack([np.bincount(cls, weights=u[:, i], minlength=n_sites) for i in range(3)], axis=1) / counts[:, None]
+        site_x = (
+            np.stack([np.bincount(cls, weights=u[:, i], minlength=n_sites) for i in range(3)], axis=1)
+            / counts[:, None]
+        )
     xbar_p, orbit_p, disp = symmetrize(gd, site_x, numbers[rep], metric, tol, chol=chol)
     xbar = xbar_p[cls] + ell
     disp = float(np.sqrt(((((xbar - x_std) @ chol) ** 2).sum(axis=1)).max()))

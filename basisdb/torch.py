@@ -24,6 +24,7 @@ frequency, and summed per output column with one ``index_add``; the result is
 differentiable with respect to the coordinates.  Works on any device torch
 supports (``device=None`` keeps tensors where they are / on the CPU).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,18 @@ import torch
 from ._boxindex import box_frequencies
 from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
 
-__all__ = ["TorchBasis", "to_torch", "BatchedBasis", "collate", "InvariantEncoder", "InvariantEncoding", "invariant_encoding",
-           "TorchVectorBasis", "vector_to_torch", "BatchedVectorBasis"]
+__all__ = [
+    "TorchBasis",
+    "to_torch",
+    "BatchedBasis",
+    "collate",
+    "InvariantEncoder",
+    "InvariantEncoding",
+    "invariant_encoding",
+    "TorchVectorBasis",
+    "vector_to_torch",
+    "BatchedVectorBasis",
+]
 
 #: about this many (term x point) products per chunk of points: cache-sized on a CPU (measured
 #: 2x faster than 4M), large on an accelerator (fewer kernel launches)
@@ -69,7 +80,9 @@ class _Kernel:
         to = dict(device=device)
         self.kmax = table.kmax
         self.n_out = table.n_out
-        self.u_h, self.u_k, self.hk_id, self.l = (torch.as_tensor(a, dtype=torch.long, **to) for a in term_gather_indices(table))
+        self.u_h, self.u_k, self.hk_id, self.l = (
+            torch.as_tensor(a, dtype=torch.long, **to) for a in term_gather_indices(table)
+        )
         self.column = torch.as_tensor(np.array(table.column), dtype=torch.long, **to)
         self.alpha = torch.as_tensor(np.array(table.alpha), dtype=dtype, **to)
         self.beta = torch.as_tensor(np.array(table.beta), dtype=dtype, **to)
@@ -163,19 +176,25 @@ class TorchBasis:
     _kernels: dict
 
     def __repr__(self) -> str:
-        return (f"TorchBasis(hall_number={self.hall_number}, kmax={self.kmax}, n_basis={self.n_basis}, "
-                f"dtype={self.dtype}, device={self.device})")
+        return (
+            f"TorchBasis(hall_number={self.hall_number}, kmax={self.kmax}, n_basis={self.n_basis}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
 
     def _kernel(self, name: str) -> _Kernel:
         k = self._kernels.get(name)
         if k is None:
-            k = self._kernels[name] = _Kernel(term_table(self._basis, real=(name == "real")), self.dtype, self.device)
+            k = self._kernels[name] = _Kernel(
+                term_table(self._basis, real=(name == "real")), self.dtype, self.device
+            )
         return k
 
     def complex_basis(self) -> torch.Tensor:
         """B as a sparse COO tensor (n_box, n_basis), complex."""
         idx = torch.stack([self.box_index, self.orbit])
-        return torch.sparse_coo_tensor(idx, self.coefficients.clone(), (self.n_box, self.n_basis), check_invariants=False).coalesce()
+        return torch.sparse_coo_tensor(
+            idx, self.coefficients.clone(), (self.n_box, self.n_basis), check_invariants=False
+        ).coalesce()
 
     def real_basis(self) -> torch.Tensor:
         """The real basis' Fourier coefficients as a sparse COO tensor (n_box, n_basis), complex."""
@@ -279,7 +298,9 @@ class BatchedBasis:
         with self._lock:
             tb = self._bases.get(hall)
             if tb is None:
-                tb = self._bases[hall] = to_torch(self.db.get(hall=hall, kmax=self.kmax), self.dtype, self.device)
+                tb = self._bases[hall] = to_torch(
+                    self.db.get(hall=hall, kmax=self.kmax), self.dtype, self.device
+                )
         return tb
 
     def n_basis(self, halls) -> int:
@@ -307,7 +328,9 @@ class BatchedBasis:
         mask = torch.zeros(n, width, dtype=torch.bool, device=self.device)
         for tb, idx, pts in self._groups(x, h):
             if tb.n_basis > width:
-                raise ValueError(f"width={width} is smaller than n_basis={tb.n_basis} of hall {tb.hall_number}")
+                raise ValueError(
+                    f"width={width} is smaller than n_basis={tb.n_basis} of hall {tb.hall_number}"
+                )
             f = _run(tb._kernel("real"), pts.index_select(0, idx))
             out[idx, : tb.n_basis] = f  # in place: autograd records it (out itself needs no grad)
             mask[idx, : tb.n_basis] = True
@@ -323,14 +346,23 @@ class BatchedBasis:
         for tb, idx, pts in self._groups(x, h):
             out[idx] = _encode(tb._kernel("complex"), tb._enc_tables(), pts.index_select(0, idx), self.n_box)
         if index is not None:
-            out = out.index_select(1, torch.as_tensor(np.asarray(index), dtype=torch.long, device=self.device))
+            out = out.index_select(
+                1, torch.as_tensor(np.asarray(index), dtype=torch.long, device=self.device)
+            )
         return out
 
     def support(self, hall) -> torch.Tensor:
         """Sorted box indices where the encoding of some setting in ``hall`` can be non-zero (a compact
         shared index: the union of the settings' non-extinct frequencies)."""
-        used = np.unique(np.concatenate([np.asarray(self.db.get(hall=int(v), kmax=self.kmax).box_indices)
-                                         for v in np.unique(_halls(hall))] or [np.zeros(0, np.int64)]))
+        used = np.unique(
+            np.concatenate(
+                [
+                    np.asarray(self.db.get(hall=int(v), kmax=self.kmax).box_indices)
+                    for v in np.unique(_halls(hall))
+                ]
+                or [np.zeros(0, np.int64)]
+            )
+        )
         return torch.as_tensor(used, dtype=torch.long, device=self.device)
 
 
@@ -354,7 +386,9 @@ def collate(results, dtype=None, device=None) -> dict:
     to = dict(device=device)
     cat = lambda arrs, dt: torch.as_tensor(np.concatenate(arrs) if arrs else np.zeros(0), dtype=dt, **to)  # noqa: E731
     return {
-        "positions": torch.as_tensor(np.concatenate([r.positions for r in results]) if results else np.zeros((0, 3)), dtype=dtype, **to),
+        "positions": torch.as_tensor(
+            np.concatenate([r.positions for r in results]) if results else np.zeros((0, 3)), dtype=dtype, **to
+        ),
         "hall": cat([np.full(r.n_atoms, r.hall_number) for r in results], torch.long),
         "numbers": cat([r.numbers for r in results], torch.long),
         "crystal": cat([np.full(r.n_atoms, i) for i, r in enumerate(results)], torch.long),
@@ -370,7 +404,11 @@ def _plan_for(db, kmax, hall_numbers, packing: str) -> BatchPlan:
 
         db = default_database()
     kmax = db._check_kmax(kmax)
-    halls = [s.hall_number for s in db.settings()] if hall_numbers is None else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
+    halls = (
+        [s.hall_number for s in db.settings()]
+        if hall_numbers is None
+        else [int(h) for h in np.unique(np.asarray(hall_numbers, dtype=np.int64))]
+    )
     return batch_plan([db.get(hall=h, kmax=kmax) for h in halls], packing)
 
 
@@ -390,7 +428,9 @@ def _box_waves(x: torch.Tensor, kmax: int, dtype: torch.dtype) -> tuple[torch.Te
     return re, im
 
 
-def _plan_encode(t: dict, x: torch.Tensor, row: torch.Tensor, kmax: int, n_cols: int, n_out: int, dtype: torch.dtype) -> torch.Tensor:
+def _plan_encode(
+    t: dict, x: torch.Tensor, row: torch.Tensor, kmax: int, n_cols: int, n_out: int, dtype: torch.dtype
+) -> torch.Tensor:
     """Evaluate the stacked plan (buffers ``t``, see ``BatchPlan``) at x (G, A, 3): A atoms that share
     plan row ``row[g]`` (G,) (a padded crystal: A = N; ragged atoms: A = 1).  Returns (G, A, n_out).
 
@@ -448,10 +488,18 @@ class InvariantEncoding(torch.nn.Module):
     Attributes: kmax, n_box, n_out (width of the encoding), packing, hall_numbers (tuple).
     """
 
-    def __init__(self, kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None, device=None):
+    def __init__(
+        self, kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None, device=None
+    ):
         super().__init__()
         plan = _plan_for(db, kmax, hall_numbers, packing)
-        self.kmax, self.n_box, self.n_out, self.n_cols, self.packing = plan.kmax, plan.n_box, plan.n_out, plan.n_cols, plan.packing
+        self.kmax, self.n_box, self.n_out, self.n_cols, self.packing = (
+            plan.kmax,
+            plan.n_box,
+            plan.n_out,
+            plan.n_cols,
+            plan.packing,
+        )
         self.hall_numbers = tuple(int(h) for h in plan.hall_numbers)
         to = dict(device=device)
         # The float64 coefficients are stored bit-cast as int64, so that ``.to(dtype)`` never rounds
@@ -459,11 +507,19 @@ class InvariantEncoding(torch.nn.Module):
         # Index tables are stored as int32 (half the memory) and widened after the per-batch row gather.
         for name in BatchPlan.ARRAYS:
             a = np.array(getattr(plan, name))
-            t = torch.as_tensor(a.view(np.int64)) if a.dtype.kind == "f" else torch.as_tensor(a.astype(np.int32))
+            t = (
+                torch.as_tensor(a.view(np.int64))
+                if a.dtype.kind == "f"
+                else torch.as_tensor(a.astype(np.int32))
+            )
             self.register_buffer(name, t.to(device) if device is not None else t, persistent=False)
-        self.register_buffer("row_of_hall", torch.as_tensor(np.array(plan.row_of_hall), **to), persistent=False)
+        self.register_buffer(
+            "row_of_hall", torch.as_tensor(np.array(plan.row_of_hall), **to), persistent=False
+        )
         self.register_buffer("slot_box", torch.as_tensor(np.array(plan.slot_box), **to), persistent=False)
-        self.register_buffer("box_frequencies", torch.as_tensor(box_frequencies(plan.kmax), **to), persistent=False)
+        self.register_buffer(
+            "box_frequencies", torch.as_tensor(box_frequencies(plan.kmax), **to), persistent=False
+        )
         # an empty tensor whose dtype follows ``.to(dtype)``: the module's compute dtype
         self.register_buffer("_anchor", torch.zeros(0, dtype=_dtype(dtype), **to), persistent=False)
 
@@ -484,7 +540,9 @@ class InvariantEncoding(torch.nn.Module):
             if not bad.any():
                 bad = self.row_of_hall[hall] < 0
             if bad.any():
-                raise ValueError(f"hall numbers not supported by this encoder: {sorted(set(hall[bad].tolist()))}")
+                raise ValueError(
+                    f"hall numbers not supported by this encoder: {sorted(set(hall[bad].tolist()))}"
+                )
         return self.row_of_hall[hall.long()]
 
     def _layout(self, positions, hall_number, mask, batch):
@@ -501,7 +559,9 @@ class InvariantEncoding(torch.nn.Module):
             if mask is not None:
                 if _checking() and tuple(mask.shape) != (B, N):
                     raise ValueError(f"mask must have shape {(B, N)}, got {tuple(mask.shape)}")
-                x = torch.where(mask[..., None].to(torch.bool), x, torch.zeros((), dtype=x.dtype, device=x.device))
+                x = torch.where(
+                    mask[..., None].to(torch.bool), x, torch.zeros((), dtype=x.dtype, device=x.device)
+                )
             rows = self._rows(hall_number)
             if _checking() and tuple(rows.shape) != (B,):
                 raise ValueError(f"padded input needs hall_number of shape ({B},), got {tuple(rows.shape)}")
@@ -516,7 +576,9 @@ class InvariantEncoding(torch.nn.Module):
                 raise ValueError(f"batch must have shape ({x.shape[0]},), got {tuple(batch.shape)}")
             return x[:, None, :], rows.index_select(0, batch), batch, None
         if _checking() and tuple(rows.shape) != (x.shape[0],):
-            raise ValueError(f"ragged input without batch= needs one hall number per atom ({x.shape[0]},), got {tuple(rows.shape)}")
+            raise ValueError(
+                f"ragged input without batch= needs one hall number per atom ({x.shape[0]},), got {tuple(rows.shape)}"
+            )
         return x[:, None, :], rows, None, None
 
     def forward(self, positions, hall_number, mask=None, batch=None) -> torch.Tensor:
@@ -597,7 +659,9 @@ class InvariantEncoder(torch.nn.Module):
         if frequency_weighting not in (None, "metric"):
             raise ValueError(f'frequency_weighting must be None or "metric", got {frequency_weighting!r}')
         dtype = _dtype(dtype)
-        self.encoding = InvariantEncoding(kmax, db=db, hall_numbers=hall_numbers, packing=packing, dtype=dtype, device=device)
+        self.encoding = InvariantEncoding(
+            kmax, db=db, hall_numbers=hall_numbers, packing=packing, dtype=dtype, device=device
+        )
         self.kmax, self.n_box, self.n_out = self.encoding.kmax, self.encoding.n_box, self.encoding.n_out
         self.out_features = int(out_features)
         self.frequency_weighting = frequency_weighting
@@ -620,7 +684,9 @@ class InvariantEncoder(torch.nn.Module):
         n = self.radial.shape[0]
         centres = torch.linspace(0.0, self.radial_max, n, dtype=self.radial.dtype, device=self.radial.device)
         q = self.encoding.frequency_lengths(lattice).to(self.radial.dtype)  # (..., n_box)
-        rbf = torch.exp(-0.5 * ((q[..., None] - centres) / (self.radial_max / (n - 1))) ** 2)  # (..., n_box, n_radial)
+        rbf = torch.exp(
+            -0.5 * ((q[..., None] - centres) / (self.radial_max / (n - 1))) ** 2
+        )  # (..., n_box, n_radial)
         w = 1.0 + rbf @ self.radial
         return w.index_select(-1, self.encoding.slot_box)
 
@@ -643,7 +709,9 @@ class InvariantEncoder(torch.nn.Module):
                     raise ValueError(f"lattice must have shape (B, 3, 3), got {tuple(lattice.shape)}")
                 w = w.index_select(0, crystal)
             elif _checking() and tuple(w.shape) != tuple(out.shape):
-                raise ValueError(f"ragged input without batch= needs one lattice per atom ({x.shape[0]}, 3, 3), got {tuple(lattice.shape)}")
+                raise ValueError(
+                    f"ragged input without batch= needs one lattice per atom ({x.shape[0]}, 3, 3), got {tuple(lattice.shape)}"
+                )
             out = out * w
         if mask is not None:
             out = out * mask.reshape(-1, 1).to(out.dtype)
@@ -671,7 +739,9 @@ _ENCODINGS: dict = {}
 _ENCODINGS_LOCK = threading.Lock()
 
 
-def invariant_encoding(positions, hall_number, *, kmax: int = 3, db=None, mask=None, batch=None, packing: str = "complex") -> torch.Tensor:
+def invariant_encoding(
+    positions, hall_number, *, kmax: int = 3, db=None, mask=None, batch=None, packing: str = "complex"
+) -> torch.Tensor:
     """Functional form of ``InvariantEncoding`` (no weights): the encoding of padded or ragged atoms.
 
     The tables of all settings of ``db`` (default ``basisdb.open()``) are built on first use per
@@ -684,7 +754,9 @@ def invariant_encoding(positions, hall_number, *, kmax: int = 3, db=None, mask=N
     with _ENCODINGS_LOCK:
         mod = _ENCODINGS.get(key)
         if mod is None:
-            mod = _ENCODINGS[key] = InvariantEncoding(kmax, db=db, packing=packing, dtype=dtype, device=x.device)
+            mod = _ENCODINGS[key] = InvariantEncoding(
+                kmax, db=db, packing=packing, dtype=dtype, device=x.device
+            )
     return mod(x, hall_number, mask=mask, batch=batch)
 
 
@@ -708,8 +780,10 @@ class TorchVectorBasis:
     _kernels: dict
 
     def __repr__(self) -> str:
-        return (f"TorchVectorBasis(kind={self.kind!r}, hall_number={self.hall_number}, kmax={self.kmax}, "
-                f"n_basis={self.n_basis}, dtype={self.dtype}, device={self.device})")
+        return (
+            f"TorchVectorBasis(kind={self.kind!r}, hall_number={self.hall_number}, kmax={self.kmax}, "
+            f"n_basis={self.n_basis}, dtype={self.dtype}, device={self.device})"
+        )
 
     def _kernel(self, real: bool) -> _Kernel:
         k = self._kernels.get(real)
@@ -725,7 +799,11 @@ class TorchVectorBasis:
         else:
             out = torch.complex(out[:, 0::2], out[:, 1::2]).reshape(pts.shape[0], self.n_basis, 3)
         if lattice is not None:
-            lat = lattice if isinstance(lattice, torch.Tensor) else torch.as_tensor(np.asarray(lattice, dtype=np.float64))
+            lat = (
+                lattice
+                if isinstance(lattice, torch.Tensor)
+                else torch.as_tensor(np.asarray(lattice, dtype=np.float64))
+            )
             out = out @ lat.to(device=out.device, dtype=out.dtype)
         return out
 
@@ -735,8 +813,14 @@ def vector_to_torch(vector, dtype=None, device=None) -> TorchVectorBasis:
     dtype = _dtype(dtype)
     device = torch.device(device) if device is not None else torch.device("cpu")
     return TorchVectorBasis(
-        kind=vector.kind, hall_number=vector.basis.setting.hall_number, kmax=vector.basis.kmax,
-        n_basis=vector.n_basis, dtype=dtype, device=device, _vector=vector, _kernels={},
+        kind=vector.kind,
+        hall_number=vector.basis.setting.hall_number,
+        kmax=vector.basis.kmax,
+        n_basis=vector.n_basis,
+        dtype=dtype,
+        device=device,
+        _vector=vector,
+        _kernels={},
     )
 
 

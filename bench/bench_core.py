@@ -4,6 +4,7 @@ Measures: full build of all 530 settings (wall time, peak memory of the whole
 process tree), open + first lookup, warm lookup, and ``Basis.evaluate`` against
 the naive ``exp(2j*pi*x @ F.T) @ B``.  Not a test: numbers vary with the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,19 @@ def measure_build(kmax: int, jobs: int, out: Path) -> dict:
     """
     import resource
 
-    cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", str(kmax), "--jobs", str(jobs), "-q", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "basisdb",
+        "build",
+        "--kmax",
+        str(kmax),
+        "--jobs",
+        str(jobs),
+        "-q",
+        "-o",
+        str(out),
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -56,7 +69,14 @@ def measure_build(kmax: int, jobs: int, out: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"build at K={kmax} failed with exit code {proc.returncode}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"kmax": kmax, "jobs": jobs, "seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20, "bytes": out.stat().st_size}
+    return {
+        "kmax": kmax,
+        "jobs": jobs,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": peak / 2**20,
+        "bytes": out.stat().st_size,
+    }
 
 
 def bench_build(kmax: int, jobs: int) -> dict:
@@ -150,12 +170,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kmax", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--points", type=int, default=100_000)
-    ap.add_argument("--path", default=None, help="artifact for the lookup/evaluate figures (default: shipped)")
+    ap.add_argument(
+        "--path", default=None, help="artifact for the lookup/evaluate figures (default: shipped)"
+    )
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--groups", default="Fm-3m,P1")
     args = ap.parse_args(argv)
 
-    print(f"# basisdb core benchmark  (python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs)")
+    print(
+        f"# basisdb core benchmark  (python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs)"
+    )
     if not args.skip_build:
         r = bench_build(args.kmax, args.jobs)
         print(

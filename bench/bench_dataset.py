@@ -10,6 +10,7 @@ Prints, per structure on the first N rows of ../shared/datasets/carbon_24/carbon
             and on a LocalCluster of each --workers size (cluster start-up excluded and reported)
 and, with --profile, where featurize's time beyond spglib goes (cProfile, by function).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def main(argv=None):
     ap.add_argument("--kmax", type=int, default=4)
     ap.add_argument("--symprec", type=float, default=None, help="default: featurize's default")
     ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--profile", action="store_true", help="cProfile of featurize: where the time beyond spglib goes")
+    ap.add_argument(
+        "--profile", action="store_true", help="cProfile of featurize: where the time beyond spglib goes"
+    )
     args = ap.parse_args(argv)
     if not CARBON.is_file():
         sys.exit(f"{CARBON}: not found (../shared/datasets is needed)")
@@ -74,7 +77,10 @@ def main(argv=None):
 
     cells = []
     t_read = timed(lambda: cells.extend(as_cell(r["cif"]) for r in rows))
-    t_spg = timed(lambda: [spglib.get_symmetry_dataset(c, symprec=symprec, angle_tolerance=spg_angle) for c in cells], repeat=2)
+    t_spg = timed(
+        lambda: [spglib.get_symmetry_dataset(c, symprec=symprec, angle_tolerance=spg_angle) for c in cells],
+        repeat=2,
+    )
     t_spg5 = timed(lambda: [spglib.get_symmetry_dataset(c, symprec=1e-5) for c in cells], repeat=2)
     t_feat = timed(lambda: [featurize(c, kmax=args.kmax, symprec=symprec, db=db) for c in cells], repeat=2)
     t_feat1 = timed(lambda: [featurize(c, kmax=1, symprec=symprec, db=db) for c in cells], repeat=2)
@@ -92,29 +98,48 @@ def main(argv=None):
     t_sync_nf, _ = ds_run(scheduler="sync", features=False)
     bytes_nf = sum(f.stat().st_size for f in (tmp / "out").rglob("*.parquet"))
     ms = lambda t: 1e3 * t / n  # noqa: E731
-    print(f"carbon_24, first {n} structures, symprec={symprec:g} A, angle_tolerance={angle}, K={args.kmax}; per structure:")
+    print(
+        f"carbon_24, first {n} structures, symprec={symprec:g} A, angle_tolerance={angle}, K={args.kmax}; per structure:"
+    )
     print(f"  read CIF (gemmi -> arrays)             {ms(t_read):7.3f} ms")
-    print(f"  spglib detection alone                 {ms(t_spg):7.3f} ms   (at symprec 1e-5: {ms(t_spg5):.3f} ms)")
-    print(f"  featurize(arrays), K={args.kmax}               {ms(t_feat):7.3f} ms   our own work beyond spglib: {ms(t_feat - t_spg):.3f} ms "
-          f"= {(t_feat - t_spg) / t_spg:.1f}x spglib")
+    print(
+        f"  spglib detection alone                 {ms(t_spg):7.3f} ms   (at symprec 1e-5: {ms(t_spg5):.3f} ms)"
+    )
+    print(
+        f"  featurize(arrays), K={args.kmax}               {ms(t_feat):7.3f} ms   our own work beyond spglib: {ms(t_feat - t_spg):.3f} ms "
+        f"= {(t_feat - t_spg) / t_spg:.1f}x spglib"
+    )
     print(f"  featurize(arrays), K=1 (no features)   {ms(t_feat1):7.3f} ms")
     print(f"  featurize(CIF text)                    {ms(t_cif):7.3f} ms")
-    print(f"  dataset, sync, features                {ms(t_sync):7.3f} ms   ({n / t_sync:,.0f} structures/s; beyond featurize(CIF): "
-          f"{ms(t_sync - t_cif):.3f} ms: CSV, warnings capture, Parquet)")
-    print(f"  dataset, sync, --no-features           {ms(t_sync_nf):7.3f} ms   ({n / t_sync_nf:,.0f} structures/s)")
-    print(f"  output: {bytes_feat / n / 1024:.2f} KiB per structure with features, {bytes_nf / n / 1024:.2f} KiB without "
-          f"({res.summary['failures']} failures)")
+    print(
+        f"  dataset, sync, features                {ms(t_sync):7.3f} ms   ({n / t_sync:,.0f} structures/s; beyond featurize(CIF): "
+        f"{ms(t_sync - t_cif):.3f} ms: CSV, warnings capture, Parquet)"
+    )
+    print(
+        f"  dataset, sync, --no-features           {ms(t_sync_nf):7.3f} ms   ({n / t_sync_nf:,.0f} structures/s)"
+    )
+    print(
+        f"  output: {bytes_feat / n / 1024:.2f} KiB per structure with features, {bytes_nf / n / 1024:.2f} KiB without "
+        f"({res.summary['failures']} failures)"
+    )
     for w in [int(x) for x in args.workers.split(",") if x.strip()]:
         from distributed import Client, LocalCluster
 
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40) as cl, Client(cl) as client:
+        with (
+            LocalCluster(
+                n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            ) as cl,
+            Client(cl) as client,
+        ):
             client.run(lambda: __import__("basisdb.dataset") and None)
             t_start = time.perf_counter() - t0
             t_w, _ = ds_run(scheduler=client, partition_size=64)
             t_w2, _ = ds_run(scheduler=client, partition_size=64)  # workers warm (artifact open)
-        print(f"  dataset, LocalCluster {w} worker(s)      {ms(min(t_w, t_w2)):7.3f} ms   ({n / min(t_w, t_w2):,.0f} structures/s, "
-              f"{n / min(t_w, t_w2) / w:,.0f} per worker; first run {t_w:.2f} s, cluster start {t_start:.1f} s)")
+        print(
+            f"  dataset, LocalCluster {w} worker(s)      {ms(min(t_w, t_w2)):7.3f} ms   ({n / min(t_w, t_w2):,.0f} structures/s, "
+            f"{n / min(t_w, t_w2) / w:,.0f} per worker; first run {t_w:.2f} s, cluster start {t_start:.1f} s)"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
 
     if args.profile:
@@ -126,11 +151,27 @@ def main(argv=None):
         s = io.StringIO()
         st = pstats.Stats(prof, stream=s)
         print("\nwhere featurize's time goes (cumulative, per structure):")
-        wanted = ["featurize", "_read_structure", "_validate", "_closest_pair", "_detect", "_spglib_dataset", "_check_low_symmetry",
-                  "_declared_fields", "get", "_canonicalize", "group_data", "symmetrize", "canonical_choice", "evaluate",
-                  "get_symmetry_dataset"]
+        wanted = [
+            "featurize",
+            "_read_structure",
+            "_validate",
+            "_closest_pair",
+            "_detect",
+            "_spglib_dataset",
+            "_check_low_symmetry",
+            "_declared_fields",
+            "get",
+            "_canonicalize",
+            "group_data",
+            "symmetrize",
+            "canonical_choice",
+            "evaluate",
+            "get_symmetry_dataset",
+        ]
         seen = set()
-        for (file, _line, name), (_cc, ncalls, _tt, ct, _callers) in sorted(st.stats.items(), key=lambda kv: -kv[1][3]):
+        for (file, _line, name), (_cc, ncalls, _tt, ct, _callers) in sorted(
+            st.stats.items(), key=lambda kv: -kv[1][3]
+        ):
             short = Path(file).name
             if name in wanted and (short, name) not in seen and ("basisdb" in file or "spglib" in file):
                 seen.add((short, name))

@@ -9,6 +9,7 @@ over the repeats:
   feat_spglib, feat_moyopy  featurize(arrays, detector=...) (detection included)
 Structures on which moyopy 0.21 does not return (HANGS) are left out of every figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,10 +65,18 @@ def main(argv=None):
             return round(statistics.median(runs), 4)
 
         out = dict(
-            set=name, n=len(cells), left_out=args.n - len(cells),
+            set=name,
+            n=len(cells),
+            left_out=args.n - len(cells),
             spglib=t(lambda c: spglib.get_symmetry_dataset(c, symprec=0.1, angle_tolerance=5.0)),
-            moyopy=t(lambda c: moyopy.MoyoDataset(moyopy.Cell(c[0].tolist(), c[1].tolist(), c[2].tolist()), symprec=0.1,
-                                                  angle_tolerance=angle, setting=moyopy.Setting.spglib())),
+            moyopy=t(
+                lambda c: moyopy.MoyoDataset(
+                    moyopy.Cell(c[0].tolist(), c[1].tolist(), c[2].tolist()),
+                    symprec=0.1,
+                    angle_tolerance=angle,
+                    setting=moyopy.Setting.spglib(),
+                )
+            ),
             feat_spglib=t(lambda c: basisdb.featurize(c, kmax=4, db=db)),
             feat_moyopy=t(lambda c: basisdb.featurize(c, kmax=4, db=db, detector="moyopy")),
         )

@@ -7,6 +7,7 @@ database), time and bytes of the stacked tables, and the median forward / backwa
 of a padded batch of B crystals of N atoms of random settings (positions without and
 with requires_grad).  Not a test: numbers vary with the machine and its load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,13 +48,19 @@ def main() -> None:
         t1 = time.perf_counter()
         layer = InvariantEncoder(64, kmax=K, db=db, device=a.device)
         t2 = time.perf_counter()
-        run = {"kmax": K, "read_settings_s": round(t1 - t0, 3), "tables_s": round(t2 - t1, 3),
-               "table_mb": round(sum(b.numel() * b.element_size() for b in layer.buffers()) / 1e6, 1)}
+        run = {
+            "kmax": K,
+            "read_settings_s": round(t1 - t0, 3),
+            "tables_s": round(t2 - t1, 3),
+            "table_mb": round(sum(b.numel() * b.element_size() for b in layer.buffers()) / 1e6, 1),
+        }
         rng = np.random.default_rng(0)
         hall = torch.tensor(rng.integers(1, 531, a.batch), device=a.device)
         mask = torch.ones(a.batch, a.atoms, dtype=torch.bool, device=a.device)
         for grad in (False, True):
-            x = torch.tensor(rng.random((a.batch, a.atoms, 3)), dtype=torch.float32, device=a.device, requires_grad=grad)
+            x = torch.tensor(
+                rng.random((a.batch, a.atoms, 3)), dtype=torch.float32, device=a.device, requires_grad=grad
+            )
             times = []
             for _ in range(a.repeats):
                 _sync(a.device)

@@ -11,6 +11,7 @@ jobs on a shared machine), the median over the repeats:
   declared      structures._declared_fields of the CIFs; load_cif: _cif.load_cif of the CIF texts
 --root runs another checkout of the package (for paired before/after runs: alternate the two trees).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,9 @@ def main(argv=None):
         "feat_arrays": lambda: [S.featurize(c, kmax=4, symprec=0.1, db=db) for c in cells],
         "feat_cif": lambda: [S.featurize(c, kmax=4, symprec=0.1, db=db) for c in cifs],
         "validate": lambda: [S._validate(c[0], c[1], c[2], 0.1) for c in cells],
-        "canonicalize": lambda: [S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)],
+        "canonicalize": lambda: [
+            S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)
+        ],
         "declared": lambda: [S._declared_fields(c.declared, c.merged) for c in crystals],
         "load_cif": lambda: [load_cif(c) for c in cifs],
     }

@@ -14,6 +14,7 @@ faster than the frequency count shows up as a rising ratio.
 
 Not a test: the figures depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -169,9 +170,17 @@ def plot(rows: list[dict], path: Path) -> None:
         y = np.array([r[key] for r in rows])
         ax.plot(k, y, marker=marker, label=label)
     y0 = rows[ref_idx]["build_cpu_s"]
-    ax.plot(kk, y0 * ((2 * kk + 1) / (2 * k[ref_idx] + 1)) ** 3, "k--", lw=1, label="∝ (2K+1)³ (through build CPU at K=8)")
+    ax.plot(
+        kk,
+        y0 * ((2 * kk + 1) / (2 * k[ref_idx] + 1)) ** 3,
+        "k--",
+        lw=1,
+        label="∝ (2K+1)³ (through build CPU at K=8)",
+    )
     if "estimate_mb" in rows[0]:
-        ax.plot(k, [r["estimate_mb"] for r in rows], ":", color="gray", label="builder's memory estimate (MiB)")
+        ax.plot(
+            k, [r["estimate_mb"] for r in rows], ":", color="gray", label="builder's memory estimate (MiB)"
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(k)
@@ -194,7 +203,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default=None, help="write the figures to this JSON file")
     ap.add_argument("--from-json", default=None, help="do not measure; read the figures from this JSON file")
     ap.add_argument("--keep", default=None, help="keep the artifacts in this folder (scale_k<K>.h5)")
-    ap.add_argument("--reread", action="store_true", help="with --from-json and --keep: measure the reader again, update the JSON")
+    ap.add_argument(
+        "--reread",
+        action="store_true",
+        help="with --from-json and --keep: measure the reader again, update the JSON",
+    )
     ap.add_argument("--plot", default=None, help="write the log-log plot to this PNG (needs matplotlib)")
     ap.add_argument("--markdown", action="store_true", help="print the markdown table")
     args = ap.parse_args(argv)
@@ -206,11 +219,18 @@ def main(argv: list[str] | None = None) -> None:
             rows = reread(rows, args.keep)
             Path(args.from_json).write_text(json.dumps(doc, indent=1) + "\n")
     else:
-        print(f"# basisdb scaling benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, jobs={args.jobs})")
+        print(
+            f"# basisdb scaling benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, jobs={args.jobs})"
+        )
         rows = run(args.kmax, args.jobs, args.tmpdir, args.keep)
         if args.json:
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-            meta = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "numpy": np.__version__, "load_after": load}
+            meta = {
+                "python": sys.version.split()[0],
+                "cpus": os.cpu_count(),
+                "numpy": np.__version__,
+                "load_after": load,
+            }
             Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     if args.markdown or args.from_json:
         print(markdown(rows))

@@ -23,6 +23,7 @@ with spglib's operation table of the named Hall setting):
 Datasets (../shared/datasets, CDVAE's copies): carbon_24 (Pickard, Materials Cloud 2020.0026)
 and perov_5 (Castelli et al. 2012).
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,15 +71,39 @@ LITERATURE = {
     "diamond-2": (526, (3.5668,) * 3 + (90,) * 3, [("C", (0.125, 0.125, 0.125))]),
     "wurtzite-ZnO": (480, _hex(3.2496, 5.2042), [("Zn", (1 / 3, 2 / 3, 0)), ("O", (1 / 3, 2 / 3, 0.3819))]),
     "corundum-H": (460, _hex(4.7589, 12.991), [("Al", (0, 0, 0.35216)), ("O", (0.30624, 0, 0.25))]),
-    "rutile-TiO2": (419, (4.5937, 4.5937, 2.9587, 90, 90, 90), [("Ti", (0, 0, 0)), ("O", (0.30478, 0.30478, 0))]),
+    "rutile-TiO2": (
+        419,
+        (4.5937, 4.5937, 2.9587, 90, 90, 90),
+        [("Ti", (0, 0, 0)), ("O", (0.30478, 0.30478, 0))],
+    ),
     "anatase-1": (426, (3.7845, 3.7845, 9.5143, 90, 90, 90), [("Ti", (0, 0, 0)), ("O", (0, 0, 0.2081))]),
-    "anatase-2": (427, (3.7845, 3.7845, 9.5143, 90, 90, 90), [("Ti", (0, 0.75, 0.125)), ("O", (0, 0.25, 0.0831))]),
-    "alpha-quartz": (443, _hex(4.9134, 5.4052), [("Si", (0.4697, 0, 2 / 3)), ("O", (0.4135, 0.2669, 0.7858))]),
-    "beta-Ga2O3": (63, (12.214, 3.0371, 5.7981, 90, 103.83, 90), [
-        ("Ga", (0.0904, 0, 0.7948)), ("Ga", (0.3414, 0, 0.6857)),
-        ("O", (0.1674, 0, 0.1011)), ("O", (0.4957, 0, 0.2553)), ("O", (0.8279, 0, 0.4365))]),
+    "anatase-2": (
+        427,
+        (3.7845, 3.7845, 9.5143, 90, 90, 90),
+        [("Ti", (0, 0.75, 0.125)), ("O", (0, 0.25, 0.0831))],
+    ),
+    "alpha-quartz": (
+        443,
+        _hex(4.9134, 5.4052),
+        [("Si", (0.4697, 0, 2 / 3)), ("O", (0.4135, 0.2669, 0.7858))],
+    ),
+    "beta-Ga2O3": (
+        63,
+        (12.214, 3.0371, 5.7981, 90, 103.83, 90),
+        [
+            ("Ga", (0.0904, 0, 0.7948)),
+            ("Ga", (0.3414, 0, 0.6857)),
+            ("O", (0.1674, 0, 0.1011)),
+            ("O", (0.4957, 0, 0.2553)),
+            ("O", (0.8279, 0, 0.4365)),
+        ],
+    ),
     "Mg-hcp": (488, _hex(3.2094, 5.2108), [("Mg", (1 / 3, 2 / 3, 0.25))]),
-    "marcasite-FeS2": (275, (4.4431, 5.4239, 3.3857, 90, 90, 90), [("Fe", (0, 0, 0)), ("S", (0.2002, 0.3780, 0))]),
+    "marcasite-FeS2": (
+        275,
+        (4.4431, 5.4239, 3.3857, 90, 90, 90),
+        [("Fe", (0, 0, 0)), ("S", (0.2002, 0.3780, 0))],
+    ),
     "alpha-U": (298, (2.8537, 5.8695, 4.9548, 90, 90, 90), [("U", (0, 0.1025, 0.25))]),
 }
 
@@ -204,7 +229,10 @@ def in_setting(cell, hall: int, symprec: float = 1e-5):
     sym = spglib.get_symmetry_from_database(hall)
     from basisdb import format_triplet
 
-    ops = [format_triplet(r, np.rint(np.asarray(t) * 24).astype(int) % 24) for r, t in zip(sym["rotations"], sym["translations"])]
+    ops = [
+        format_triplet(r, np.rint(np.asarray(t) * 24).astype(int) % 24)
+        for r, t in zip(sym["rotations"], sym["translations"])
+    ]
     return np.asarray(ds.std_lattice), np.asarray(ds.std_positions), np.asarray(ds.std_types), index, ops
 
 
@@ -240,8 +268,14 @@ def to_cif(lattice, positions, numbers, ops=("x,y,z",), name="crystal", number=N
     ang = lambda u, v: np.degrees(np.arccos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1, 1)))  # noqa: E731
     out = io.StringIO()
     out.write(f"data_{name}\n")
-    for tag, val in (("length_a", a), ("length_b", b), ("length_c", c),
-                     ("angle_alpha", ang(L[1], L[2])), ("angle_beta", ang(L[0], L[2])), ("angle_gamma", ang(L[0], L[1]))):
+    for tag, val in (
+        ("length_a", a),
+        ("length_b", b),
+        ("length_c", c),
+        ("angle_alpha", ang(L[1], L[2])),
+        ("angle_beta", ang(L[0], L[2])),
+        ("angle_gamma", ang(L[0], L[1])),
+    ):
         out.write(f"_cell_{tag} {val:.10f}\n")
     if number is not None:
         out.write(f"_space_group_IT_number {number}\n")
@@ -250,7 +284,9 @@ def to_cif(lattice, positions, numbers, ops=("x,y,z",), name="crystal", number=N
     out.write("loop_\n_symmetry_equiv_pos_as_xyz\n")
     for op in ops:
         out.write(f"  '{op}'\n")
-    out.write("loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n")
+    out.write(
+        "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+    )
     for i, (p, zz) in enumerate(zip(positions, numbers)):
         out.write(f"  {ELEMENTS[zz]}{i} {ELEMENTS[zz]} {p[0]:.12f} {p[1]:.12f} {p[2]:.12f}\n")
     return out.getvalue()
@@ -266,7 +302,9 @@ def random_cellpar(setting, rng, scale=1.0):
     if system == "monoclinic":
         angle = rng.uniform(95, 115)
         axis = choice[:1] if choice[:1] in ("a", "b", "c") else "b"
-        return {"a": (a, b, c, angle, 90, 90), "b": (a, b, c, 90, angle, 90), "c": (a, b, c, 90, 90, angle)}[axis]
+        return {"a": (a, b, c, angle, 90, 90), "b": (a, b, c, 90, angle, 90), "c": (a, b, c, 90, 90, angle)}[
+            axis
+        ]
     if system == "orthorhombic":
         return (a, b, c, 90, 90, 90)
     if system == "tetragonal":

@@ -30,6 +30,7 @@ gemmi (COD part); pymatgen only to check that SpacegroupAnalyzer() equals spglib
 
 About 4 minutes on 2 busy cores (--quick: about 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ from pathlib import Path
 
 os.environ.setdefault("SPGLIB_WARNING", "OFF")  # spglib's C-level chatter on stderr at loose tolerances
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -64,35 +65,84 @@ ROBUST_FROM = 1e-3  # "robust" (same group at symprec/2 and 2*symprec) is measur
 #: hand-written ITA examples beyond bench/crystal_sets.py LITERATURE: (ITA number, cell, asymmetric unit)
 ITA_EXTRA = {
     # Schoenfeld, Huang & Moss, Acta Cryst. B39 (1983) 404
-    "MoS2-2H": (194, (3.1604, 3.1604, 12.295, 90, 90, 120), [("Mo", (1 / 3, 2 / 3, 0.25)), ("S", (1 / 3, 2 / 3, 0.621))]),
+    "MoS2-2H": (
+        194,
+        (3.1604, 3.1604, 12.295, 90, 90, 120),
+        [("Mo", (1 / 3, 2 / 3, 0.25)), ("S", (1 / 3, 2 / 3, 0.621))],
+    ),
     # Trucano & Chen, Nature 258 (1975) 136
-    "graphite-2H": (194, (2.464, 2.464, 6.711, 90, 90, 120), [("C", (0, 0, 0.25)), ("C", (1 / 3, 2 / 3, 0.25))]),
+    "graphite-2H": (
+        194,
+        (2.464, 2.464, 6.711, 90, 90, 120),
+        [("C", (0, 0, 0.25)), ("C", (1 / 3, 2 / 3, 0.25))],
+    ),
     # NiAs type, Alsen, Geol. Foeren. Stockholm Foerh. 47 (1925) 19
     "NiAs": (194, (3.619, 3.619, 5.034, 90, 90, 120), [("Ni", (0, 0, 0)), ("As", (1 / 3, 2 / 3, 0.25))]),
     # cubic SrTiO3, Abramov et al., Acta Cryst. B51 (1995) 942
-    "SrTiO3": (221, (3.905,) * 3 + (90,) * 3, [("Sr", (0.5, 0.5, 0.5)), ("Ti", (0, 0, 0)), ("O", (0.5, 0, 0))]),
+    "SrTiO3": (
+        221,
+        (3.905,) * 3 + (90,) * 3,
+        [("Sr", (0.5, 0.5, 0.5)), ("Ti", (0, 0, 0)), ("O", (0.5, 0, 0))],
+    ),
     "CsCl": (221, (4.123,) * 3 + (90,) * 3, [("Cs", (0, 0, 0)), ("Cl", (0.5, 0.5, 0.5))]),
     # sphalerite ZnS, Skinner, Am. Mineral. 46 (1961) 1399
     "sphalerite-ZnS": (216, (5.4093,) * 3 + (90,) * 3, [("Zn", (0, 0, 0)), ("S", (0.25, 0.25, 0.25))]),
     # CdI2 type (P-3m1)
     "CdI2": (164, (4.24, 4.24, 6.84, 90, 90, 120), [("Cd", (0, 0, 0)), ("I", (1 / 3, 2 / 3, 0.25))]),
     # Bi2Te3 (R-3m, hexagonal axes, c = 30.5 A), Nakajima, J. Phys. Chem. Solids 24 (1963) 479
-    "Bi2Te3": (166, (4.386, 4.386, 30.497, 90, 90, 120), [("Bi", (0, 0, 0.4001)), ("Te", (0, 0, 0)), ("Te", (0, 0, 0.7906))]),
+    "Bi2Te3": (
+        166,
+        (4.386, 4.386, 30.497, 90, 90, 120),
+        [("Bi", (0, 0, 0.4001)), ("Te", (0, 0, 0)), ("Te", (0, 0, 0.7906))],
+    ),
     # calcite (R-3c, hexagonal axes), Maslen, Streltsov & Streltsova, Acta Cryst. B49 (1993) 636
-    "calcite": (167, (4.988, 4.988, 17.061, 90, 90, 120), [("Ca", (0, 0, 0)), ("C", (0, 0, 0.25)), ("O", (0.2578, 0, 0.25))]),
+    "calcite": (
+        167,
+        (4.988, 4.988, 17.061, 90, 90, 120),
+        [("Ca", (0, 0, 0)), ("C", (0, 0, 0.25)), ("O", (0.2578, 0, 0.25))],
+    ),
     # beryl (P6/mcc), Gibbs, Breck & Meagher, Lithos 1 (1968) 275
-    "beryl": (192, (9.21, 9.21, 9.19, 90, 90, 120), [
-        ("Be", (0.5, 0, 0.25)), ("Al", (2 / 3, 1 / 3, 0.25)), ("Si", (0.3875, 0.1158, 0)),
-        ("O", (0.3100, 0.2366, 0)), ("O", (0.4988, 0.1455, 0.1453))]),
+    "beryl": (
+        192,
+        (9.21, 9.21, 9.19, 90, 90, 120),
+        [
+            ("Be", (0.5, 0, 0.25)),
+            ("Al", (2 / 3, 1 / 3, 0.25)),
+            ("Si", (0.3875, 0.1158, 0)),
+            ("O", (0.3100, 0.2366, 0)),
+            ("O", (0.4988, 0.1455, 0.1453)),
+        ],
+    ),
     # grossular garnet (Ia-3d, 160 atoms), Geiger & Armbruster, Am. Mineral. 82 (1997) 740
-    "grossular": (230, (11.846,) * 3 + (90,) * 3, [
-        ("Ca", (0.125, 0, 0.25)), ("Al", (0, 0, 0)), ("Si", (0.375, 0, 0.25)), ("O", (0.0381, 0.0449, 0.6514))]),
+    "grossular": (
+        230,
+        (11.846,) * 3 + (90,) * 3,
+        [
+            ("Ca", (0.125, 0, 0.25)),
+            ("Al", (0, 0, 0)),
+            ("Si", (0.375, 0, 0.25)),
+            ("O", (0.0381, 0.0449, 0.6514)),
+        ],
+    ),
 }
 
 #: literature groups of the pymatgen-shipped structures we can name (the others are reported only)
 PMG_KNOWN = {
-    "BaNiO3": 194, "CsCl": 221, "Graphite": 194, "He_BCC": 229, "K2O2": 64, "Li2O": 225, "Li2O2": 194,
-    "LiFePO4": 62, "NaFePO4": 62, "Si": 227, "SiO2": 154, "Sn": 227, "SrTiO3": 221, "TiO2": 12, "VO2": 136,
+    "BaNiO3": 194,
+    "CsCl": 221,
+    "Graphite": 194,
+    "He_BCC": 229,
+    "K2O2": 64,
+    "Li2O": 225,
+    "Li2O2": 194,
+    "LiFePO4": 62,
+    "NaFePO4": 62,
+    "Si": 227,
+    "SiO2": 154,
+    "Sn": 227,
+    "SrTiO3": 221,
+    "TiO2": 12,
+    "VO2": 136,
 }
 
 SITE = Path(np.__file__).resolve().parents[1]  # site-packages
@@ -126,7 +176,7 @@ def written(cell, decimals: int):
 
 # ---------------------------------------------------------------- the parts of BSS-1
 class Item:
-    __slots__ = ("name", "cell", "ref")
+    __slots__ = ("cell", "name", "ref")
 
     def __init__(self, name, cell, ref):
         self.name, self.cell, self.ref = name, cell, ref  # ref: {reference name: space-group number or None}
@@ -135,7 +185,9 @@ class Item:
 def part_ita() -> dict[str, list[Item]]:
     exact = []
     for name, (hall, par, sites) in crystals.LITERATURE.items():
-        exact.append(Item(name, crystals.expand(hall, par, sites), {"ITA": _spglib().get_spacegroup_type(hall).number}))
+        exact.append(
+            Item(name, crystals.expand(hall, par, sites), {"ITA": _spglib().get_spacegroup_type(hall).number})
+        )
     exact.append(Item("corundum-R", crystals.corundum_rhombohedral(), {"ITA": 167}))
     for name, (number, par, sites) in ITA_EXTRA.items():
         exact.append(Item(name, crystals.expand(default_hall(number), par, sites), {"ITA": number}))
@@ -150,20 +202,30 @@ def part_cod() -> list[Item]:
     import gemmi
 
     files = sorted(glob.glob(str(SITE / "ase/test/testdata/minerals/*.cif")))
-    files += [str(SITE / "smtbx/regression/test_data/thpp.cif"), str(SITE / "iotbx/regression/data/cu3182sup1.cif")]
+    files += [
+        str(SITE / "smtbx/regression/test_data/thpp.cif"),
+        str(SITE / "iotbx/regression/data/cu3182sup1.cif"),
+    ]
     out = []
     for f in files:
         if not os.path.exists(f):
             continue
         doc = gemmi.cif.read(f)
-        block = next(b for b in doc if b.find_value("_atom_site_fract_x") is not None or b.find_loop("_atom_site_fract_x"))
+        block = next(
+            b
+            for b in doc
+            if b.find_value("_atom_site_fract_x") is not None or b.find_loop("_atom_site_fract_x")
+        )
         st = gemmi.make_small_structure_from_block(block)
         if any(site.occ < 0.999 for site in st.sites):
             print(f"COD: {Path(f).name} skipped (partial occupancies)")
             continue
         sites = st.get_all_unit_cell_sites()  # gemmi expands with the declared operations, merging images
-        cell = (np.array(st.cell.orth.mat, dtype=np.float64).T, np.array([[q.fract.x, q.fract.y, q.fract.z] for q in sites]),
-                np.array([q.element.atomic_number for q in sites]))
+        cell = (
+            np.array(st.cell.orth.mat, dtype=np.float64).T,
+            np.array([[q.fract.x, q.fract.y, q.fract.z] for q in sites]),
+            np.array([q.element.atomic_number for q in sites]),
+        )
         out.append(Item(Path(f).parent.name + "/" + Path(f).name, cell, {"declared": st.spacegroup.number}))
     return out
 
@@ -191,7 +253,9 @@ def part_dft(name: str) -> list[Item]:
 def detect(cell, symprec: float, angle) -> int:
     spglib = _spglib()
     try:
-        ds = spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=-1.0 if angle is None else angle)
+        ds = spglib.get_symmetry_dataset(
+            cell, symprec=symprec, angle_tolerance=-1.0 if angle is None else angle
+        )
     except Exception:
         return 0
     return 0 if ds is None else int(ds.number)
@@ -218,8 +282,10 @@ def add_dft_references(items: list[Item]) -> dict:
     if SpacegroupAnalyzer is not None:
         import pymatgen.core
 
-        check = {"pymatgen": getattr(pymatgen.core, "__version__", "?"),
-                 "SpacegroupAnalyzer() == spglib(0.01, 5 deg)": f"{same}/{len(items)}"}
+        check = {
+            "pymatgen": getattr(pymatgen.core, "__version__", "?"),
+            "SpacegroupAnalyzer() == spglib(0.01, 5 deg)": f"{same}/{len(items)}",
+        }
     return check
 
 
@@ -231,13 +297,19 @@ def featurize_sample(items, symprec, angle) -> dict:
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             try:
-                r = basisdb.featurize(it.cell, kmax=2, symprec=symprec, angle_tolerance=angle, db=db, min_distance=0)
+                r = basisdb.featurize(
+                    it.cell, kmax=2, symprec=symprec, angle_tolerance=angle, db=db, min_distance=0
+                )
                 disp.append(r.max_displacement)
             except ValueError:
                 errors += 1
         warned += any(issubclass(x.category, basisdb.LowSymmetryWarning) for x in w)
-    return dict(featurize_errors=errors, max_displacement_median=float(np.median(disp)) if disp else None,
-                max_displacement_max=float(np.max(disp)) if disp else None, low_symmetry_warning=warned / len(items))
+    return dict(
+        featurize_errors=errors,
+        max_displacement_median=float(np.median(disp)) if disp else None,
+        max_displacement_max=float(np.max(disp)) if disp else None,
+        low_symmetry_warning=warned / len(items),
+    )
 
 
 def stability(items, symprec, angle, seed: int, reps: int = 2) -> float:
@@ -259,8 +331,14 @@ def stability(items, symprec, angle, seed: int, reps: int = 2) -> float:
 def measure(parts: dict[str, list[Item]], fsamples: dict, ssamples: dict, seed: int = 0) -> list[dict]:
     cache: dict = {}
     rng = np.random.default_rng(seed)
-    robust_idx = {k: (np.arange(len(v)) if len(v) <= ROBUST_SAMPLE else np.sort(rng.choice(len(v), ROBUST_SAMPLE, replace=False)))
-                  for k, v in parts.items()}
+    robust_idx = {
+        k: (
+            np.arange(len(v))
+            if len(v) <= ROBUST_SAMPLE
+            else np.sort(rng.choice(len(v), ROBUST_SAMPLE, replace=False))
+        )
+        for k, v in parts.items()
+    }
 
     def numbers(part, symprec, angle, index=None):
         key = (part, symprec, angle)
@@ -279,8 +357,14 @@ def measure(parts: dict[str, list[Item]], fsamples: dict, ssamples: dict, seed: 
         for part, items in parts.items():
             t0 = time.perf_counter()
             nums = numbers(part, symprec, angle)
-            row = dict(part=part, symprec=symprec, angle_tolerance=angle, n=len(items),
-                       p1=float(np.mean((nums == 1) | (nums == 2))), spglib_failed=int(np.sum(nums == 0)))
+            row = dict(
+                part=part,
+                symprec=symprec,
+                angle_tolerance=angle,
+                n=len(items),
+                p1=float(np.mean((nums == 1) | (nums == 2))),
+                spglib_failed=int(np.sum(nums == 0)),
+            )
             agree = {}
             for key in items[0].ref:
                 pairs = [(n, it.ref[key]) for n, it in zip(nums, items) if it.ref.get(key) is not None]
@@ -288,13 +372,20 @@ def measure(parts: dict[str, list[Item]], fsamples: dict, ssamples: dict, seed: 
             row["agree"] = agree
             if symprec >= ROBUST_FROM:  # the answer does not change when the tolerance is halved or doubled
                 idx = robust_idx[part]
-                row["robust"] = float(np.mean((numbers(part, symprec / 2, angle, idx) == nums[idx])
-                                              & (numbers(part, symprec * 2, angle, idx) == nums[idx])))
+                row["robust"] = float(
+                    np.mean(
+                        (numbers(part, symprec / 2, angle, idx) == nums[idx])
+                        & (numbers(part, symprec * 2, angle, idx) == nums[idx])
+                    )
+                )
             else:
                 row["robust"] = None
             first = next(iter(items[0].ref), None)
-            row["wrong"] = [f"{it.name}: {n} (ref {it.ref[first]})" for n, it in zip(nums, items)
-                            if len(items) <= 40 and first and it.ref[first] is not None and n != it.ref[first]]
+            row["wrong"] = [
+                f"{it.name}: {n} (ref {it.ref[first]})"
+                for n, it in zip(nums, items)
+                if len(items) <= 40 and first and it.ref[first] is not None and n != it.ref[first]
+            ]
             row.update(featurize_sample(fsamples[part], symprec, angle))
             row["stable"] = stability(ssamples[part], symprec, angle, seed, reps=1 if len(items) <= 40 else 2)
             row["seconds"] = round(time.perf_counter() - t0, 2)
@@ -306,10 +397,16 @@ def measure(parts: dict[str, list[Item]], fsamples: dict, ssamples: dict, seed: 
 def _line(r) -> str:
     ang = "-1" if r["angle_tolerance"] is None else f"{r['angle_tolerance']:g}"
     agree = "  ".join(f"{k.split()[0]}={v:.3f}" for k, v in r["agree"].items() if v is not None)
-    disp = "-" if r["max_displacement_median"] is None else f"{r['max_displacement_median']:.0e}/{r['max_displacement_max']:.0e}"
+    disp = (
+        "-"
+        if r["max_displacement_median"] is None
+        else f"{r['max_displacement_median']:.0e}/{r['max_displacement_max']:.0e}"
+    )
     rob = "  -  " if r["robust"] is None else f"{r['robust']:.3f}"
-    return (f"{r['part']:8s} {r['symprec']:<7g} {ang:>3s} {r['n']:5d}  {r['p1']:.3f}  {agree:32s} "
-            f"{rob}  {r['stable']:.3f}  {r['featurize_errors']:3d}  {disp:13s} {r['low_symmetry_warning']:.2f}")
+    return (
+        f"{r['part']:8s} {r['symprec']:<7g} {ang:>3s} {r['n']:5d}  {r['p1']:.3f}  {agree:32s} "
+        f"{rob}  {r['stable']:.3f}  {r['featurize_errors']:3d}  {disp:13s} {r['low_symmetry_warning']:.2f}"
+    )
 
 
 def summary(rows) -> list[dict]:
@@ -319,19 +416,34 @@ def summary(rows) -> list[dict]:
         by.setdefault((r["symprec"], r["angle_tolerance"]), {})[r["part"]] = r
     out = []
     for (symprec, angle), p in by.items():
-        known = [(p[k]["agree"][next(iter(p[k]["agree"]))], p[k]["n"]) for k in ("ITA", "ITA-4dp", "ITA-5dp", "COD") if k in p]
-        line = dict(symprec=symprec, angle_tolerance=angle,
-                    exact_rounded_cod=round(sum(a * n for a, n in known)) if known else None,
-                    exact_rounded_cod_n=sum(n for _, n in known),
-                    pmg_literature=p["PMG"]["agree"].get("literature") if "PMG" in p else None)
+        known = [
+            (p[k]["agree"][next(iter(p[k]["agree"]))], p[k]["n"])
+            for k in ("ITA", "ITA-4dp", "ITA-5dp", "COD")
+            if k in p
+        ]
+        line = dict(
+            symprec=symprec,
+            angle_tolerance=angle,
+            exact_rounded_cod=round(sum(a * n for a, n in known)) if known else None,
+            exact_rounded_cod_n=sum(n for _, n in known),
+            pmg_literature=p["PMG"]["agree"].get("literature") if "PMG" in p else None,
+        )
         for k in ("DFT-C24", "DFT-PV5"):
             if k in p:
-                line[k] = dict(p1=p[k]["p1"], pymatgen=p[k]["agree"]["pymatgen (0.01, 5)"], mp=p[k]["agree"]["MP (0.1, 5)"],
-                               robust=p[k]["robust"], stable=p[k]["stable"], warn=p[k]["low_symmetry_warning"],
-                               disp_max=p[k]["max_displacement_max"])
+                line[k] = dict(
+                    p1=p[k]["p1"],
+                    pymatgen=p[k]["agree"]["pymatgen (0.01, 5)"],
+                    mp=p[k]["agree"]["MP (0.1, 5)"],
+                    robust=p[k]["robust"],
+                    stable=p[k]["stable"],
+                    warn=p[k]["low_symmetry_warning"],
+                    disp_max=p[k]["max_displacement_max"],
+                )
         out.append(line)
-    print("\nsummary: symprec angle | ITA+4dp+5dp+COD correct | PMG literature | "
-          "C24: P1/P-1 =pymatgen =MP robust stable warn | PV5: =pymatgen =MP robust stable")
+    print(
+        "\nsummary: symprec angle | ITA+4dp+5dp+COD correct | PMG literature | "
+        "C24: P1/P-1 =pymatgen =MP robust stable warn | PV5: =pymatgen =MP robust stable"
+    )
     for s in out:
         ang = "-1" if s["angle_tolerance"] is None else f"{s['angle_tolerance']:g}"
         c, v = s.get("DFT-C24"), s.get("DFT-PV5")
@@ -347,9 +459,18 @@ def summary(rows) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sample", type=int, default=80, help="structures of each DFT set featurized per configuration")
-    ap.add_argument("--stability-sample", type=int, default=150, help="structures of each DFT set re-presented twice per configuration")
-    ap.add_argument("--quick", action="store_true", help="first 500 structures of each DFT set, samples of 40 and 80")
+    ap.add_argument(
+        "--sample", type=int, default=80, help="structures of each DFT set featurized per configuration"
+    )
+    ap.add_argument(
+        "--stability-sample",
+        type=int,
+        default=150,
+        help="structures of each DFT set re-presented twice per configuration",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="first 500 structures of each DFT set, samples of 40 and 80"
+    )
     ap.add_argument("--json", default=str(REPO / "bench" / "symprec_measurement.json"))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -369,13 +490,19 @@ def main(argv=None) -> int:
         refcheck[key] = add_dft_references(items)
         parts[key] = items
     rng = np.random.default_rng(a.seed)
+
     def sample(n):
-        return {k: (v if len(v) <= 40 else [v[i] for i in np.sort(rng.choice(len(v), n, replace=False))]) for k, v in parts.items()}
+        return {
+            k: (v if len(v) <= 40 else [v[i] for i in np.sort(rng.choice(len(v), n, replace=False))])
+            for k, v in parts.items()
+        }
 
     fsamples = sample(40 if a.quick else a.sample)
     ssamples = sample(80 if a.quick else a.stability_sample)
     print("BSS-1:", ", ".join(f"{k} {len(v)}" for k, v in parts.items()), "| reference check:", refcheck)
-    print("part     symprec ang     n  P1/P-1 agreement with the reference(s)   robust stable  err  displacement  warn")
+    print(
+        "part     symprec ang     n  P1/P-1 agreement with the reference(s)   robust stable  err  displacement  warn"
+    )
     rows = measure(parts, fsamples, ssamples, a.seed)
     out = dict(
         measuring_set="BSS-1",
@@ -383,9 +510,13 @@ def main(argv=None) -> int:
         featurize_sample={k: len(v) for k, v in fsamples.items()},
         stability_sample={k: len(v) for k, v in ssamples.items()},
         reference_check=refcheck,
-        configs=[list(c) for c in CONFIGS], robust_sample={k: min(len(v), ROBUST_SAMPLE) for k, v in parts.items()},
+        configs=[list(c) for c in CONFIGS],
+        robust_sample={k: min(len(v), ROBUST_SAMPLE) for k, v in parts.items()},
         versions=dict(spglib=_spglib().__version__, basisdb=basisdb.__version__),
-        quick=bool(a.quick), seconds=round(time.perf_counter() - t0, 1), summary=summary(rows), rows=rows,
+        quick=bool(a.quick),
+        seconds=round(time.perf_counter() - t0, 1),
+        summary=summary(rows),
+        rows=rows,
     )
     Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {a.json} ({out['seconds']} s)")

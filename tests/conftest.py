@@ -4,10 +4,11 @@ Nothing here uses basisdb's own operation tables or index helpers: the
 references (spglib's database, plain numpy arithmetic) are independent of the
 artifact, so tests comparing against them can fail.
 """
+
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def all_halls():
     return range(1, 531)
 
 
-@lru_cache(maxsize=None)
+@cache
 def spglib_operations(hall: int) -> tuple[np.ndarray, np.ndarray]:
     """spglib's full operation list of ``hall`` (centring included).
 

@@ -4,6 +4,7 @@ The helpers live in bench/ because the benchmarks use them too and bench code do
 from tests; this shim makes ``import crystals`` return that very module (one ``dataset_rows``
 cache, and monkeypatching reaches the functions that use it).
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,7 @@ matches any text, used only where the text comes from HDF5 or from this machine'
 RAM).  CLI rows must print exactly one line ``basisdb: error: <message>`` on stderr,
 nothing on stdout, no traceback, and exit with the given status.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,7 @@ import numpy as np
 import pytest
 
 import basisdb
-from basisdb import ArtifactError, NotAGroupError, SettingNotFoundError
-from basisdb import CIFError, SymmetryMismatchError
+from basisdb import ArtifactError, CIFError, NotAGroupError, SettingNotFoundError, SymmetryMismatchError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
 BEGIN = "<!-- BEGIN GENERATED TABLE: edit tests/test_bad_input.py, then `make bad-input-doc` -->"
@@ -48,11 +48,16 @@ PLACEHOLDERS = {
     "{missing}": "a path that does not exist",
     "{dir}": "a directory",
     "{cif:NAME}": "a small CIF written by the test (`CIFS[NAME]` in tests/test_bad_input.py: a cell, the symmetry named in "
-                  "the row, one or two atoms)",
+    "the row, one or two atoms)",
 }
 
 
-def _cif(symmetry: str, atoms: str = "Ti1 Ti 0.1 0.2 0.3", cell: str = "4 4 4 90 90 90", tags: str = "label type_symbol fract_x fract_y fract_z") -> str:
+def _cif(
+    symmetry: str,
+    atoms: str = "Ti1 Ti 0.1 0.2 0.3",
+    cell: str = "4 4 4 90 90 90",
+    tags: str = "label type_symbol fract_x fract_y fract_z",
+) -> str:
     keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
     head = "\n".join(f"_cell_{k} {v}" for k, v in zip(keys, cell.split()))
     loop = "\n".join(["loop_"] + [f"_atom_site_{t}" for t in tags.split()] + atoms.split(";"))
@@ -85,16 +90,18 @@ CIF_ATOMS = {
     "deuterium": "D1 D 0.15 0.15 0.15;Br1 Br 0.5 0.5 0.5",
 }
 CIF_TEXT = {name: _cif(sym) for name, sym in CIFS.items()}
-CIF_TEXT.update({
-    "p4mmm": _cif(CIFS["p4mmm"], CIF_ATOMS["p4mmm"], "4.5937 4.5937 2.9587 90 90 90"),
-    "twice": _cif("", CIF_ATOMS["twice"]),
-    "unknown": _cif("", CIF_ATOMS["unknown"]),
-    "partial": _cif("", CIF_ATOMS["partial"], tags="label type_symbol fract_x fract_y fract_z occupancy"),
-    "cartesian": _cif("", CIF_ATOMS["cartesian"], tags="label type_symbol Cartn_x Cartn_y Cartn_z"),
-    "merge": _cif(_ops("x,y,z", "-x,-y,-z"), CIF_ATOMS["merge"], "10 10 10 90 90 90"),
-    "deuterium": _cif("", CIF_ATOMS["deuterium"], "4.06 4.06 4.06 90 90 90"),
-    "thirds": _cif(CIFS["thirds"], "Si1 Si 0.47 0 0;O1 O 0.41 0.27 0.12", "4.91 4.91 5.4 90 90 120"),
-})
+CIF_TEXT.update(
+    {
+        "p4mmm": _cif(CIFS["p4mmm"], CIF_ATOMS["p4mmm"], "4.5937 4.5937 2.9587 90 90 90"),
+        "twice": _cif("", CIF_ATOMS["twice"]),
+        "unknown": _cif("", CIF_ATOMS["unknown"]),
+        "partial": _cif("", CIF_ATOMS["partial"], tags="label type_symbol fract_x fract_y fract_z occupancy"),
+        "cartesian": _cif("", CIF_ATOMS["cartesian"], tags="label type_symbol Cartn_x Cartn_y Cartn_z"),
+        "merge": _cif(_ops("x,y,z", "-x,-y,-z"), CIF_ATOMS["merge"], "10 10 10 90 90 90"),
+        "deuterium": _cif("", CIF_ATOMS["deuterium"], "4.06 4.06 4.06 90 90 90"),
+        "thirds": _cif(CIFS["thirds"], "Si1 Si 0.47 0 0;O1 O 0.41 0.27 0.12", "4.91 4.91 5.4 90 90 120"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -145,13 +152,35 @@ ROWS: list[Row] = [
     Row("empty symbol", "API", "db.get('  ')", V, "empty space-group symbol"),
     Row("unknown H-M symbol", "API", "db.get('P 99')", E, NO_SUCH.format("P 99")),
     Row("unknown symbol near valid ones", "API", "db.get('Pnma3')", E, DID_YOU_MEAN),
-    Row("ambiguous symbol (Hall 'P 6 -2c' = No. 184; cctbx reads P -6 2 c = No. 190; gemmi none)", "API",
-        "db.get('P 6 -2c')", E, AMBIGUOUS),
-    Row("Hall 'P 4 2' (No. 89) that gemmi and cctbx both read as H-M P 4_2 (No. 77)", "API", "db.get('P 4 2')", N,
-        "P 4_2 (hall 351): the reading both oracles take", check="result.hall_number == 351"),
-    Row("group and hall= together", "API", "db.get(225, hall=523)", V, "give either a group (number or symbol) or hall=, not both"),
-    Row("hall= and hall_number= together", "API", "db.get(hall=526, hall_number=526)", T,
-        "give hall= or hall_number= (the same key, spglib's name), not both"),
+    Row(
+        "ambiguous symbol (Hall 'P 6 -2c' = No. 184; cctbx reads P -6 2 c = No. 190; gemmi none)",
+        "API",
+        "db.get('P 6 -2c')",
+        E,
+        AMBIGUOUS,
+    ),
+    Row(
+        "Hall 'P 4 2' (No. 89) that gemmi and cctbx both read as H-M P 4_2 (No. 77)",
+        "API",
+        "db.get('P 4 2')",
+        N,
+        "P 4_2 (hall 351): the reading both oracles take",
+        check="result.hall_number == 351",
+    ),
+    Row(
+        "group and hall= together",
+        "API",
+        "db.get(225, hall=523)",
+        V,
+        "give either a group (number or symbol) or hall=, not both",
+    ),
+    Row(
+        "hall= and hall_number= together",
+        "API",
+        "db.get(hall=526, hall_number=526)",
+        T,
+        "give hall= or hall_number= (the same key, spglib's name), not both",
+    ),
     # ------------------------------------------------------------- hall numbers
     Row("hall_number 0", "API", "db.get(hall=0)", E, "hall_number must be in 1..530, got 0"),
     Row("hall_number 531", "API", "db.get(hall=531)", E, "hall_number must be in 1..530, got 531"),
@@ -163,144 +192,480 @@ ROWS: list[Row] = [
     Row("K not an integer", "API", "db.get(225, kmax=2.5)", T, "kmax must be an integer, got 2.5"),
     Row("K as text", "API", "db.get(225, kmax='4')", T, "kmax must be an integer, got '4'"),
     Row("K larger than the artifact", "API", "db.get(225, kmax=9)", V, HINT9),
-    Row("K too large for an on-the-fly group", "API", "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=128)", V,
-        "kmax must be an integer in 1..127, got 128"),
-    Row("K whose build would not fit in memory", "API", "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=127)",
-        MemoryError, MEMORY),
+    Row(
+        "K too large for an on-the-fly group",
+        "API",
+        "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=128)",
+        V,
+        "kmax must be an integer in 1..127, got 128",
+    ),
+    Row(
+        "K whose build would not fit in memory",
+        "API",
+        "basisdb.basis_from_operations('x,y,z;-x,-y,-z', kmax=127)",
+        MemoryError,
+        MEMORY,
+    ),
     # ------------------------------------------------------------- coordinates
-    Row("coordinates with NaN", "API", "b.evaluate(np.array([[np.nan, 0, 0]]))", V, "coordinates contain NaN or inf"),
-    Row("coordinates with inf", "API", "b.evaluate(np.array([[0.5, np.inf, 0]]))", V, "coordinates contain NaN or inf"),
-    Row("coordinates of shape (N, 2)", "API", "b.evaluate(np.zeros((4, 2)))", V, "coordinates must have shape (N, 3), got (4, 2)"),
-    Row("coordinates of shape (N, 3, 3)", "API", "b.evaluate(np.zeros((2, 3, 3)))", V, "coordinates must have shape (N, 3), got (2, 3, 3)"),
+    Row(
+        "coordinates with NaN",
+        "API",
+        "b.evaluate(np.array([[np.nan, 0, 0]]))",
+        V,
+        "coordinates contain NaN or inf",
+    ),
+    Row(
+        "coordinates with inf",
+        "API",
+        "b.evaluate(np.array([[0.5, np.inf, 0]]))",
+        V,
+        "coordinates contain NaN or inf",
+    ),
+    Row(
+        "coordinates of shape (N, 2)",
+        "API",
+        "b.evaluate(np.zeros((4, 2)))",
+        V,
+        "coordinates must have shape (N, 3), got (4, 2)",
+    ),
+    Row(
+        "coordinates of shape (N, 3, 3)",
+        "API",
+        "b.evaluate(np.zeros((2, 3, 3)))",
+        V,
+        "coordinates must have shape (N, 3), got (2, 3, 3)",
+    ),
     Row("scalar coordinate", "API", "b.evaluate(0.5)", V, "coordinates must have shape (N, 3), got ()"),
     Row("empty list", "API", "b.evaluate([])", V, "coordinates must have shape (N, 3), got (0,)"),
-    Row("coordinates as strings", "API", "b.evaluate([['0.1', '0.2', '0.3']])", T, "coordinates must be a real numeric array, got dtype <U3"),
-    Row("coordinates of dtype object", "API", "b.evaluate(np.array([[0, 0, 0]], dtype=object))", T,
-        "coordinates must be a real numeric array, got dtype object"),
-    Row("complex coordinates", "API", "b.evaluate(np.zeros((2, 3), complex))", T, "coordinates must be a real numeric array, got dtype complex128"),
-    Row("boolean coordinates", "API", "b.evaluate(np.ones((2, 3), bool))", T, "coordinates must be a real numeric array, got dtype bool"),
-    Row("empty (0, 3) coordinates: valid, not an error", "API", "b.evaluate(np.zeros((0, 3)))", None,
-        "returns an empty (0, n_basis) array: here shape (0, 5), float64", check="result.shape == (0, 5) and result.dtype == np.float64"),
+    Row(
+        "coordinates as strings",
+        "API",
+        "b.evaluate([['0.1', '0.2', '0.3']])",
+        T,
+        "coordinates must be a real numeric array, got dtype <U3",
+    ),
+    Row(
+        "coordinates of dtype object",
+        "API",
+        "b.evaluate(np.array([[0, 0, 0]], dtype=object))",
+        T,
+        "coordinates must be a real numeric array, got dtype object",
+    ),
+    Row(
+        "complex coordinates",
+        "API",
+        "b.evaluate(np.zeros((2, 3), complex))",
+        T,
+        "coordinates must be a real numeric array, got dtype complex128",
+    ),
+    Row(
+        "boolean coordinates",
+        "API",
+        "b.evaluate(np.ones((2, 3), bool))",
+        T,
+        "coordinates must be a real numeric array, got dtype bool",
+    ),
+    Row(
+        "empty (0, 3) coordinates: valid, not an error",
+        "API",
+        "b.evaluate(np.zeros((0, 3)))",
+        None,
+        "returns an empty (0, n_basis) array: here shape (0, 5), float64",
+        check="result.shape == (0, 5) and result.dtype == np.float64",
+    ),
     # ------------------------------------------------------------- operation sets that are not groups
-    Row("operations not closed", "API", "basisdb.basis_from_operations(['x,y,z', '-x,-y,z', '-x,y,-z'], kmax=2)", G, NOT_CLOSED),
-    Row("identity missing", "API", "basisdb.basis_from_operations(['-x,-y,-z'], kmax=2)", G, "the identity x,y,z is missing"),
-    Row("inverse missing", "API", "basisdb.basis_from_operations(['x,y,z', 'y,z,x'], kmax=2)", G, "the inverse of y,z,x is missing"),
-    Row("duplicate modulo lattice translations", "API", "basisdb.basis_from_operations(['x,y,z', 'x,y,z+1'], kmax=2)", G,
-        "operations 0 and 1 are the same modulo lattice translations"),
-    Row("rotation not unimodular", "API", "basisdb.basis_from_operations(['x,y,z', '2x,y,z'], kmax=2)", G,
-        "operation 1 has det(R) = 2; rotations must be unimodular (det = +-1)"),
-    Row("translation not a multiple of 1/24", "API", "basisdb.basis_from_operations(['x,y,z', '-x,-y,z+1/5'], kmax=2)", V,
-        "translation in '-x,-y,z+1/5' = 0.2 is not a multiple of 1/24"),
+    Row(
+        "operations not closed",
+        "API",
+        "basisdb.basis_from_operations(['x,y,z', '-x,-y,z', '-x,y,-z'], kmax=2)",
+        G,
+        NOT_CLOSED,
+    ),
+    Row(
+        "identity missing",
+        "API",
+        "basisdb.basis_from_operations(['-x,-y,-z'], kmax=2)",
+        G,
+        "the identity x,y,z is missing",
+    ),
+    Row(
+        "inverse missing",
+        "API",
+        "basisdb.basis_from_operations(['x,y,z', 'y,z,x'], kmax=2)",
+        G,
+        "the inverse of y,z,x is missing",
+    ),
+    Row(
+        "duplicate modulo lattice translations",
+        "API",
+        "basisdb.basis_from_operations(['x,y,z', 'x,y,z+1'], kmax=2)",
+        G,
+        "operations 0 and 1 are the same modulo lattice translations",
+    ),
+    Row(
+        "rotation not unimodular",
+        "API",
+        "basisdb.basis_from_operations(['x,y,z', '2x,y,z'], kmax=2)",
+        G,
+        "operation 1 has det(R) = 2; rotations must be unimodular (det = +-1)",
+    ),
+    Row(
+        "translation not a multiple of 1/24",
+        "API",
+        "basisdb.basis_from_operations(['x,y,z', '-x,-y,z+1/5'], kmax=2)",
+        V,
+        "translation in '-x,-y,z+1/5' = 0.2 is not a multiple of 1/24",
+    ),
     Row("no operations", "API", "basisdb.basis_from_operations([], kmax=2)", V, "no operations given"),
-    Row("malformed operation", "API", "basisdb.basis_from_operations(['x,y'], kmax=2)", V, "operation 'x,y' must have three comma-separated components"),
+    Row(
+        "malformed operation",
+        "API",
+        "basisdb.basis_from_operations(['x,y'], kmax=2)",
+        V,
+        "operation 'x,y' must have three comma-separated components",
+    ),
     # ------------------------------------------------------------- crystal structures (featurize)
-    Row("singular lattice (all zero)", "API", "basisdb.featurize((np.zeros((3, 3)), [[0, 0, 0]], [11]), kmax=2)", V,
-        "the lattice is singular (volume 0 A^3 for vector lengths [0.0, 0.0, 0.0])"),
-    Row("singular lattice (coplanar vectors)", "API", "basisdb.featurize(([[4, 0, 0], [0, 4, 0], [8, 8, 0]], [[0, 0, 0]], [11]), kmax=2)", V,
-        "the lattice is singular (volume 0 A^3 for vector lengths [4.0, 4.0, 11.313708])"),
-    Row("left-handed lattice: accepted, the same crystal", "API",
-        "basisdb.featurize((np.diag([4.0, 4.0, -4.0]), [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2)", None,
+    Row(
+        "singular lattice (all zero)",
+        "API",
+        "basisdb.featurize((np.zeros((3, 3)), [[0, 0, 0]], [11]), kmax=2)",
+        V,
+        "the lattice is singular (volume 0 A^3 for vector lengths [0.0, 0.0, 0.0])",
+    ),
+    Row(
+        "singular lattice (coplanar vectors)",
+        "API",
+        "basisdb.featurize(([[4, 0, 0], [0, 4, 0], [8, 8, 0]], [[0, 0, 0]], [11]), kmax=2)",
+        V,
+        "the lattice is singular (volume 0 A^3 for vector lengths [4.0, 4.0, 11.313708])",
+    ),
+    Row(
+        "left-handed lattice: accepted, the same crystal",
+        "API",
+        "basisdb.featurize((np.diag([4.0, 4.0, -4.0]), [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2)",
+        None,
         "same features as the right-handed cell (CsCl: P m -3 m, hall 517, 2 atoms x 10 functions)",
         check="result.hall_number == 517 and result.features.shape == (2, 10) and np.array_equal(result.features, "
-        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2).features)"),
-    Row("overlapping atoms", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.001, 0, 0]], [11, 17]), kmax=2)", V,
-        "atoms 0 and 1 are 0.004 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
-    Row("duplicated atom", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [1, 0, 0]], [11, 11]), kmax=2)", V,
-        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
-    Row("structure without atoms", "API", "basisdb.featurize((np.eye(3) * 4, np.zeros((0, 3)), []), kmax=2)", V, "the structure has no atoms"),
-    Row("CIF with no atoms", "API", "basisdb.featurize('data_x\\n_cell_length_a 4\\n_cell_length_b 4\\n_cell_length_c 4\\n', kmax=2)", CIFError,
-        "<CIF text>: the CIF has no atoms (no _atom_site_fract_x loop)"),
-    Row("atom position NaN", "API", "basisdb.featurize((np.eye(3) * 4, [[np.nan, 0, 0]], [11]), kmax=2)", V, "the positions contain NaN or inf"),
-    Row("unknown element", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], ['Xx']), kmax=2)", V, "unknown element symbol 'Xx'"),
-    Row("deuterium and tritium: accepted, hydrogen", "API", "basisdb.featurize((np.eye(3) * 4.06, [[0.15, 0.15, 0.15], [0.5, 0.5, 0.5]], ['D', 'Br']), kmax=2)",
-        None, "D and T are hydrogen (Z = 1) in every route", check="result.numbers.tolist() == [1, 35]"),
-    Row("dummy species 'X': accepted, species 0", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], ['X', 'Na']), kmax=2)",
-        None, "dummy or vacancy species (ASE 'X', pymatgen DummySpecies, CIF 'X') are species 0 in every route",
-        check="result.numbers.tolist() == [0, 11] and result.hall_number == 517"),
-    Row("on_mismatch not 'warn', 'raise' or 'ignore'", "API", "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], [11]), kmax=2, on_mismatch='loud')", V,
-        "on_mismatch must be 'warn', 'raise' or 'ignore', got 'loud'"),
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], [55, 17]), kmax=2).features)",
+    ),
+    Row(
+        "overlapping atoms",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.001, 0, 0]], [11, 17]), kmax=2)",
+        V,
+        "atoms 0 and 1 are 0.004 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms",
+    ),
+    Row(
+        "duplicated atom",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [1, 0, 0]], [11, 11]), kmax=2)",
+        V,
+        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms",
+    ),
+    Row(
+        "structure without atoms",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, np.zeros((0, 3)), []), kmax=2)",
+        V,
+        "the structure has no atoms",
+    ),
+    Row(
+        "CIF with no atoms",
+        "API",
+        "basisdb.featurize('data_x\\n_cell_length_a 4\\n_cell_length_b 4\\n_cell_length_c 4\\n', kmax=2)",
+        CIFError,
+        "<CIF text>: the CIF has no atoms (no _atom_site_fract_x loop)",
+    ),
+    Row(
+        "atom position NaN",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[np.nan, 0, 0]], [11]), kmax=2)",
+        V,
+        "the positions contain NaN or inf",
+    ),
+    Row(
+        "unknown element",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], ['Xx']), kmax=2)",
+        V,
+        "unknown element symbol 'Xx'",
+    ),
+    Row(
+        "deuterium and tritium: accepted, hydrogen",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4.06, [[0.15, 0.15, 0.15], [0.5, 0.5, 0.5]], ['D', 'Br']), kmax=2)",
+        None,
+        "D and T are hydrogen (Z = 1) in every route",
+        check="result.numbers.tolist() == [1, 35]",
+    ),
+    Row(
+        "dummy species 'X': accepted, species 0",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0], [0.5, 0.5, 0.5]], ['X', 'Na']), kmax=2)",
+        None,
+        "dummy or vacancy species (ASE 'X', pymatgen DummySpecies, CIF 'X') are species 0 in every route",
+        check="result.numbers.tolist() == [0, 11] and result.hall_number == 517",
+    ),
+    Row(
+        "on_mismatch not 'warn', 'raise' or 'ignore'",
+        "API",
+        "basisdb.featurize((np.eye(3) * 4, [[0, 0, 0]], [11]), kmax=2, on_mismatch='loud')",
+        V,
+        "on_mismatch must be 'warn', 'raise' or 'ignore', got 'loud'",
+    ),
     # ------------------------------------------------------------- CIF files (read with gemmi)
-    Row("CIF operation loop that is not a group", "API", "basisdb.featurize('{cif:not_group}', kmax=2)", G,
-        "{cif:not_group}: the operations of _symmetry_equiv_pos_as_xyz do not form a group: " + NOT_CLOSED),
-    Row("CIF translation far from a multiple of 1/24", "API", "basisdb.featurize('{cif:fifth}', kmax=2)", CIFError,
-        "{cif:fifth}: _symmetry_equiv_pos_as_xyz value '-x,-y,z+0.2': translation 0.2 is not within 0.005 of a multiple of 1/24"),
-    Row("CIF translations 0.333, 0.667: accepted, snapped to 1/3, 2/3 (SnappedTranslationWarning)", "API",
-        "basisdb.featurize('{cif:thirds}', kmax=2)", None, "P 3_1 (hall 431), with a SnappedTranslationWarning",
-        check="result.hall_number == 431"),
-    Row("CIF H-M symbol that cannot be interpreted", "API", "basisdb.featurize('{cif:bad_hm}', kmax=2)", CIFError,
-        "{cif:bad_hm}: cannot interpret the space-group symbol _symmetry_space_group_name_H-M 'Q 9': " + NO_SUCH.format("Q 9")),
-    Row("CIF Hall symbol that cannot be read", "API", "basisdb.featurize('{cif:bad_hall}', kmax=2)", CIFError,
-        "{cif:bad_hall}: cannot read the Hall symbol _space_group_name_Hall '-P 4n 2q': unknown symbol: q"),
-    Row("CIF space-group number out of range", "API", "basisdb.featurize('{cif:bad_number}', kmax=2)", CIFError,
-        "{cif:bad_number}: _space_group_IT_number '231' is not a space-group number 1..230"),
-    Row("magnetic CIF without its operations", "API", "basisdb.featurize('{cif:magnetic_name}', kmax=2)", CIFError,
+    Row(
+        "CIF operation loop that is not a group",
+        "API",
+        "basisdb.featurize('{cif:not_group}', kmax=2)",
+        G,
+        "{cif:not_group}: the operations of _symmetry_equiv_pos_as_xyz do not form a group: " + NOT_CLOSED,
+    ),
+    Row(
+        "CIF translation far from a multiple of 1/24",
+        "API",
+        "basisdb.featurize('{cif:fifth}', kmax=2)",
+        CIFError,
+        "{cif:fifth}: _symmetry_equiv_pos_as_xyz value '-x,-y,z+0.2': translation 0.2 is not within 0.005 of a multiple of 1/24",
+    ),
+    Row(
+        "CIF translations 0.333, 0.667: accepted, snapped to 1/3, 2/3 (SnappedTranslationWarning)",
+        "API",
+        "basisdb.featurize('{cif:thirds}', kmax=2)",
+        None,
+        "P 3_1 (hall 431), with a SnappedTranslationWarning",
+        check="result.hall_number == 431",
+    ),
+    Row(
+        "CIF H-M symbol that cannot be interpreted",
+        "API",
+        "basisdb.featurize('{cif:bad_hm}', kmax=2)",
+        CIFError,
+        "{cif:bad_hm}: cannot interpret the space-group symbol _symmetry_space_group_name_H-M 'Q 9': "
+        + NO_SUCH.format("Q 9"),
+    ),
+    Row(
+        "CIF Hall symbol that cannot be read",
+        "API",
+        "basisdb.featurize('{cif:bad_hall}', kmax=2)",
+        CIFError,
+        "{cif:bad_hall}: cannot read the Hall symbol _space_group_name_Hall '-P 4n 2q': unknown symbol: q",
+    ),
+    Row(
+        "CIF space-group number out of range",
+        "API",
+        "basisdb.featurize('{cif:bad_number}', kmax=2)",
+        CIFError,
+        "{cif:bad_number}: _space_group_IT_number '231' is not a space-group number 1..230",
+    ),
+    Row(
+        "magnetic CIF without its operations",
+        "API",
+        "basisdb.featurize('{cif:magnetic_name}', kmax=2)",
+        CIFError,
         "{cif:magnetic_name}: the magnetic space group is given only as _space_group_magn.name_BNS \"P4_2'/mnm'\", without its "
-        "operations (_space_group_symop_magn_operation.xyz); the atoms cannot be expanded"),
-    Row("incommensurate (superspace) CIF", "API", "basisdb.featurize('{cif:superspace}', kmax=2)", CIFError,
-        "{cif:superspace}: an incommensurate (superspace) structure (_cell_modulation_dimension); featurize needs a periodic crystal"),
-    Row("CIF with Cartesian coordinates only", "API", "basisdb.featurize('{cif:cartesian}', kmax=2)", CIFError,
-        "{cif:cartesian}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); fractional _atom_site_fract_x/y/z are needed"),
-    Row("CIF with a partial occupancy", "API", "basisdb.featurize('{cif:partial}', kmax=2)", CIFError,
-        "{cif:partial}: partial occupancies (a disordered structure) are not supported (Ti1: occupancy 0.5)"),
-    Row("CIF with an unknown element", "API", "basisdb.featurize('{cif:unknown}', kmax=2)", CIFError,
-        "{cif:unknown}: Ow1: unknown element symbol 'Ow1'"),
-    Row("CIF site listed twice (two atoms at one place, as in every route)", "API", "basisdb.featurize('{cif:twice}', kmax=2)", V,
-        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms"),
-    Row("CIF symmetry images 0.06 A apart: accepted, merged (CIFWarning)", "API",
-        "basisdb.featurize('{cif:merge}', kmax=2, on_mismatch='ignore')", None,
-        "one atom: images of one site closer than 0.1 A are merged, and counted", check="result.n_atoms == 1 and result.merged_images == 1"),
-    Row("CIF type symbol D: accepted, hydrogen", "API", "basisdb.featurize('{cif:deuterium}', kmax=2)", None,
-        "D is hydrogen (Z = 1)", check="sorted(result.numbers.tolist()) == [1, 35]"),
-    Row("declared and detected groups differ, on_mismatch='raise'", "API",
-        "basisdb.featurize('{cif:p4mmm}', kmax=2, symprec=1e-3, on_mismatch='raise')", SymmetryMismatchError,
+        "operations (_space_group_symop_magn_operation.xyz); the atoms cannot be expanded",
+    ),
+    Row(
+        "incommensurate (superspace) CIF",
+        "API",
+        "basisdb.featurize('{cif:superspace}', kmax=2)",
+        CIFError,
+        "{cif:superspace}: an incommensurate (superspace) structure (_cell_modulation_dimension); featurize needs a periodic crystal",
+    ),
+    Row(
+        "CIF with Cartesian coordinates only",
+        "API",
+        "basisdb.featurize('{cif:cartesian}', kmax=2)",
+        CIFError,
+        "{cif:cartesian}: the atoms have only Cartesian coordinates (_atom_site_Cartn_x); fractional _atom_site_fract_x/y/z are needed",
+    ),
+    Row(
+        "CIF with a partial occupancy",
+        "API",
+        "basisdb.featurize('{cif:partial}', kmax=2)",
+        CIFError,
+        "{cif:partial}: partial occupancies (a disordered structure) are not supported (Ti1: occupancy 0.5)",
+    ),
+    Row(
+        "CIF with an unknown element",
+        "API",
+        "basisdb.featurize('{cif:unknown}', kmax=2)",
+        CIFError,
+        "{cif:unknown}: Ow1: unknown element symbol 'Ow1'",
+    ),
+    Row(
+        "CIF site listed twice (two atoms at one place, as in every route)",
+        "API",
+        "basisdb.featurize('{cif:twice}', kmax=2)",
+        V,
+        "atoms 0 and 1 are 0 A apart (periodic images included), closer than min_distance=0.1 A: overlapping or duplicated atoms",
+    ),
+    Row(
+        "CIF symmetry images 0.06 A apart: accepted, merged (CIFWarning)",
+        "API",
+        "basisdb.featurize('{cif:merge}', kmax=2, on_mismatch='ignore')",
+        None,
+        "one atom: images of one site closer than 0.1 A are merged, and counted",
+        check="result.n_atoms == 1 and result.merged_images == 1",
+    ),
+    Row(
+        "CIF type symbol D: accepted, hydrogen",
+        "API",
+        "basisdb.featurize('{cif:deuterium}', kmax=2)",
+        None,
+        "D is hydrogen (Z = 1)",
+        check="sorted(result.numbers.tolist()) == [1, 35]",
+    ),
+    Row(
+        "declared and detected groups differ, on_mismatch='raise'",
+        "API",
+        "basisdb.featurize('{cif:p4mmm}', kmax=2, symprec=1e-3, on_mismatch='raise')",
+        SymmetryMismatchError,
         "the input declares space group No. 123 (_symmetry_space_group_name_H-M 'P 4/m m m'), but spglib detects I4/mmm (No. 139) "
-        "at symprec=0.001 A; the features are those of the detected group (a looser symprec may find the declared one)"),
-    Row("CIF reader other than gemmi", "API", "basisdb.read_cif('{cif:p4mmm}', reader='ase')", V,
+        "at symprec=0.001 A; the features are those of the detected group (a looser symprec may find the declared one)",
+    ),
+    Row(
+        "CIF reader other than gemmi",
+        "API",
+        "basisdb.read_cif('{cif:p4mmm}', reader='ase')",
+        V,
         "reader must be None or 'gemmi', got 'ase' (gemmi is the only CIF reader; for ASE's or pymatgen's reading pass "
-        "their Atoms or Structure instead)"),
+        "their Atoms or Structure instead)",
+    ),
     # ------------------------------------------------------------- files
     Row("path that is not HDF5", "API", "basisdb.open('{notes}')", A, "{notes}: not an HDF5 file"),
     Row("empty file", "API", "basisdb.open('{empty}')", A, "{empty}: not an HDF5 file"),
     Row("truncated artifact", "API", "basisdb.open('{cut}')", A, TRUNCATED),
     Row("artifact from a newer format version", "API", "basisdb.open('{newer}')", A, NEWER),
-    Row("HDF5 file that is not an artifact", "API", "basisdb.open('{foreign}')", A,
-        "{foreign}: missing root attribute 'format_version'; not a basisdb artifact"),
+    Row(
+        "HDF5 file that is not an artifact",
+        "API",
+        "basisdb.open('{foreign}')",
+        A,
+        "{foreign}: missing root attribute 'format_version'; not a basisdb artifact",
+    ),
     Row("path that does not exist", "API", "basisdb.open('{missing}')", A, "{missing}: no such file"),
-    Row("path that is a directory", "API", "basisdb.open('{dir}')", A, "{dir}: is a directory, not an artifact"),
-    Row("artifact lacking the setting (hall 526)", "API", "small.get(hall=526)", E,
-        "hall_number 526 is not in {small}; rebuild it with that setting"),
-    Row("artifact lacking the space group (227)", "API", "small.get(227)", E, "space group 227 is not in {small}"),
-    Row("K larger than a small artifact", "API", "small.get(1, kmax=3)", V,
-        "kmax=3 exceeds this artifact's kmax=2; build a larger one with `basisdb build --kmax 3 -o PATH` and open it with basisdb.open(PATH)"),
+    Row(
+        "path that is a directory",
+        "API",
+        "basisdb.open('{dir}')",
+        A,
+        "{dir}: is a directory, not an artifact",
+    ),
+    Row(
+        "artifact lacking the setting (hall 526)",
+        "API",
+        "small.get(hall=526)",
+        E,
+        "hall_number 526 is not in {small}; rebuild it with that setting",
+    ),
+    Row(
+        "artifact lacking the space group (227)",
+        "API",
+        "small.get(227)",
+        E,
+        "space group 227 is not in {small}",
+    ),
+    Row(
+        "K larger than a small artifact",
+        "API",
+        "small.get(1, kmax=3)",
+        V,
+        "kmax=3 exceeds this artifact's kmax=2; build a larger one with `basisdb build --kmax 3 -o PATH` and open it with basisdb.open(PATH)",
+    ),
     # ------------------------------------------------------------- the command line
     Row("group number 0", "CLI", "basisdb info 0", None, RANGE.format(0), exit=1),
     Row("group number 231", "CLI", "basisdb info 231", None, RANGE.format(231), exit=1),
     Row("group number -1 (looks like an option)", "CLI", "basisdb info -1", None, RANGE.format(-1), exit=2),
-    Row("Hall symbol starting with '-' (looks like an option)", "CLI", "basisdb info '-P 2ybc'", None,
-        "No such option: -P (a Hall symbol that starts with '-' goes after --: basisdb info -- '-P 2ybc')", exit=2),
+    Row(
+        "Hall symbol starting with '-' (looks like an option)",
+        "CLI",
+        "basisdb info '-P 2ybc'",
+        None,
+        "No such option: -P (a Hall symbol that starts with '-' goes after --: basisdb info -- '-P 2ybc')",
+        exit=2,
+    ),
     Row("group 'abc'", "CLI", "basisdb info abc", None, NO_SUCH.format("abc"), exit=1),
     Row("group 3.5", "CLI", "basisdb info 3.5", None, NO_SUCH.format("3.5"), exit=1),
     Row("unknown symbol near valid ones", "CLI", "basisdb info Pnma3", None, DID_YOU_MEAN, exit=1),
     Row("ambiguous symbol", "CLI", "basisdb info 'P 6 -2c'", None, AMBIGUOUS, exit=1),
     Row("no group", "CLI", "basisdb info", None, "give a GROUP (number or symbol) or --hall N", exit=2),
-    Row("hall_number 531", "CLI", "basisdb info --hall 531", None, "hall_number must be in 1..530, got 531", exit=1),
-    Row("hall_number not a number", "CLI", "basisdb info --hall abc", None, "Invalid value for '--hall': 'abc' is not a valid integer.", exit=2),
+    Row(
+        "hall_number 531",
+        "CLI",
+        "basisdb info --hall 531",
+        None,
+        "hall_number must be in 1..530, got 531",
+        exit=1,
+    ),
+    Row(
+        "hall_number not a number",
+        "CLI",
+        "basisdb info --hall abc",
+        None,
+        "Invalid value for '--hall': 'abc' is not a valid integer.",
+        exit=2,
+    ),
     Row("K zero", "CLI", "basisdb show 225 --kmax 0", None, "kmax must be >= 1, got 0", exit=1),
     Row("K negative", "CLI", "basisdb show 225 --kmax -1", None, "kmax must be >= 1, got -1", exit=1),
-    Row("K not an integer", "CLI", "basisdb show 225 --kmax 2.5", None, "Invalid value for '--kmax' / '-k': '2.5' is not a valid integer.", exit=2),
+    Row(
+        "K not an integer",
+        "CLI",
+        "basisdb show 225 --kmax 2.5",
+        None,
+        "Invalid value for '--kmax' / '-k': '2.5' is not a valid integer.",
+        exit=2,
+    ),
     Row("K larger than the artifact", "CLI", "basisdb show 225 --kmax 99", None, HINT99, exit=1),
-    Row("K whose build would not fit in memory", "CLI", "basisdb show --ops 'x,y,z;-x,-y,-z' --kmax 127", None, MEMORY, exit=1),
-    Row("operations not closed", "CLI", "basisdb show --ops 'x,y,z;-x,-y,z;-x,y,-z' --kmax 2", None, NOT_CLOSED, exit=1),
-    Row("build K zero", "CLI", "basisdb build --kmax 0 -q -o out.h5", None, "kmax must be >= 1, got 0", exit=1),
-    Row("build K beyond int8", "CLI", "basisdb build --kmax 128 -q -o out.h5", None,
-        "kmax must be <= 127 (frequencies are stored as int8), got 128", exit=1),
+    Row(
+        "K whose build would not fit in memory",
+        "CLI",
+        "basisdb show --ops 'x,y,z;-x,-y,-z' --kmax 127",
+        None,
+        MEMORY,
+        exit=1,
+    ),
+    Row(
+        "operations not closed",
+        "CLI",
+        "basisdb show --ops 'x,y,z;-x,-y,z;-x,y,-z' --kmax 2",
+        None,
+        NOT_CLOSED,
+        exit=1,
+    ),
+    Row(
+        "build K zero", "CLI", "basisdb build --kmax 0 -q -o out.h5", None, "kmax must be >= 1, got 0", exit=1
+    ),
+    Row(
+        "build K beyond int8",
+        "CLI",
+        "basisdb build --kmax 128 -q -o out.h5",
+        None,
+        "kmax must be <= 127 (frequencies are stored as int8), got 128",
+        exit=1,
+    ),
     Row("path that is not HDF5", "CLI", "basisdb verify {notes}", None, "{notes}: not an HDF5 file", exit=1),
     Row("truncated artifact", "CLI", "basisdb verify {cut}", None, TRUNCATED, exit=1),
     Row("artifact from a newer format version", "CLI", "basisdb verify {newer}", None, NEWER, exit=1),
-    Row("path that does not exist", "CLI", "basisdb info 225 --db {missing}", None, "{missing}: no such file", exit=1),
-    Row("artifact lacking the setting", "CLI", "basisdb info --hall 526 --db {small}", None,
-        "hall_number 526 is not in {small}; rebuild it with that setting", exit=1),
+    Row(
+        "path that does not exist",
+        "CLI",
+        "basisdb info 225 --db {missing}",
+        None,
+        "{missing}: no such file",
+        exit=1,
+    ),
+    Row(
+        "artifact lacking the setting",
+        "CLI",
+        "basisdb info --hall 526 --db {small}",
+        None,
+        "hall_number 526 is not in {small}; rebuild it with that setting",
+        exit=1,
+    ),
 ]
+
 
 # --------------------------------------------------------------------------- rendering the doc table
 def _code(text: str) -> str:
@@ -322,7 +687,9 @@ def render_table() -> str:
         else:
             err = f"`{r.error.__name__}`"
         shown = r.message if (r.where == "API" and r.error is None) else _code(r.message)
-        lines.append(f"| {i} | {r.what} | {r.where} | {_code(r.call)} | {err} | {shown} | {r.exit if r.where == 'CLI' else ''} |")
+        lines.append(
+            f"| {i} | {r.what} | {r.where} | {_code(r.call)} | {err} | {shown} | {r.exit if r.where == 'CLI' else ''} |"
+        )
     legend = ["", "Names and placeholders used in the table:", ""]
     legend += [f"- `{k}`: {v}" for k, v in PLACEHOLDERS.items()]
     legend += ["", "`...` stands for text that comes from HDF5 or from this machine's memory size.", ""]
@@ -415,22 +782,26 @@ def test_catalogue_size():
     assert len({(r.where, r.call) for r in ROWS}) == len(ROWS), "duplicate rows"
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.where == "API"], ids=_ids([r for r in ROWS if r.where == "API"]))
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if r.where == "API"], ids=_ids([r for r in ROWS if r.where == "API"])
+)
 def test_api_row(row, namespace, files):
     if row.error is MemoryError and not _memory_refusal_applies():
         pytest.skip("this machine has enough memory for the request")
     code = _fill(row.call, files)
     if row.error is None:
-        result = eval(code, dict(namespace))  # noqa: S307 - the literal expressions above, not file content
-        assert eval(row.check, {"result": result, "np": np, "basisdb": basisdb}), row.message  # noqa: S307
+        result = eval(code, dict(namespace))
+        assert eval(row.check, {"result": result, "np": np, "basisdb": basisdb}), row.message
         return
     with pytest.raises(Exception) as info:
-        eval(code, dict(namespace))  # noqa: S307
+        eval(code, dict(namespace))
     assert type(info.value) is row.error, f"{type(info.value).__name__}: {info.value}"
     assert _pattern(row.message, files).fullmatch(str(info.value)), str(info.value)
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.where == "CLI"], ids=_ids([r for r in ROWS if r.where == "CLI"]))
+@pytest.mark.parametrize(
+    "row", [r for r in ROWS if r.where == "CLI"], ids=_ids([r for r in ROWS if r.where == "CLI"])
+)
 def test_cli_row(row, files, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
@@ -450,7 +821,7 @@ def test_cli_row(row, files, tmp_path, monkeypatch):
     assert len(lines) == 1 and "Traceback" not in result.stderr, lines
     prefix = "basisdb: error: "
     assert lines[0].startswith(prefix), lines[0]
-    assert _pattern(row.message, files).fullmatch(lines[0][len(prefix):]), lines[0]
+    assert _pattern(row.message, files).fullmatch(lines[0][len(prefix) :]), lines[0]
     assert list(tmp_path.iterdir()) == [], "a failed command left files behind"
 
 

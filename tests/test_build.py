@@ -1,5 +1,6 @@
 """The offline builder: reproducible bytes, restriction consistency, atomic writes, bad requests,
 and bases of user-supplied operations."""
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import env_without_artifact_override
 
 import basisdb
 from basisdb_build import build_database, check_build_request, estimate_peak_memory
 from basisdb_build.writer import remove_stale_partials
-from conftest import env_without_artifact_override
 
 HALLS = [1, 2, 81, 460, 461, 523, 526]
 KMAX = 3
@@ -45,7 +46,12 @@ def _assert_same_basis(a, b) -> None:
 # --------------------------------------------------------------------------- (a) reproducibility
 def test_summary(small):
     path, summary = small
-    assert summary == {"path": os.fspath(path), "kmax": KMAX, "settings": len(HALLS), "bytes": path.stat().st_size}
+    assert summary == {
+        "path": os.fspath(path),
+        "kmax": KMAX,
+        "settings": len(HALLS),
+        "bytes": path.stat().st_size,
+    }
 
 
 def test_rebuild_byte_identical_across_jobs(small, tmp_path):
@@ -95,10 +101,25 @@ def test_restriction_consistency(small, shipped, hall):
         ref = shipped.get(hall=hall, kmax=KMAX)
         _assert_same_basis(built, ref)
         s, t = built.setting, shipped.get_setting(hall=hall)
-        for name in ("hall_number", "number", "hall_symbol", "hm_short", "hm_full", "hm_extended", "choice",
-                     "crystal_system", "point_group", "order", "is_default"):
+        for name in (
+            "hall_number",
+            "number",
+            "hall_symbol",
+            "hm_short",
+            "hm_full",
+            "hm_extended",
+            "choice",
+            "crystal_system",
+            "point_group",
+            "order",
+            "is_default",
+        ):
             assert getattr(s, name) == getattr(t, name), name
-        assert (s.n_orbits, s.n_frequencies, s.n_extinct) == (ref.n_orbits, len(ref.frequencies), len(ref.extinct))
+        assert (s.n_orbits, s.n_frequencies, s.n_extinct) == (
+            ref.n_orbits,
+            len(ref.frequencies),
+            len(ref.extinct),
+        )
 
 
 # --------------------------------------------------------------------------- (c) atomic write, simulated crash
@@ -161,14 +182,20 @@ def test_sigkill_during_build(small, tmp_path):
     before = target.read_bytes()
     code = f"from basisdb_build import build_database; build_database({str(target)!r}, kmax=6, jobs=1)"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env_without_artifact_override(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env_without_artifact_override(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob(f".{target.name}.*.partial")):
             if proc.poll() is not None:
                 out, err = proc.communicate()
-                pytest.fail(f"builder exited ({proc.returncode}) before writing a partial file: {err.decode()[-2000:]}")
+                pytest.fail(
+                    f"builder exited ({proc.returncode}) before writing a partial file: {err.decode()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("no .partial file appeared within 60 s")
             time.sleep(0.05)
@@ -179,7 +206,9 @@ def test_sigkill_during_build(small, tmp_path):
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL, f"builder finished (rc={proc.returncode}) before it could be killed"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"builder finished (rc={proc.returncode}) before it could be killed"
+    )
 
     assert target.read_bytes() == before
     stale = list(tmp_path.glob(f".{target.name}.*.partial"))
@@ -236,7 +265,9 @@ def test_bad_jobs(tmp_path, jobs):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("halls, text", [([0], "0"), ([531], "531"), ([1, 600], "600"), ([], "no settings")], ids=repr)
+@pytest.mark.parametrize(
+    "halls, text", [([0], "0"), ([531], "531"), ([1, 600], "600"), ([], "no settings")], ids=repr
+)
 def test_bad_halls(tmp_path, halls, text):
     with pytest.raises(ValueError, match="hall|settings") as info:
         build_database(tmp_path / "x.h5", kmax=1, halls=halls, jobs=1)
@@ -334,8 +365,20 @@ def test_custom_from_spglib_operations_equals_database(shipped, hall):
         (["x,y,q"], r"parse"),
         ([], r"no operations"),
     ],
-    ids=["no-identity", "not-closed-screw", "not-closed-product", "infinite-shear", "duplicate-mod-lattice",
-         "duplicate", "det-2", "det-0", "translation-1/5", "two-components", "garbage", "empty"],
+    ids=[
+        "no-identity",
+        "not-closed-screw",
+        "not-closed-product",
+        "infinite-shear",
+        "duplicate-mod-lattice",
+        "duplicate",
+        "det-2",
+        "det-0",
+        "translation-1/5",
+        "two-components",
+        "garbage",
+        "empty",
+    ],
 )
 def test_custom_not_a_group(ops, pattern):
     with pytest.raises((basisdb.NotAGroupError, ValueError), match=pattern):

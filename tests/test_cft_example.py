@@ -6,6 +6,7 @@ re-presentations, while the plain-Fourier baseline's do; that a fixed seed repro
 run exactly; that a checkpoint predicts from a folder of CIFs (predict.py) with bad files
 recorded and skipped; and the fold construction of the transfer study (study.py).
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,7 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO))
 
-needs_data = pytest.mark.skipif(not (DATA / "carbon_24" / "carbon_24.csv").is_file(), reason="../shared/datasets not present")
+needs_data = pytest.mark.skipif(
+    not (DATA / "carbon_24" / "carbon_24.csv").is_file(), reason="../shared/datasets not present"
+)
 
 SMOKE = {
     "seed": 0,
@@ -38,8 +41,15 @@ SMOKE = {
     "train": {"epochs": 6, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.0},
     "invariance": {"structures": 4, "operations": 3},
     "experiment": [
-        {"name": "smoke", "dataset": "carbon_24", "target": "energy_per_atom", "split": "random",
-         "models": ["cft", "plain", "mean"], "invariance": True, "limit": 48},
+        {
+            "name": "smoke",
+            "dataset": "carbon_24",
+            "target": "energy_per_atom",
+            "split": "random",
+            "models": ["cft", "plain", "mean"],
+            "invariance": True,
+            "limit": 48,
+        },
     ],
 }
 
@@ -47,7 +57,8 @@ SMOKE = {
 @needs_data
 def test_cft_smoke(tmp_path):
     from examples.cft.data import load_csv
-    from examples.cft.predict import main as predict_main, predict_folder
+    from examples.cft.predict import main as predict_main
+    from examples.cft.predict import predict_folder
     from examples.cft.train import run
 
     report = run(SMOKE, tmp_path)
@@ -56,7 +67,14 @@ def test_cft_smoke(tmp_path):
         losses = [h["train_loss"] for h in exp["models"][kind]["history"]]
         assert min(losses[1:]) < losses[0], (kind, losses)
     changes = exp["invariance"]["max_abs_change"]
-    assert set(changes["cft"]) >= {"own_operation", "origin_shift", "cell_choice", "supercell_2x1x1", "permutation", "rotation"}
+    assert set(changes["cft"]) >= {
+        "own_operation",
+        "origin_shift",
+        "cell_choice",
+        "supercell_2x1x1",
+        "permutation",
+        "rotation",
+    }
     assert max(changes["cft"].values()) < 1e-4, changes["cft"]  # float32 round-off (energies ~ -150 eV)
     assert max(changes["plain"].values()) > 10 * max(max(changes["cft"].values()), 1e-6), changes
     assert (tmp_path / "report.json").is_file() and json.loads((tmp_path / "report.json").read_text())
@@ -81,7 +99,13 @@ def test_cft_smoke(tmp_path):
     # the same crystal in predict.py and in a fresh model restored twice: identical
     again = predict_folder(ckpt, cifs)
     assert [o["prediction"] for o in again] == [o["prediction"] for o in out]
-    assert abs(np.mean([o["prediction"] for o in out[1:]]) - np.mean([r.targets["energy_per_atom"] for r in rows])) < 2.0
+    assert (
+        abs(
+            np.mean([o["prediction"] for o in out[1:]])
+            - np.mean([r.targets["energy_per_atom"] for r in rows])
+        )
+        < 2.0
+    )
     csv_path = tmp_path / "pred.csv"
     assert predict_main(["--checkpoint", str(ckpt), "--cifs", str(cifs), "--output", str(csv_path)]) == 0
     assert len(list(csv.DictReader(open(csv_path)))) == 4
@@ -136,4 +160,6 @@ def test_study_folds():
         assert len(allidx) == len(numbers) == len(np.unique(allidx))  # a partition
         assert set(numbers[s["test_unseen"]]) == set(f["held_out"])
         assert not set(numbers[np.concatenate([s["train"], s["val"], s["test_seen"]])]) & set(f["held_out"])
-        np.testing.assert_array_equal(s["train"], fold_split(numbers, f["held_out"], 0)["train"])  # fixed split seed
+        np.testing.assert_array_equal(
+            s["train"], fold_split(numbers, f["held_out"], 0)["train"]
+        )  # fixed split seed

@@ -3,6 +3,7 @@
 Reading order, tolerances and warnings are documented in docs/STRUCTURES.md (section 1, "Reading
 CIF files"); every refusal here also has a row in docs/BAD_INPUT.md (tests/test_bad_input.py).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -30,16 +31,35 @@ from basisdb._species import atomic_number  # noqa: E402
 #: rutile TiO2, P 4_2/m n m (Burdett et al., JACS 109 (1987) 3639): 2 Ti + 4 O per cell
 RUTILE_CELL = (4.5937, 4.5937, 2.9587, 90, 90, 90)
 RUTILE_ATOMS = [("Ti1", "Ti", 0, 0, 0), ("O1", "O", 0.30478, 0.30478, 0)]
-RUTILE_OPS = ["x,y,z", "-x,-y,z", "-y+1/2,x+1/2,z+1/2", "y+1/2,-x+1/2,z+1/2", "-x+1/2,y+1/2,-z+1/2",
-              "x+1/2,-y+1/2,-z+1/2", "y,x,-z", "-y,-x,-z", "-x,-y,-z", "x,y,-z", "y+1/2,-x+1/2,-z+1/2",
-              "-y+1/2,x+1/2,-z+1/2", "x+1/2,-y+1/2,z+1/2", "-x+1/2,y+1/2,z+1/2", "-y,-x,z", "y,x,z"]
+RUTILE_OPS = [
+    "x,y,z",
+    "-x,-y,z",
+    "-y+1/2,x+1/2,z+1/2",
+    "y+1/2,-x+1/2,z+1/2",
+    "-x+1/2,y+1/2,-z+1/2",
+    "x+1/2,-y+1/2,-z+1/2",
+    "y,x,-z",
+    "-y,-x,-z",
+    "-x,-y,-z",
+    "x,y,-z",
+    "y+1/2,-x+1/2,-z+1/2",
+    "-y+1/2,x+1/2,-z+1/2",
+    "x+1/2,-y+1/2,z+1/2",
+    "-x+1/2,y+1/2,z+1/2",
+    "-y,-x,z",
+    "y,x,z",
+]
 
 
-def cif(symmetry: str = "", atoms=RUTILE_ATOMS, cell=RUTILE_CELL, ddlm: bool = False, extra_columns=()) -> str:
+def cif(
+    symmetry: str = "", atoms=RUTILE_ATOMS, cell=RUTILE_CELL, ddlm: bool = False, extra_columns=()
+) -> str:
     """A small CIF: cell, the given symmetry lines, and an atom-site loop."""
     sep = "." if ddlm else "_"
     lines = ["data_test"]
-    for key, value in zip(("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"), cell):
+    for key, value in zip(
+        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"), cell
+    ):
         lines.append(f"_cell{sep}{key} {value}")
     lines.append(symmetry)
     cols = ["label", "type_symbol", "fract_x", "fract_y", "fract_z", *[c for c, _ in extra_columns]]
@@ -58,7 +78,15 @@ def positions_set(positions) -> set:
 
 
 RUTILE_POSITIONS = positions_set(
-    [[0, 0, 0], [0.5, 0.5, 0.5], [0.30478, 0.30478, 0], [0.69522, 0.69522, 0], [0.19522, 0.80478, 0.5], [0.80478, 0.19522, 0.5]])
+    [
+        [0, 0, 0],
+        [0.5, 0.5, 0.5],
+        [0.30478, 0.30478, 0],
+        [0.69522, 0.69522, 0],
+        [0.19522, 0.80478, 0.5],
+        [0.80478, 0.19522, 0.5],
+    ]
+)
 
 
 # ------------------------------------------------------------------ declared symmetry: every form, in order
@@ -97,7 +125,9 @@ def test_reading_order():
     """Operation loop, then Hall, then H-M, then number: the first one present is used."""
     hall, hm, num = FORMS["Hall (new tag)"], FORMS["H-M (old tag)"], FORMS["number (new tag)"]
     p1_hm = "_symmetry_space_group_name_H-M 'P 1'"
-    with pytest.warns(SymmetryMismatchWarning, match=r"No\. 136, but _symmetry_space_group_name_H-M 'P 1' is No\. 1"):
+    with pytest.warns(
+        SymmetryMismatchWarning, match=r"No\. 136, but _symmetry_space_group_name_H-M 'P 1' is No\. 1"
+    ):
         c = load_cif(cif(op_loop(RUTILE_OPS) + "\n" + p1_hm))
     assert c.declared.form == "operations" and len(c.numbers) == 6
     c = load_cif(cif(hall + "\n" + p1_hm + "\n_space_group_IT_number 1"))
@@ -121,11 +151,17 @@ def test_lower_priority_forms_need_not_be_readable():
 
 def test_rhombohedral_symbols_follow_the_cell():
     """An R symbol without :H/:R means hexagonal axes in a hexagonal cell, rhombohedral axes in a rhombohedral one."""
-    hexa = cif("_symmetry_space_group_name_H-M 'R -3 c'", atoms=[("Al1", "Al", 0, 0, 0.35216), ("O1", "O", 0.30624, 0, 0.25)],
-               cell=(4.7589, 4.7589, 12.991, 90, 90, 120))
+    hexa = cif(
+        "_symmetry_space_group_name_H-M 'R -3 c'",
+        atoms=[("Al1", "Al", 0, 0, 0.35216), ("O1", "O", 0.30624, 0, 0.25)],
+        cell=(4.7589, 4.7589, 12.991, 90, 90, 120),
+    )
     assert len(read_cif(hexa)[2]) == 30
-    rhombo = cif("_space_group_IT_number 167", atoms=[("Al1", "Al", 0.35216, 0.35216, 0.35216), ("O1", "O", 0.55624, -0.05624, 0.25)],
-                 cell=(5.1284, 5.1284, 5.1284, 55.28, 55.28, 55.28))
+    rhombo = cif(
+        "_space_group_IT_number 167",
+        atoms=[("Al1", "Al", 0.35216, 0.35216, 0.35216), ("O1", "O", 0.55624, -0.05624, 0.25)],
+        cell=(5.1284, 5.1284, 5.1284, 55.28, 55.28, 55.28),
+    )
     c = load_cif(rhombo)
     assert len(c.numbers) == 10
     r = featurize(rhombo)
@@ -135,11 +171,24 @@ def test_rhombohedral_symbols_follow_the_cell():
 def test_origin_choice_code():
     """_space_group_IT_coordinate_system_code chooses the origin when the symbol does not."""
     atoms = [("C1", "C", 0.125, 0.125, 0.125)]
-    c2 = load_cif(cif("_symmetry_space_group_name_H-M 'F d -3 m'\n_space_group_IT_coordinate_system_code '2'", atoms=atoms,
-                      cell=(3.5668,) * 3 + (90,) * 3))
+    c2 = load_cif(
+        cif(
+            "_symmetry_space_group_name_H-M 'F d -3 m'\n_space_group_IT_coordinate_system_code '2'",
+            atoms=atoms,
+            cell=(3.5668,) * 3 + (90,) * 3,
+        )
+    )
     assert len(c2.numbers) == 8
-    assert featurize(cif("_symmetry_space_group_name_H-M 'F d -3 m'\n_space_group_IT_coordinate_system_code 2", atoms=atoms,
-                         cell=(3.5668,) * 3 + (90,) * 3)).declared_hall_number == 526
+    assert (
+        featurize(
+            cif(
+                "_symmetry_space_group_name_H-M 'F d -3 m'\n_space_group_IT_coordinate_system_code 2",
+                atoms=atoms,
+                cell=(3.5668,) * 3 + (90,) * 3,
+            )
+        ).declared_hall_number
+        == 526
+    )
 
 
 def test_symbols_gemmi_does_not_know_go_to_the_resolver():
@@ -152,14 +201,29 @@ def test_symbols_gemmi_does_not_know_go_to_the_resolver():
 @pytest.mark.parametrize(
     "symmetry, match",
     [
-        ("_symmetry_space_group_name_H-M 'P 42/m n m qq'", r"cannot interpret the space-group symbol _symmetry_space_group_name_H-M 'P 42/m n m qq'"),
-        ("_space_group_name_Hall '-P 4n 2q'", r"cannot read the Hall symbol _space_group_name_Hall '-P 4n 2q'"),
+        (
+            "_symmetry_space_group_name_H-M 'P 42/m n m qq'",
+            r"cannot interpret the space-group symbol _symmetry_space_group_name_H-M 'P 42/m n m qq'",
+        ),
+        (
+            "_space_group_name_Hall '-P 4n 2q'",
+            r"cannot read the Hall symbol _space_group_name_Hall '-P 4n 2q'",
+        ),
         ("_space_group_IT_number 231", r"_space_group_IT_number '231' is not a space-group number 1..230"),
         ("_space_group_IT_number abc", r"_space_group_IT_number 'abc' is not a space-group number 1..230"),
-        (op_loop(["x,y,z", "-x,-y"]), r"_symmetry_equiv_pos_as_xyz value '-x,-y': operation '-x,-y' must have three"),
+        (
+            op_loop(["x,y,z", "-x,-y"]),
+            r"_symmetry_equiv_pos_as_xyz value '-x,-y': operation '-x,-y' must have three",
+        ),
         (op_loop(["x,y,z", "-x,-y,z+0.3"]), r"translation 0.3 is not within 0.005 of a multiple of 1/24"),
-        (op_loop(["x,y,z", "-x,-y,z+1/5"]), r"value '-x,-y,z\+1/5': translation in '-x,-y,z\+1/5' = 0.2 is not a multiple of 1/24"),
-        ("_space_group_magn.name_BNS \"P4_2'/mnm'\"", r"magnetic space group is given only as _space_group_magn.name_BNS"),
+        (
+            op_loop(["x,y,z", "-x,-y,z+1/5"]),
+            r"value '-x,-y,z\+1/5': translation in '-x,-y,z\+1/5' = 0.2 is not a multiple of 1/24",
+        ),
+        (
+            "_space_group_magn.name_BNS \"P4_2'/mnm'\"",
+            r"magnetic space group is given only as _space_group_magn.name_BNS",
+        ),
         ("_cell_modulation_dimension 1", r"incommensurate \(superspace\) structure"),
     ],
 )
@@ -180,7 +244,9 @@ def test_not_a_group_names_the_product_like_basis_from_operations():
 
 
 # ------------------------------------------------------------------ translations: snapped within SNAP_TOLERANCE
-@pytest.mark.parametrize("third, expected", [("0.333", True), ("0.3333", True), ("0.33333", True), ("0.33", True), ("1/3", False)])
+@pytest.mark.parametrize(
+    "third, expected", [("0.333", True), ("0.3333", True), ("0.33333", True), ("0.33", True), ("1/3", False)]
+)
 def test_decimal_translations_are_snapped(third, expected):
     two = {"0.333": "0.667", "0.3333": "0.6667", "0.33333": "0.66667", "0.33": "0.67", "1/3": "2/3"}[third]
     ops = ["x,y,z", f"-y,x-y,z+{third}", f"-x+y,-x,{two}+z"]
@@ -192,7 +258,9 @@ def test_decimal_translations_are_snapped(third, expected):
     snapped = [w for w in seen if issubclass(w.category, SnappedTranslationWarning)]
     assert bool(snapped) == expected
     if expected:
-        assert f"{third} -> 1/3" in str(snapped[0].message) and f"tolerance {SNAP_TOLERANCE}" in str(snapped[0].message)
+        assert f"{third} -> 1/3" in str(snapped[0].message) and f"tolerance {SNAP_TOLERANCE}" in str(
+            snapped[0].message
+        )
     assert (r.hall_number, r.declared_hall_number) == (431, 431)
 
 
@@ -231,7 +299,9 @@ def test_images_farther_apart_are_never_dropped():
 
 def test_multiplicity_is_checked():
     text = cif(FORMS["ops, old tag"], extra_columns=[("symmetry_multiplicity", ["2", "2"])])
-    with pytest.warns(CIFWarning, match="site O1 gives 4 atoms, but its _atom_site_symmetry_multiplicity is 2"):
+    with pytest.warns(
+        CIFWarning, match="site O1 gives 4 atoms, but its _atom_site_symmetry_multiplicity is 2"
+    ):
         read_cif(text)
 
 
@@ -293,8 +363,9 @@ def test_magnetic_centring_is_composed():
     """The spatial parts of operations x centrings: the anti-translation z+1/2 doubles the atoms."""
     c = load_cif(MAGNETIC_TYPE_IV)
     assert c.declared.form == "magnetic operations" and len(c.declared.rotations) == 4
-    assert positions_set(c.positions) == positions_set([[0, 0, 0], [0, 0, 0.5], [0.5, 0.5, 0.1], [0.5, 0.5, 0.9],
-                                                        [0.5, 0.5, 0.6], [0.5, 0.5, 0.4]])
+    assert positions_set(c.positions) == positions_set(
+        [[0, 0, 0], [0, 0, 0.5], [0.5, 0.5, 0.1], [0.5, 0.5, 0.9], [0.5, 0.5, 0.6], [0.5, 0.5, 0.4]]
+    )
 
 
 def test_malformed_magnetic_operation():
@@ -304,7 +375,11 @@ def test_malformed_magnetic_operation():
 
 # ------------------------------------------------------------------ blocks, coordinates, occupancy
 def test_first_block_with_atoms_is_read():
-    text = "data_global\n_journal_year 2000\n" + cif(FORMS["H-M (old tag)"]) + cif("", atoms=[("Fe1", "Fe", 0, 0, 0)]).replace("data_test", "data_two")
+    text = (
+        "data_global\n_journal_year 2000\n"
+        + cif(FORMS["H-M (old tag)"])
+        + cif("", atoms=[("Fe1", "Fe", 0, 0, 0)]).replace("data_test", "data_two")
+    )
     with pytest.warns(CIFWarning, match="2 data blocks hold atoms; read the first, data_test"):
         c = load_cif(text)
     assert c.block == "test" and len(c.numbers) == 6
@@ -356,9 +431,15 @@ def test_unparseable_cif():
 # ------------------------------------------------------------------ declared versus detected
 def test_mismatch_warn_raise_ignore():
     """Two Ti per cell declared as P 4/m m m (No. 123): they are body-centred, spglib detects I4/mmm (No. 139)."""
-    text = cif("_symmetry_space_group_name_H-M 'P 4/m m m'", atoms=[("Ti1", "Ti", 0, 0, 0), ("Ti2", "Ti", 0.5, 0.5, 0.5)])
-    with pytest.warns(SymmetryMismatchWarning, match=r"declares space group No\. 123 \(_symmetry_space_group_name_H-M 'P 4/m m m'\), "
-                      r"but spglib detects I4/mmm \(No\. 139\)"):
+    text = cif(
+        "_symmetry_space_group_name_H-M 'P 4/m m m'",
+        atoms=[("Ti1", "Ti", 0, 0, 0), ("Ti2", "Ti", 0.5, 0.5, 0.5)],
+    )
+    with pytest.warns(
+        SymmetryMismatchWarning,
+        match=r"declares space group No\. 123 \(_symmetry_space_group_name_H-M 'P 4/m m m'\), "
+        r"but spglib detects I4/mmm \(No\. 139\)",
+    ):
         r = featurize(text)
     assert (r.declared_number, r.declared_hall_number, r.number) == (123, 400, 139)
     with pytest.raises(SymmetryMismatchError, match=r"No\. 123"):
@@ -370,8 +451,14 @@ def test_mismatch_warn_raise_ignore():
         featurize(text, on_mismatch="loud")
 
 
-RUTILE_P1_ATOMS = [("Ti1", "Ti", 0, 0, 0), ("Ti2", "Ti", 0.5, 0.5, 0.5), ("O1", "O", 0.30478, 0.30478, 0),
-                   ("O2", "O", 0.69522, 0.69522, 0), ("O3", "O", 0.19522, 0.80478, 0.5), ("O4", "O", 0.80478, 0.19522, 0.5)]
+RUTILE_P1_ATOMS = [
+    ("Ti1", "Ti", 0, 0, 0),
+    ("Ti2", "Ti", 0.5, 0.5, 0.5),
+    ("O1", "O", 0.30478, 0.30478, 0),
+    ("O2", "O", 0.69522, 0.69522, 0),
+    ("O3", "O", 0.19522, 0.80478, 0.5),
+    ("O4", "O", 0.80478, 0.19522, 0.5),
+]
 
 
 def test_declared_p1_is_no_claim():
@@ -384,8 +471,11 @@ def test_declared_p1_is_no_claim():
 
 
 def test_arrays_declare_nothing():
-    r = featurize((np.diag([4.5937, 4.5937, 2.9587]), np.array(sorted(RUTILE_POSITIONS)), [22, 22, 8, 8, 8, 8][::-1]),
-                  on_mismatch="raise", min_distance=0)
+    r = featurize(
+        (np.diag([4.5937, 4.5937, 2.9587]), np.array(sorted(RUTILE_POSITIONS)), [22, 22, 8, 8, 8, 8][::-1]),
+        on_mismatch="raise",
+        min_distance=0,
+    )
     assert r.declared_number is None and r.declared is None and r.merged_images == 0
 
 
@@ -402,21 +492,68 @@ def test_small_structure_route_matches_the_cif_route():
 
 
 # ------------------------------------------------------------------ species
-SYMBOLS = ["D", "T", "Fe", "Fe2+", "Fe1", "O2-", "X", "Xx", "Ow1", "CA", "Ca1", "C1A", "Na1+", "H", "Du", "Q", "Cl1-",
-           "Fe3+", "OH-", "O-2", "Fe+2", "SE", "se", "Se2-", "H2O", "C12", "Cu1b", "N1", "Nb1", "Xe", "X1", "Ts", "Tb3+",
-           "D1", "Dy", "Og", "U6+", "K1+", "k", "B", "Br1-", "W"]
+SYMBOLS = [
+    "D",
+    "T",
+    "Fe",
+    "Fe2+",
+    "Fe1",
+    "O2-",
+    "X",
+    "Xx",
+    "Ow1",
+    "CA",
+    "Ca1",
+    "C1A",
+    "Na1+",
+    "H",
+    "Du",
+    "Q",
+    "Cl1-",
+    "Fe3+",
+    "OH-",
+    "O-2",
+    "Fe+2",
+    "SE",
+    "se",
+    "Se2-",
+    "H2O",
+    "C12",
+    "Cu1b",
+    "N1",
+    "Nb1",
+    "Xe",
+    "X1",
+    "Ts",
+    "Tb3+",
+    "D1",
+    "Dy",
+    "Og",
+    "U6+",
+    "K1+",
+    "k",
+    "B",
+    "Br1-",
+    "W",
+]
 
 
 def test_species_resolve_as_gemmi_does():
     """Every symbol gemmi's CIF reader resolves to an element gives that element; D and T are hydrogen,
     X is the dummy species 0; what gemmi cannot resolve is refused."""
-    block = cif("", atoms=[(f"A{i}", s, round(i / 64, 6), 0, 0) for i, s in enumerate(SYMBOLS)], cell=(30, 30, 30, 90, 90, 90))
+    block = cif(
+        "",
+        atoms=[(f"A{i}", s, round(i / 64, 6), 0, 0) for i, s in enumerate(SYMBOLS)],
+        cell=(30, 30, 30, 90, 90, 90),
+    )
     st = gemmi.make_small_structure_from_block(gemmi.cif.read_string(block).sole_block())
     for symbol, site in zip(SYMBOLS, st.sites):
         z = site.element.atomic_number
         if z:
             assert atomic_number(symbol) == z, symbol
-        elif symbol[:1].upper() == "T" and not symbol[1:2].isalpha() or symbol[:1].upper() == "X" and not symbol[1:2].isalpha():
+        elif (symbol[:1].upper() == "T" and not symbol[1:2].isalpha()) or (
+            symbol[:1].upper() == "X" and not symbol[1:2].isalpha()
+        ):
             assert atomic_number(symbol) == (1 if symbol[0] in "Tt" else 0), symbol
         else:
             with pytest.raises(ValueError, match="unknown element symbol"):
@@ -428,7 +565,9 @@ def test_hydrogen_isotopes_in_every_route():
     r = featurize((L, [[0.15, 0.15, 0.15], [0.5, 0.5, 0.5]], ["D", "Br"]))
     assert r.numbers.tolist() == [1, 35]
     assert featurize((L, [[0.15, 0.15, 0.15], [0.5, 0.5, 0.5]], ["T", "Br"])).numbers.tolist() == [1, 35]
-    text = cif("", atoms=[("D1", "D", 0.15, 0.15, 0.15), ("T1", "T", 0.5, 0.5, 0.5)], cell=(4.06,) * 3 + (90,) * 3)
+    text = cif(
+        "", atoms=[("D1", "D", 0.15, 0.15, 0.15), ("T1", "T", 0.5, 0.5, 0.5)], cell=(4.06,) * 3 + (90,) * 3
+    )
     assert read_cif(text)[2].tolist() == [1, 1]
 
 
@@ -438,7 +577,9 @@ def test_dummy_species_rule():
     ref = featurize((L, x, [0, 11]))
     assert featurize((L, x, ["X", "Na"])).numbers.tolist() == [0, 11]
     assert np.array_equal(featurize((L, x, ["X", "Na"])).features, ref.features)
-    assert read_cif(cif("", atoms=[("X1", "X", 0, 0, 0), ("Na1", "Na", 0.5, 0.5, 0.5)], cell=(4,) * 3 + (90,) * 3))[2].tolist() == [0, 11]
+    assert read_cif(
+        cif("", atoms=[("X1", "X", 0, 0, 0), ("Na1", "Na", 0.5, 0.5, 0.5)], cell=(4,) * 3 + (90,) * 3)
+    )[2].tolist() == [0, 11]
     ase = pytest.importorskip("ase")
     atoms = ase.Atoms("XNa", scaled_positions=x, cell=L, pbc=True)
     assert np.array_equal(featurize(atoms).features, ref.features)
@@ -454,18 +595,33 @@ def test_cartesian_positions_are_flagged():
     from basisdb import CartesianPositionsWarning
 
     L = np.eye(3) * 5.6402
-    frac = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
-                     [0.5, 0.5, 0.5], [0, 0, 0.5], [0, 0.5, 0], [0.5, 0, 0]])
+    frac = np.array(
+        [
+            [0, 0, 0],
+            [0.5, 0.5, 0],
+            [0.5, 0, 0.5],
+            [0, 0.5, 0.5],
+            [0.5, 0.5, 0.5],
+            [0, 0, 0.5],
+            [0, 0.5, 0],
+            [0.5, 0, 0],
+        ]
+    )
     z = [11] * 4 + [17] * 4
-    with pytest.warns(CartesianPositionsWarning, match=r"read as Cartesian every atom lies inside the cell and the crystal is "
-                      r"Fm-3m \(No\. 225\)\. featurize expects fractional coordinates"):
+    with pytest.warns(
+        CartesianPositionsWarning,
+        match=r"read as Cartesian every atom lies inside the cell and the crystal is "
+        r"Fm-3m \(No\. 225\)\. featurize expects fractional coordinates",
+    ):
         featurize((L, frac @ L, z))
     with pytest.raises(ValueError, match=r"overlapping or duplicated atoms; the positions look Cartesian"):
         featurize((np.eye(3) * 4, [[0, 0, 0], [2, 2, 2]], [55, 17]))  # as fractional, (2, 2, 2) is the origin
     with warnings.catch_warnings():
         warnings.simplefilter("error", CartesianPositionsWarning)
         featurize((L, frac, z))
-        featurize((L, frac + [2, 1, 2], z))  # unwrapped fractional coordinates, all inside the cell as Cartesian
+        featurize(
+            (L, frac + [2, 1, 2], z)
+        )  # unwrapped fractional coordinates, all inside the cell as Cartesian
         featurize((L, frac - 2, z))
 
 

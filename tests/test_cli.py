@@ -3,6 +3,7 @@
 Every failure must be exactly one line ``basisdb: error: ...`` on stderr, a non-zero
 exit status and no traceback.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import env_without_artifact_override
 
 import basisdb
 from basisdb.cli import cli
-from conftest import env_without_artifact_override
 
 SMALL_HALLS = [1, 2, 3, 523]
 SMALL_KMAX = 2
@@ -421,7 +422,9 @@ def test_build_into_missing_directory(invoke, tmp_path, quiet):
 
 def test_build_into_directory(invoke, tmp_path):
     (tmp_path / "adir").mkdir()
-    assert_one_line_error(invoke("build", "--kmax", "1", "--halls", "1", "-o", "adir", "-q"), contains="directory")
+    assert_one_line_error(
+        invoke("build", "--kmax", "1", "--halls", "1", "-o", "adir", "-q"), contains="directory"
+    )
 
 
 def test_build_absurd_kmax_refused_up_front(invoke):
@@ -485,7 +488,14 @@ def _console_script() -> Path:
 @pytest.mark.parametrize("how", ["console-script", "python -m basisdb"])
 def test_real_process_error_is_one_line(tmp_path, how):
     cmd = [str(_console_script())] if how == "console-script" else [sys.executable, "-m", "basisdb"]
-    proc = subprocess.run(cmd + ["info", "231"], capture_output=True, text=True, cwd=tmp_path, env=env_without_artifact_override(), timeout=120)
+    proc = subprocess.run(
+        cmd + ["info", "231"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env_without_artifact_override(),
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -496,7 +506,12 @@ def test_real_process_error_is_one_line(tmp_path, how):
 
 def test_real_process_success(tmp_path):
     proc = subprocess.run(
-        [str(_console_script()), "info", "225"], capture_output=True, text=True, cwd=tmp_path, env=env_without_artifact_override(), timeout=120
+        [str(_console_script()), "info", "225"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env_without_artifact_override(),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert _info_fields(proc.stdout)["hall_number"] == "523"

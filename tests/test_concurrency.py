@@ -7,6 +7,7 @@ themselves.  A build that atomically replaces the artifact while readers use it 
 disturb them: open handles keep reading the old file; a new ``open`` gets the new one; a
 forked child of a stale handle refuses to mix the two files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import env_without_artifact_override
 
 import basisdb
 from basisdb_build import build_database
-from conftest import env_without_artifact_override
 
 HALLS = [1, 2, 81, 460, 488, 523, 526]
 KMAX = 4
@@ -46,7 +47,7 @@ def _digests(db: basisdb.Database, halls, kmax=KMAX) -> dict[int, str]:
 
 
 def _order(i: int) -> list[int]:
-    return HALLS[i % len(HALLS):] + HALLS[: i % len(HALLS)]
+    return HALLS[i % len(HALLS) :] + HALLS[: i % len(HALLS)]
 
 
 # ------------------------------------------------------------------ workers (module level: picklable)
@@ -235,8 +236,24 @@ def test_rebuild_while_readers_read(tmp_path):
     stale = basisdb.open(path)  # opened (index read) before the rebuild, payloads read after it
     inode = path.stat().st_ino
 
-    cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", "2", "--halls", "1,2,81,460,523", "--jobs", "1", "-q", "-o", str(path)]
-    build = subprocess.run(cmd, capture_output=True, text=True, env=env_without_artifact_override(), timeout=TIMEOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "basisdb",
+        "build",
+        "--kmax",
+        "2",
+        "--halls",
+        "1,2,81,460,523",
+        "--jobs",
+        "1",
+        "-q",
+        "-o",
+        str(path),
+    ]
+    build = subprocess.run(
+        cmd, capture_output=True, text=True, env=env_without_artifact_override(), timeout=TIMEOUT
+    )
     assert build.returncode == 0, build.stderr
     assert path.stat().st_ino != inode  # replaced by rename, not rewritten in place
     assert path.read_bytes() == ref_new_path.read_bytes()
@@ -264,7 +281,7 @@ def test_rebuild_while_readers_read(tmp_path):
     try:
         child = ctx.Process(target=_fork_shared_worker, args=(0, child_q, old_halls, 2, True))
         child.start()
-        (_, _, _, _, digests, err), = _collect(child_q, [child], 1)
+        ((_, _, _, _, digests, err),) = _collect(child_q, [child], 1)
     finally:
         _SHARED = None
         stale.close()

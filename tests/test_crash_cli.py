@@ -8,6 +8,7 @@ some from the moment the temporary ``.partial`` file appears (writing).  Then:
 * the next ``basisdb build`` into the same path succeeds, removes the killed writer's
   temporary file and leaves no stray temporary file of its own.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import env_without_artifact_override
 
 import basisdb
-from conftest import env_without_artifact_override
 
 SEED = 4
 ROUNDS = 4
@@ -48,7 +49,13 @@ def test_kill_cli_build_at_random_moments(tmp_path):
     target = tmp_path / "db.h5"
     # small finishing builds alternate, so each round's "previous artifact" differs
     finishing = [["--kmax", "1", "--halls", "1-3"], ["--kmax", "2", "--halls", "1,2,81"]]
-    done = subprocess.run(_build(target, *finishing[1]), env=env_without_artifact_override(), capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        _build(target, *finishing[1]),
+        env=env_without_artifact_override(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr
     killed = with_partial = 0
     for rnd in range(ROUNDS):
@@ -57,7 +64,10 @@ def test_kill_cli_build_at_random_moments(tmp_path):
         delay = float(rng.uniform(0.05, 0.6) if after_partial else rng.uniform(0.2, 2.5))
         proc = subprocess.Popen(
             _build(target, "--kmax", "8", "--halls", "all"),
-            env=env_without_artifact_override(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            env=env_without_artifact_override(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             t0 = time.monotonic()
@@ -71,7 +81,9 @@ def test_kill_cli_build_at_random_moments(tmp_path):
             proc.wait(timeout=TIMEOUT)
             err = proc.stderr.read().decode(errors="replace")
             proc.stderr.close()
-        assert not finished_first, f"round {rnd}: the build ended (rc={proc.returncode}) before the kill: {err[-500:]}"
+        assert not finished_first, (
+            f"round {rnd}: the build ended (rc={proc.returncode}) before the kill: {err[-500:]}"
+        )
         assert proc.returncode == -signal.SIGKILL
         killed += 1
 
@@ -84,7 +96,13 @@ def test_kill_cli_build_at_random_moments(tmp_path):
         with_partial += bool(stray)  # killed while writing: its temporary file is left behind
 
         # the next build succeeds, and cleans up after the dead writer
-        done = subprocess.run(_build(target, *finishing[rnd % 2]), env=env_without_artifact_override(), capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(
+            _build(target, *finishing[rnd % 2]),
+            env=env_without_artifact_override(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
         assert done.returncode == 0, done.stderr
         assert _partials(tmp_path) == [], f"round {rnd}: stray temporary files {_partials(tmp_path)}"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5"]

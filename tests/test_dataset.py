@@ -2,6 +2,7 @@
 kill -9, determinism across worker counts and partition sizes, a killed Dask worker, reading back, and a
 torch DataLoader over the output feeding the encoder layer.  Small inputs: a few dozen carbon_24 rows.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,7 +50,10 @@ def _carbon_rows(n):
 def small_csv(tmp_path_factory) -> Path:
     """N carbon_24 rows in the CDVAE layout (unnamed index column first), one broken CIF inserted."""
     rows = _carbon_rows(N - 1)
-    rows.insert(BROKEN, {"": "0", "material_id": "broken-1", "cif": "data_x\n_cell_length_a 3\n", "energy_per_atom": "0.0"})
+    rows.insert(
+        BROKEN,
+        {"": "0", "material_id": "broken-1", "cif": "data_x\n_cell_length_a 3\n", "energy_per_atom": "0.0"},
+    )
     path = tmp_path_factory.mktemp("data") / "small.csv"
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["", "material_id", "cif", "energy_per_atom"])
@@ -61,8 +65,15 @@ def small_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(small_csv):
     """An uninterrupted in-process run: the rows every other run must reproduce."""
-    return basisdb.featurize_dataset(small_csv, None, kmax=KMAX, scheduler="sync", partition_size=5,
-                                     carry=["energy_per_atom"], progress=False)
+    return basisdb.featurize_dataset(
+        small_csv,
+        None,
+        kmax=KMAX,
+        scheduler="sync",
+        partition_size=5,
+        carry=["energy_per_atom"],
+        progress=False,
+    )
 
 
 def _same_rows(a, b):
@@ -70,7 +81,10 @@ def _same_rows(a, b):
     assert a.column_names == b.column_names
     assert a.num_rows == b.num_rows
     differ = [c for c in a.column_names if not a.column(c).equals(b.column(c))]
-    assert not differ, (differ, [(a.column(c).to_pylist()[:3], b.column(c).to_pylist()[:3]) for c in differ[:1]])
+    assert not differ, (
+        differ,
+        [(a.column(c).to_pylist()[:3], b.column(c).to_pylist()[:3]) for c in differ[:1]],
+    )
 
 
 # ------------------------------------------------------------------ content
@@ -95,12 +109,16 @@ def test_rows_match_featurize(reference, small_csv):
 
 
 def test_no_features_and_encoding(small_csv, reference):
-    light = basisdb.featurize_dataset(small_csv, None, kmax=KMAX, scheduler="sync", features=False, progress=False)
+    light = basisdb.featurize_dataset(
+        small_csv, None, kmax=KMAX, scheduler="sync", features=False, progress=False
+    )
     t = light.features
     assert t.column("features").null_count == t.num_rows and t.column("kmax").null_count == t.num_rows
     for name in ("positions", "hall_number", "lattice", "orbit"):
         assert t.column(name).equals(reference.features.column(name))
-    enc = basisdb.featurize_many([_carbon_rows(1)[0]["cif"]], kmax=KMAX, features=False, encoding=True).records[0]
+    enc = basisdb.featurize_many(
+        [_carbon_rows(1)[0]["cif"]], kmax=KMAX, features=False, encoding=True
+    ).records[0]
     r = basisdb.featurize(_carbon_rows(1)[0]["cif"], kmax=KMAX)
     np.testing.assert_allclose(enc.encoding, basisdb.shared_encoding(r.basis, r.positions), atol=1e-6)
     assert enc.encoding.shape == (r.n_atoms, (2 * KMAX + 1) ** 3)
@@ -113,9 +131,14 @@ def test_featurize_many_mixed_inputs_and_list_error():
     cifs = [r["cif"] for r in _carbon_rows(3)]
     atoms = ase.read(io.StringIO(cifs[1]), format="cif")
     triple = basisdb.structures.as_cell(cifs[2])
-    res = basisdb.featurize_many([cifs[0], atoms, triple, (np.eye(3), np.zeros((2, 3)), [6, 6])], ids="abcd", kmax=KMAX)
+    res = basisdb.featurize_many(
+        [cifs[0], atoms, triple, (np.eye(3), np.zeros((2, 3)), [6, 6])], ids="abcd", kmax=KMAX
+    )
     assert [r.id for r in res.records] == ["a", "b", "c"]
-    assert res.failures.column("id").to_pylist() == ["d"] and "overlapping" in res.failures.column("error")[0].as_py()
+    assert (
+        res.failures.column("id").to_pylist() == ["d"]
+        and "overlapping" in res.failures.column("error")[0].as_py()
+    )
     for rec, cif in zip(res.records, cifs):  # the ASE and array routes agree with the CIF to round-off
         np.testing.assert_allclose(rec.positions, basisdb.featurize(cif, kmax=KMAX).positions, atol=1e-9)
     with pytest.raises(TypeError, match="featurize_many"):
@@ -137,11 +160,20 @@ def test_extxyz_and_parquet_inputs(tmp_path, reference):
     res = basisdb.featurize_dataset(xyz, None, kmax=KMAX, scheduler="sync", progress=False)
     assert res.features.column("id").to_pylist() == [f"c:{i}" for i in range(6)]
     for rec, row in zip(res.records, rows):
-        np.testing.assert_allclose(rec.positions, basisdb.featurize(row["cif"], kmax=KMAX).positions, atol=1e-9)
+        np.testing.assert_allclose(
+            rec.positions, basisdb.featurize(row["cif"], kmax=KMAX).positions, atol=1e-9
+        )
     table = pa.table({"name": [r["material_id"] for r in rows], "structure": [r["cif"] for r in rows]})
     pq.write_table(table, tmp_path / "t.parquet")
-    res = basisdb.featurize_dataset(tmp_path / "t.parquet", None, kmax=KMAX, cif_column="structure", id_column="name",
-                                    scheduler="sync", progress=False)
+    res = basisdb.featurize_dataset(
+        tmp_path / "t.parquet",
+        None,
+        kmax=KMAX,
+        cif_column="structure",
+        id_column="name",
+        scheduler="sync",
+        progress=False,
+    )
     assert res.features.column("id").to_pylist() == [r["material_id"] for r in rows]
     with pytest.raises(ValueError, match="no column 'cif'"):
         basisdb.featurize_dataset(tmp_path / "t.parquet", None, scheduler="sync", progress=False)
@@ -152,8 +184,12 @@ def test_cif_folder_and_glob(tmp_path):
     for i, r in enumerate(rows):
         (tmp_path / "cifs" / f"sub{i % 2}").mkdir(parents=True, exist_ok=True)
         (tmp_path / "cifs" / f"sub{i % 2}" / f"{r['material_id']}.cif").write_text(r["cif"])
-    a = basisdb.featurize_dataset(tmp_path / "cifs", None, kmax=KMAX, scheduler="sync", progress=False).features
-    b = basisdb.featurize_dataset(str(tmp_path / "cifs" / "**" / "*.cif"), None, kmax=KMAX, scheduler="sync", progress=False).features
+    a = basisdb.featurize_dataset(
+        tmp_path / "cifs", None, kmax=KMAX, scheduler="sync", progress=False
+    ).features
+    b = basisdb.featurize_dataset(
+        str(tmp_path / "cifs" / "**" / "*.cif"), None, kmax=KMAX, scheduler="sync", progress=False
+    ).features
     assert a.num_rows == 4 and a.drop(["source"]).equals(b.drop(["source"]))
     assert sorted(a.column("id").to_pylist()) == sorted(r["material_id"] for r in rows)
 
@@ -174,7 +210,9 @@ def test_mcif_files_are_cifs_and_unknown_files_one_line(tmp_path):
     odd.write_text("hello\n")
     with pytest.raises(ValueError, match="x.unknownsuffix: not a file type basisdb or ASE reads"):
         basisdb.featurize_dataset(odd, None, scheduler="sync", progress=False)
-    res = CliRunner().invoke(cli, ["featurize", str(odd), "-o", str(tmp_path / "out"), "--scheduler", "sync", "-q"])
+    res = CliRunner().invoke(
+        cli, ["featurize", str(odd), "-o", str(tmp_path / "out"), "--scheduler", "sync", "-q"]
+    )
     assert res.exit_code != 0 and "not a file type basisdb or ASE reads" in res.output
 
 
@@ -182,8 +220,21 @@ def test_mcif_files_are_cifs_and_unknown_files_one_line(tmp_path):
 def test_cli_writes_and_refuses_other_options(tmp_path, small_csv, reference):
     out = tmp_path / "out"
     runner = CliRunner()
-    args = ["featurize", str(small_csv), "-o", str(out), "--kmax", str(KMAX), "--partition-size", "5",
-            "--scheduler", "sync", "--carry", "energy_per_atom", "-q"]
+    args = [
+        "featurize",
+        str(small_csv),
+        "-o",
+        str(out),
+        "--kmax",
+        str(KMAX),
+        "--partition-size",
+        "5",
+        "--scheduler",
+        "sync",
+        "--carry",
+        "energy_per_atom",
+        "-q",
+    ]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "24 structures" in res.output and "1 failures (CIFError: 1)" in res.output
@@ -202,7 +253,8 @@ def test_cli_writes_and_refuses_other_options(tmp_path, small_csv, reference):
     assert res.output.count("\n") == 1
 
 
-_KILL_SCRIPT = textwrap.dedent("""
+_KILL_SCRIPT = textwrap.dedent(
+    """
     import sys, time
     import basisdb
     from basisdb import _dataset_io
@@ -214,7 +266,9 @@ _KILL_SCRIPT = textwrap.dedent("""
     _dataset_io.iter_file_items = slow
     basisdb.featurize_dataset(sys.argv[1], sys.argv[2], kmax=%d, partition_size=3, scheduler="sync",
                               carry=["energy_per_atom"], progress=False)
-""" % KMAX)
+"""
+    % KMAX
+)
 
 
 def test_restart_after_kill_9(tmp_path, small_csv, reference):
@@ -249,8 +303,16 @@ def test_restart_after_kill_9(tmp_path, small_csv, reference):
 
 def test_deterministic_across_workers_and_threads(small_csv, reference):
     pytest.importorskip("distributed")
-    res = basisdb.featurize_dataset(small_csv, None, kmax=KMAX, partition_size=5, workers=2, processes=False,
-                                    carry=["energy_per_atom"], progress=False)
+    res = basisdb.featurize_dataset(
+        small_csv,
+        None,
+        kmax=KMAX,
+        partition_size=5,
+        workers=2,
+        processes=False,
+        carry=["energy_per_atom"],
+        progress=False,
+    )
     _same_rows(res.features, reference.features)
     assert res.failures.equals(reference.failures)
     assert res.summary["workers"] == 2
@@ -269,8 +331,12 @@ def test_dask_worker_killed_mid_run(tmp_path, small_csv, reference, monkeypatch)
 
     monkeypatch.setattr(_dataset_io, "iter_file_items", slow)
     out = tmp_path / "out"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         pids = list(client.run(os.getpid).values())
         killed = []
 
@@ -283,8 +349,15 @@ def test_dask_worker_killed_mid_run(tmp_path, small_csv, reference, monkeypatch)
 
         th = threading.Thread(target=killer)
         th.start()
-        res = basisdb.featurize_dataset(small_csv, out, kmax=KMAX, partition_size=3, scheduler=client,
-                                        carry=["energy_per_atom"], progress=False)
+        res = basisdb.featurize_dataset(
+            small_csv,
+            out,
+            kmax=KMAX,
+            partition_size=3,
+            scheduler=client,
+            carry=["energy_per_atom"],
+            progress=False,
+        )
         th.join()
     assert killed
     assert res.summary["structures"] == N
@@ -302,8 +375,16 @@ def test_dataloader_over_parquet_feeds_encoder(tmp_path, small_csv, reference):
     from basisdb.torch import InvariantEncoder
 
     out = tmp_path / "out"
-    basisdb.featurize_dataset(small_csv, out, kmax=KMAX, scheduler="sync", features=False, partition_size=8,
-                              carry=["energy_per_atom"], progress=False)
+    basisdb.featurize_dataset(
+        small_csv,
+        out,
+        kmax=KMAX,
+        scheduler="sync",
+        features=False,
+        partition_size=8,
+        carry=["energy_per_atom"],
+        progress=False,
+    )
     ds = dataset.FeatureDataset(out, targets=["energy_per_atom"], dtype=torch.float64)
     assert len(ds) == N - 1
     halls = sorted({ds[i].hall_number for i in range(len(ds))})
@@ -311,7 +392,16 @@ def test_dataloader_over_parquet_feeds_encoder(tmp_path, small_csv, reference):
     loader = DataLoader(ds, batch_size=5, collate_fn=ds.collate, shuffle=False)
     seen = 0
     for batch in loader:
-        assert set(batch) >= {"positions", "hall", "numbers", "crystal", "orbit", "lattice", "index", "targets"}
+        assert set(batch) >= {
+            "positions",
+            "hall",
+            "numbers",
+            "crystal",
+            "orbit",
+            "lattice",
+            "index",
+            "targets",
+        }
         h = layer(batch["positions"], batch["hall"])
         assert h.shape == (batch["positions"].shape[0], 4)
         assert batch["targets"].shape == (batch["lattice"].shape[0], 1)
@@ -319,7 +409,9 @@ def test_dataloader_over_parquet_feeds_encoder(tmp_path, small_csv, reference):
     assert seen == N - 1
     # the same batch from Featurized results directly
     recs = [ds[i] for i in range(3)]
-    direct = basisdb.torch.collate([basisdb.featurize(r["cif"], kmax=KMAX) for r in _carbon_rows(3)], dtype=torch.float64)
+    direct = basisdb.torch.collate(
+        [basisdb.featurize(r["cif"], kmax=KMAX) for r in _carbon_rows(3)], dtype=torch.float64
+    )
     mine = ds.collate(recs)
     for key in ("positions", "hall", "numbers", "crystal", "orbit"):
         assert torch.equal(mine[key], direct[key]), key
@@ -340,7 +432,9 @@ def test_capture_stderr_counts_c_level_lines():
 
 def test_import_basisdb_stays_light():
     code = "import sys, basisdb; print(sorted(m for m in ('pyarrow', 'dask', 'distributed', 'tqdm') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 

@@ -6,6 +6,7 @@ most 1% of cases (1 of 193 on carbon_24, see below); where they disagree is coun
 moyopy is run in a child process with a time limit: moyopy 0.21 can loop forever on a
 structure (carbon_24 C-170350-1491-29 at symprec 0.1), which counts as a disagreement.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,7 +41,10 @@ def _compare(cif: str):
         return ("group", a.number, b.number)
     from basisdb.structures import _detect
 
-    sites = [len(np.unique(_detect(*cell, 0.1, 5.0, detector=d).mapping_to_primitive)) for d in ("spglib", "moyopy")]
+    sites = [
+        len(np.unique(_detect(*cell, 0.1, 5.0, detector=d).mapping_to_primitive))
+        for d in ("spglib", "moyopy")
+    ]
     if sites[0] != sites[1]:  # same type, different translation lattice (primitive cell)
         return ("lattice", a.number, b.number)
     return ("same", float(np.abs(a.features - b.features).max()), bool(np.array_equal(a.orbit, b.orbit)))
@@ -73,9 +77,13 @@ def test_same_group_same_features(name):
         pool.terminate()
     same = {k: v for k, v in results.items() if v[0] == "same"}
     bad = {k: v for k, v in same.items() if v[1] > 1e-10 or not v[2]}
-    counts = {kind: sum(v[0] == kind for v in results.values()) for kind in ("same", "group", "lattice", "hang")}
-    print(f"\n{name}: {len(rows)} structures, {counts}; disagreements: "
-          + ", ".join(f"{k} {v}" for k, v in results.items() if v[0] != "same"))
+    counts = {
+        kind: sum(v[0] == kind for v in results.values()) for kind in ("same", "group", "lattice", "hang")
+    }
+    print(
+        f"\n{name}: {len(rows)} structures, {counts}; disagreements: "
+        + ", ".join(f"{k} {v}" for k, v in results.items() if v[0] != "same")
+    )
     # Known: carbon_24 C-176652-1615-30 (C2/c, same primitive cell) differs by ~1e-2: moyopy's
     # iterative search settled at symprec 0.05 and chose another standard cell than spglib, and
     # the canonical presentation of the two differs.  Allow at most 1% such cases, and report them.
@@ -88,7 +96,18 @@ def test_same_group_same_features(name):
 def test_fields_and_errors():
     # rock salt: Fm-3m, both backends, presentation-independent
     lat = np.eye(3) * 5.64
-    pos = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0], [.5, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5]])
+    pos = np.array(
+        [
+            [0, 0, 0],
+            [0, 0.5, 0.5],
+            [0.5, 0, 0.5],
+            [0.5, 0.5, 0],
+            [0.5, 0.5, 0.5],
+            [0.5, 0, 0],
+            [0, 0.5, 0],
+            [0, 0, 0.5],
+        ]
+    )
     num = np.array([11] * 4 + [17] * 4)
     a = basisdb.featurize((lat, pos, num), kmax=4)
     b = basisdb.featurize((lat, pos, num), kmax=4, detector="moyopy")
@@ -132,8 +151,22 @@ def test_dataset_detector_option(tmp_path):
         w = csv.DictWriter(f, fieldnames=["material_id", "cif"])
         w.writeheader()
         w.writerows({"material_id": r["material_id"], "cif": r["cif"]} for r in rows)
-    res = CliRunner().invoke(cli, ["featurize", str(csv_path), "-o", str(tmp_path / "out"), "-k", "2", "--scheduler", "sync",
-                                   "--detector", "moyopy", "-q"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "featurize",
+            str(csv_path),
+            "-o",
+            str(tmp_path / "out"),
+            "-k",
+            "2",
+            "--scheduler",
+            "sync",
+            "--detector",
+            "moyopy",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     from basisdb.dataset import read_summary
 

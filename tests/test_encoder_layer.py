@@ -4,6 +4,7 @@ the stacked plan they share (basisdb._routing.batch_plan) and basisdb.subgroup_s
 References are independent where it matters: numpy's ``shared_encoding`` (through
 ``Basis.evaluate``), spglib's and gemmi's operation tables (not the artifact's).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import spglib_operations  # noqa: E402
+
 import basisdb  # noqa: E402
 import basisdb.torch as bt  # noqa: E402
-from basisdb._routing import batch_plan, encoding_table, evaluate_batch_plan, frequency_lengths, shared_encoding  # noqa: E402
-
-from conftest import spglib_operations  # noqa: E402
+from basisdb._routing import (  # noqa: E402
+    batch_plan,
+    encoding_table,
+    evaluate_batch_plan,
+    frequency_lengths,
+    shared_encoding,
+)
 
 #: a mixed bag: triclinic, monoclinic, tetragonal, trigonal (H and R axes), hexagonal, cubic, both Fd-3m origins
 HALLS = (1, 2, 81, 443, 460, 461, 480, 488, 523, 525, 526, 530)
@@ -57,11 +64,13 @@ def reference(db, x, hall, kmax=KMAX, packing="complex"):
 def mixed_batch(seed=0, B=len(HALLS), N=7, dtype=np.float32):
     rng = np.random.default_rng(seed)
     x = (rng.random((B, N, 3)) * 3 - 1).astype(dtype)  # outside [0, 1) too
-    hall = np.array(HALLS[:B]) if B <= len(HALLS) else rng.choice(HALLS, B)
+    hall = np.array(HALLS[:B]) if len(HALLS) >= B else rng.choice(HALLS, B)
     n_atoms = rng.integers(1, N + 1, B)
     n_atoms[0] = N
     mask = np.arange(N)[None, :] < n_atoms[:, None]
-    lattice = np.stack([np.diag(rng.uniform(3, 8, 3)) + rng.normal(size=(3, 3)) * 0.3 for _ in range(B)]).astype(dtype)
+    lattice = np.stack(
+        [np.diag(rng.uniform(3, 8, 3)) + rng.normal(size=(3, 3)) * 0.3 for _ in range(B)]
+    ).astype(dtype)
     return x, hall, mask, lattice
 
 
@@ -86,7 +95,11 @@ def test_padded_batch_agrees_with_shared_encoding(db, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_ragged_batch_agrees_with_padded(db, encoder, dtype):
-    enc = encoder if dtype == torch.float32 else bt.InvariantEncoder(16, kmax=KMAX, db=db, hall_numbers=HALLS, dtype=dtype)
+    enc = (
+        encoder
+        if dtype == torch.float32
+        else bt.InvariantEncoder(16, kmax=KMAX, db=db, hall_numbers=HALLS, dtype=dtype)
+    )
     x, hall, mask, _ = mixed_batch(seed=1, dtype=np.float64)
     xt = torch.tensor(x, dtype=dtype)
     padded = enc(xt, torch.tensor(hall), mask=torch.tensor(mask))
@@ -95,10 +108,14 @@ def test_ragged_batch_agrees_with_padded(db, encoder, dtype):
     by_batch = enc(flat, torch.tensor(hall), batch=torch.tensor(crystal))
     per_atom = enc(flat, torch.tensor(hall[crystal]))
     assert by_batch.shape == (mask.sum(), 16)
-    assert (by_batch - padded[torch.tensor(mask)]).abs().max() <= TOL[dtype]  # the matmul may block differently
+    assert (by_batch - padded[torch.tensor(mask)]).abs().max() <= TOL[
+        dtype
+    ]  # the matmul may block differently
     assert (by_batch - per_atom).abs().max() <= TOL[dtype]
     e = enc.encode(flat, torch.tensor(hall[crystal]))
-    want = np.concatenate([reference(db, [flat.double().numpy()[crystal == i]], [hall[i]])[0] for i in range(len(hall))])
+    want = np.concatenate(
+        [reference(db, [flat.double().numpy()[crystal == i]], [hall[i]])[0] for i in range(len(hall))]
+    )
     assert np.abs(e.numpy() - want).max() <= TOL[dtype]
 
 
@@ -111,7 +128,12 @@ def test_real_packing_and_numpy_backend_of_the_plan(db):
     # the numpy back-end of the same stacked plan, atom by atom
     plan = batch_plan([db.get(hall=h, kmax=KMAX) for h in HALLS], "complex")
     flat, per_atom = x.reshape(-1, 3), np.repeat(hall, x.shape[1])
-    assert np.abs(evaluate_batch_plan(plan, flat, per_atom) - reference(db, x, hall).reshape(len(flat), -1)).max() <= 1e-12
+    assert (
+        np.abs(
+            evaluate_batch_plan(plan, flat, per_atom) - reference(db, x, hall).reshape(len(flat), -1)
+        ).max()
+        <= 1e-12
+    )
     with pytest.raises(ValueError, match="not in this plan"):
         evaluate_batch_plan(plan, flat[:1], [3])
 
@@ -141,7 +163,9 @@ def test_functional_form_matches_module(db, encoder):
 def test_invariant_under_each_groups_operations(db, weighting):
     """Each crystal of a mixed batch moved by an operation of its own group (spglib's table) gives the same output."""
     torch.manual_seed(1)
-    enc = bt.InvariantEncoder(8, kmax=KMAX, db=db, hall_numbers=HALLS, frequency_weighting=weighting, dtype=torch.float64)
+    enc = bt.InvariantEncoder(
+        8, kmax=KMAX, db=db, hall_numbers=HALLS, frequency_weighting=weighting, dtype=torch.float64
+    )
     if weighting:
         with torch.no_grad():
             enc.radial.normal_()
@@ -162,7 +186,9 @@ def test_invariant_under_each_groups_operations(db, weighting):
 
 
 def test_metric_weights(db):
-    enc = bt.InvariantEncoder(3, kmax=2, db=db, hall_numbers=(1, 523), frequency_weighting="metric", n_radial=5, dtype=torch.float64)
+    enc = bt.InvariantEncoder(
+        3, kmax=2, db=db, hall_numbers=(1, 523), frequency_weighting="metric", n_radial=5, dtype=torch.float64
+    )
     _, _, _, lattice = mixed_batch(seed=6, B=3, dtype=np.float64)
     q = enc.encoding.frequency_lengths(torch.tensor(lattice)).detach().numpy()
     k = basisdb.box_frequencies(2)
@@ -194,22 +220,37 @@ def test_metric_weights(db):
 
 # ---------------------------------------------------------------- gradients
 def test_gradcheck_float64(db):
-    enc = bt.InvariantEncoder(2, kmax=1, db=db, hall_numbers=(1, 460, 526), frequency_weighting="metric", n_radial=3, dtype=torch.float64)
+    enc = bt.InvariantEncoder(
+        2,
+        kmax=1,
+        db=db,
+        hall_numbers=(1, 460, 526),
+        frequency_weighting="metric",
+        n_radial=3,
+        dtype=torch.float64,
+    )
     with torch.no_grad():
         enc.radial.normal_()
     hall = torch.tensor([460, 526])
     mask = torch.tensor([[True, True], [True, False]])
     x = torch.rand(2, 2, 3, dtype=torch.float64, requires_grad=True)
-    lat = (torch.eye(3, dtype=torch.float64) * 4 + 0.2 * torch.rand(2, 3, 3, dtype=torch.float64)).requires_grad_()
+    lat = (
+        torch.eye(3, dtype=torch.float64) * 4 + 0.2 * torch.rand(2, 3, 3, dtype=torch.float64)
+    ).requires_grad_()
     assert torch.autograd.gradcheck(lambda p, L: enc(p, hall, lattice=L, mask=mask), (x, lat))
     xr = torch.rand(3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda p: enc.encode(p, torch.tensor([1, 460, 526]), lattice=lat.detach()[[0, 1, 1]]), (xr,))
+    assert torch.autograd.gradcheck(
+        lambda p: enc.encode(p, torch.tensor([1, 460, 526]), lattice=lat.detach()[[0, 1, 1]]), (xr,)
+    )
     # every parameter gets a gradient, in float32 too
     enc32 = bt.InvariantEncoder(4, kmax=2, db=db, hall_numbers=HALLS, frequency_weighting="metric")
     x32, h, m, L = mixed_batch(seed=7)
     xt = torch.tensor(x32, requires_grad=True)
     enc32(xt, torch.tensor(h), lattice=torch.tensor(L), mask=torch.tensor(m)).square().sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in enc32.parameters())
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+        for p in enc32.parameters()
+    )
     assert torch.isfinite(xt.grad).all() and torch.all(xt.grad[~torch.tensor(m)] == 0)
 
 
@@ -227,7 +268,9 @@ def test_state_dict_holds_only_trainable_weights(db):
     args = (torch.tensor(x), torch.tensor(h))
     kw = dict(lattice=torch.tensor(L), mask=torch.tensor(m))
     assert torch.equal(enc(*args, **kw), other(*args, **kw))
-    assert set(bt.InvariantEncoder(5, kmax=2, db=db, hall_numbers=HALLS, bias=False).state_dict()) == {"linear.weight"}
+    assert set(bt.InvariantEncoder(5, kmax=2, db=db, hall_numbers=HALLS, bias=False).state_dict()) == {
+        "linear.weight"
+    }
 
 
 def test_dtype_and_device_moves(db, encoder):
@@ -236,7 +279,9 @@ def test_dtype_and_device_moves(db, encoder):
     assert enc64.encoding.dtype == torch.float64 and all(p.dtype == torch.float64 for p in enc64.parameters())
     got = enc64.encode(torch.tensor(x), torch.tensor(h), mask=torch.tensor(m)).numpy()
     assert np.abs(got - reference(db, x, h) * m[..., None]).max() <= 1e-12
-    meta = pickle.loads(pickle.dumps(encoder)).to("meta")  # every table is a registered tensor: all of them move
+    meta = pickle.loads(pickle.dumps(encoder)).to(
+        "meta"
+    )  # every table is a registered tensor: all of them move
     assert all(t.device.type == "meta" for t in list(meta.buffers()) + list(meta.parameters()))
     if torch.cuda.is_available():
         cuda = pickle.loads(pickle.dumps(encoder)).to("cuda")
@@ -306,7 +351,9 @@ DATALOADER_SCRIPT = textwrap.dedent(
 
 def test_dataloader_workers_call_the_layer():
     """A collate function that calls the layer, in 2 forked DataLoader workers (fresh interpreter: clean fork)."""
-    out = subprocess.run([sys.executable, "-c", DATALOADER_SCRIPT], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", DATALOADER_SCRIPT], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"same": True}
 
@@ -352,7 +399,9 @@ def test_jax_agrees_with_torch(db):
         "radial": jax.numpy.asarray(enc.radial.detach().numpy()),
     }
     x, h, m, L = mixed_batch(seed=12)
-    want = enc(torch.tensor(x), torch.tensor(h), lattice=torch.tensor(L), mask=torch.tensor(m)).detach().numpy()
+    want = (
+        enc(torch.tensor(x), torch.tensor(h), lattice=torch.tensor(L), mask=torch.tensor(m)).detach().numpy()
+    )
     apply = jax.jit(bj.invariant_encoder_apply)
     got = np.asarray(apply(params, tables, x, h, L, m))
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
@@ -374,7 +423,10 @@ SUBGROUP_HALLS = (1, 2, 81, 400, 460, 461, 488, 500, 523, 526, 530)
 
 
 def _exact(rot, tra, den=24):
-    return {tuple(np.asarray(r).reshape(-1).tolist()) + tuple(int(v) % den for v in np.rint(np.asarray(t) * den)) for r, t in zip(rot, tra)}
+    return {
+        tuple(np.asarray(r).reshape(-1).tolist()) + tuple(int(v) % den for v in np.rint(np.asarray(t) * den))
+        for r, t in zip(rot, tra)
+    }
 
 
 @pytest.mark.parametrize("hall", SUBGROUP_HALLS)
@@ -391,7 +443,13 @@ def test_subgroup_counts_match_gemmi_brute_force(db):
     table = list(gemmi.spacegroup_table_itb())
     assert len(table) == 530
     den = gemmi.Op.DEN
-    ops = [{tuple(v // den for r in op.rot for v in r) + tuple(t % den for t in op.tran) for op in sg.operations()} for sg in table]
+    ops = [
+        {
+            tuple(v // den for r in op.rot for v in r) + tuple(t % den for t in op.tran)
+            for op in sg.operations()
+        }
+        for sg in table
+    ]
     for hall in SUBGROUP_HALLS:
         brute = sorted(i + 1 for i, o in enumerate(ops) if o <= ops[hall - 1])
         assert basisdb.subgroup_settings(db, hall) == brute

@@ -1,4 +1,5 @@
 """The shortcuts of featurize's per-structure work (issue 11) give exactly what the long way gives."""
+
 from __future__ import annotations
 
 import itertools
@@ -52,13 +53,17 @@ def _reference_sign_path(g, symprec):
 def test_lattice_automorphisms_sign_changes():
     rng = np.random.default_rng(1)
     for _ in range(300):
-        L = np.diag(rng.uniform([3, 4.6, 7.5], [3.3, 5, 8])) + rng.normal(size=(3, 3)) * 10 ** rng.uniform(-4, 0)
+        L = np.diag(rng.uniform([3, 4.6, 7.5], [3.3, 5, 8])) + rng.normal(size=(3, 3)) * 10 ** rng.uniform(
+            -4, 0
+        )
         g = L @ L.T
         got = _canonical.lattice_automorphisms(g, 0.05)
         lens = np.sqrt(g.diagonal())
         tol = 2.0 * 0.05 * 2 * lens + 1e-9 * float(g.diagonal().max())
         norms = _canonical._BOX_OUTER @ g.ravel()
-        if all(np.count_nonzero(np.abs(norms - g[i, i]) <= tol[i]) == 2 for i in range(3)):  # the sign-change path
+        if all(
+            np.count_nonzero(np.abs(norms - g[i, i]) <= tol[i]) == 2 for i in range(3)
+        ):  # the sign-change path
             want = _reference_sign_path(g, 0.05)
             assert got.dtype == want.dtype and np.array_equal(got, want)
 

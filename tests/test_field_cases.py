@@ -6,6 +6,7 @@ relative to the repository; the tests skip cleanly when that folder is absent.
 
 This file holds the rows of the sections "CIF files" and "Species in Python objects".
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,10 @@ def test_mos2_rounded_thirds():
         r = featurize(path)
     assert r.declared_number == 194 and r.declared_hall_number == 488 and r.n_atoms == 6
     mismatch = [w for w in seen if issubclass(w.category, SymmetryMismatchWarning)]
-    assert r.hall_number == 488 or (mismatch and "No. 194" in str(mismatch[0].message)), (r.hall_number, mismatch)
+    assert r.hall_number == 488 or (mismatch and "No. 194" in str(mismatch[0].message)), (
+        r.hall_number,
+        mismatch,
+    )
     # the declared group is found at a tolerance the rounding (~1e-4 A here) fits in
     assert featurize(path, symprec=1e-3).hall_number == 488
     if r.number != 194:  # a pipeline can refuse the file
@@ -122,8 +126,13 @@ def test_pymatgen_dummy_species_same_in_every_process():
     pytest.importorskip("pymatgen.core")
     answers = set()
     for seed in ("0", "1", "2", "4242"):
-        out = subprocess.run([sys.executable, "-c", _DUMMY], env=dict(os.environ, PYTHONHASHSEED=seed),
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", _DUMMY],
+            env=dict(os.environ, PYTHONHASHSEED=seed),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         answers.add(out.stdout.strip())
     assert len(answers) == 1, answers

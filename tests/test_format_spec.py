@@ -6,10 +6,11 @@ recomputed per FORMAT.md section 8.3, and the basis functions are checked for
 invariance under the stored operations.  Only after that is the result compared
 with basisdb's own reader.
 """
+
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import h5py
@@ -84,7 +85,11 @@ def read_header() -> dict:
             aid = f.attrs.get_id(name)
             tid = aid.get_type()
             assert isinstance(tid, h5py.h5t.TypeIntegerID), name
-            assert (tid.get_size(), tid.get_sign(), tid.get_order()) == (4, h5py.h5t.SGN_2, h5py.h5t.ORDER_LE), name
+            assert (tid.get_size(), tid.get_sign(), tid.get_order()) == (
+                4,
+                h5py.h5t.SGN_2,
+                h5py.h5t.ORDER_LE,
+            ), name
             assert aid.shape == (), name
             attrs[name] = int(f.attrs[name])
         assert set(f.attrs.keys()) == set(attrs)
@@ -127,7 +132,7 @@ def _storage(ds: h5py.Dataset) -> dict:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_setting(hall: int) -> dict:
     """Raw payload of /settings/<hall> (FORMAT.md section 4), validated against its index row."""
     header = read_header()
@@ -154,8 +159,16 @@ def reconstruct(data: dict, kmax: int, den: int) -> dict:
     sizes = np.diff(ptr)
     col = np.repeat(np.arange(len(sizes)), sizes)
     vals = np.exp(2j * np.pi * phases / den) / np.sqrt(sizes[col])
-    return {"rows": box_index(freqs, kmax), "cols": col, "vals": vals, "n_box": (2 * kmax + 1) ** 3,
-            "n_cols": len(sizes), "freqs": freqs, "ptr": ptr, "phases": phases}
+    return {
+        "rows": box_index(freqs, kmax),
+        "cols": col,
+        "vals": vals,
+        "n_box": (2 * kmax + 1) ** 3,
+        "n_cols": len(sizes),
+        "freqs": freqs,
+        "ptr": ptr,
+        "phases": phases,
+    }
 
 
 def dense_block(b: dict, c0: int, c1: int) -> np.ndarray:
@@ -213,8 +226,12 @@ def restrict(data: dict, kp: int) -> dict:
     rots = data["rotations"].astype(np.int64)
     images = np.einsum("gji,mj->mgi", rots, ext)  # R^T k for every R
     ext_keep = np.abs(images).max(axis=(1, 2), initial=0) <= kp
-    return {"frequencies": freqs[rows], "orbit_ptr": new_ptr, "phases": data["phases"][rows].astype(np.int64),
-            "extinct": ext[ext_keep]}
+    return {
+        "frequencies": freqs[rows],
+        "orbit_ptr": new_ptr,
+        "phases": data["phases"][rows].astype(np.int64),
+        "extinct": ext[ext_keep],
+    }
 
 
 def sparse_key(rows, cols, n_cols) -> np.ndarray:
@@ -233,7 +250,9 @@ def test_root_attributes():
     assert a["kmax"] == 8  # shipped file
     assert a["denominator"] == 24
     assert a["n_settings"] == len(h["ints"]) == len(h["strs"]) == len(h["groups"]) == 530
-    assert a["builder_version"] and a["spglib_version"] and "c_{R^T k} = c_k exp(2 pi i k.t)" in a["conventions"]
+    assert (
+        a["builder_version"] and a["spglib_version"] and "c_{R^T k} = c_k exp(2 pi i k.t)" in a["conventions"]
+    )
 
 
 def test_index_tables():
@@ -250,8 +269,15 @@ def test_index_tables():
     for row in h["rows"].values():
         assert len(row["sha256"]) == 64 and row["sha256"] == row["sha256"].lower()
         int(row["sha256"], 16)
-        assert row["crystal_system"] in {"triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
-                                         "hexagonal", "cubic"}
+        assert row["crystal_system"] in {
+            "triclinic",
+            "monoclinic",
+            "orthorhombic",
+            "tetragonal",
+            "trigonal",
+            "hexagonal",
+            "cubic",
+        }
     # Hall symbols are not unique (FORMAT.md section 3.2)
     for a, b in ((322, 324), (326, 328), (330, 332)):
         assert h["rows"][a]["hall_symbol"] == h["rows"][b]["hall_symbol"]
@@ -398,7 +424,7 @@ def test_reconstructed_basis_orthonormal_and_invariant(hall):
     ref = evaluate(b, x)
     assert np.abs(ref).max() > 0.1
     for g in range(0, len(rots), 16):  # batches of operations
-        gx = (np.einsum("gij,nj->gni", rots[g:g + 16], x) + t[g:g + 16, None, :]).reshape(-1, 3)
+        gx = (np.einsum("gij,nj->gni", rots[g : g + 16], x) + t[g : g + 16, None, :]).reshape(-1, 3)
         val = evaluate(b, gx).reshape(-1, len(x), b["n_cols"])
         assert np.abs(val - ref[None]).max() < 1e-10
     # shifting by a lattice vector changes nothing either
@@ -452,7 +478,7 @@ def test_worked_example_hall_81():
         [[1, 0, 0], [0, -1, 0], [0, 0, 1]],
     ]
     assert d["translations"].tolist() == [[0, 0, 0], [0, 0, 0], [0, 12, 12], [0, 12, 12]]
-    orbits = [(F[ptr[j]:ptr[j + 1]].tolist(), ph[ptr[j]:ptr[j + 1]].tolist()) for j in range(6)]
+    orbits = [(F[ptr[j] : ptr[j + 1]].tolist(), ph[ptr[j] : ptr[j + 1]].tolist()) for j in range(6)]
     assert orbits == [
         ([[0, 0, 0]], [0]),
         ([[1, 0, 0], [-1, 0, 0]], [0, 0]),
@@ -462,8 +488,20 @@ def test_worked_example_hall_81():
         ([[1, 1, -1], [1, -1, -1], [-1, 1, 1], [-1, -1, 1]], [0, 0, 0, 0]),
     ]
     small = [e.tolist() for e in d["extinct"] if np.abs(e).max() <= 2]
-    assert small == [[0, 1, 0], [0, 0, 1], [0, 0, -1], [0, -1, 0], [1, 0, 1], [1, 0, -1], [-1, 0, 1],
-                     [-1, 0, -1], [2, 0, 1], [2, 0, -1], [-2, 0, 1], [-2, 0, -1]]
+    assert small == [
+        [0, 1, 0],
+        [0, 0, 1],
+        [0, 0, -1],
+        [0, -1, 0],
+        [1, 0, 1],
+        [1, 0, -1],
+        [-1, 0, 1],
+        [-1, 0, -1],
+        [2, 0, 1],
+        [2, 0, -1],
+        [-2, 0, 1],
+        [-2, 0, -1],
+    ]
     # all extinctions of P 1 2_1/c 1: 0k0 with k odd, h0l with l odd
     ext = d["extinct"].astype(int)
     screw = (ext[:, 0] == 0) & (ext[:, 2] == 0) & (ext[:, 1] % 2 == 1)
@@ -476,8 +514,9 @@ def test_worked_example_hall_81():
     # phi_2 = -2 sin(2 pi x) sin(2 pi y)
     b = reconstruct(d, K, 24)
     x = np.random.default_rng(3).random((5, 3))
-    assert np.allclose(evaluate(b, x)[:, 2], -2 * np.sin(2 * np.pi * x[:, 0]) * np.sin(2 * np.pi * x[:, 1]),
-                       atol=1e-12)
+    assert np.allclose(
+        evaluate(b, x)[:, 2], -2 * np.sin(2 * np.pi * x[:, 0]) * np.sin(2 * np.pi * x[:, 1]), atol=1e-12
+    )
 
 
 # ============================================ only now: compare with basisdb
@@ -551,11 +590,26 @@ def test_restriction_matches_basisdb(db, hall, kp):
 def test_matches_basisdb_metadata(db, hall):
     row = read_setting(hall)["row"]
     s = db.get_setting(hall=hall)
-    for name in ("hall_number", "number", "order", "n_orbits", "n_frequencies", "n_extinct", "hall_symbol",
-                 "hm_short", "hm_full", "hm_extended", "choice", "crystal_system", "point_group"):
+    for name in (
+        "hall_number",
+        "number",
+        "order",
+        "n_orbits",
+        "n_frequencies",
+        "n_extinct",
+        "hall_symbol",
+        "hm_short",
+        "hm_full",
+        "hm_extended",
+        "choice",
+        "crystal_system",
+        "point_group",
+    ):
         assert getattr(s, name) == row[name], name
     assert s.is_default == bool(row["is_default"])
-    assert db.kmax == read_header()["attrs"]["kmax"] and db.denominator == read_header()["attrs"]["denominator"]
+    assert (
+        db.kmax == read_header()["attrs"]["kmax"] and db.denominator == read_header()["attrs"]["denominator"]
+    )
 
 
 @pytest.mark.parametrize("hall", HALLS)
@@ -644,7 +698,12 @@ def test_shared_constants_match_the_spec():
     assert c.DEN == h["attrs"]["denominator"] == 24
     assert c.N_SETTINGS == h["attrs"]["n_settings"] == 530  # the shipped file holds every setting
     freq_dtype = dict((name, dtype) for name, dtype, _ in PAYLOAD)["frequencies"]
-    assert c.MAX_KMAX == np.iinfo(np.dtype(freq_dtype)).max == np.iinfo(PAYLOAD_FIELDS["frequencies"][0]).max == 127
+    assert (
+        c.MAX_KMAX
+        == np.iinfo(np.dtype(freq_dtype)).max
+        == np.iinfo(PAYLOAD_FIELDS["frequencies"][0]).max
+        == 127
+    )
     spec = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text()
     assert f"1 <= K <= {c.MAX_KMAX}" in spec and f"{c.MAX_ORDER} for F m -3 m" in spec
     assert f"`hall_number` 1..{c.N_SETTINGS}" in spec

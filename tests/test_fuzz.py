@@ -10,6 +10,7 @@ undamaged numbers and metadata.  Every flip inside a dataset chunk must be detec
 (by Fletcher-32 or the per-setting SHA-256), and ``basisdb verify`` must report it in
 one line with exit status 1.  Truncated copies must be refused.
 """
+
 from __future__ import annotations
 
 import os
@@ -94,7 +95,7 @@ def test_chunk_map_covers_all_payloads(artifact):
             assert f"settings/{hall}/{field}" in names
     assert {"index/integers", "index/strings"} <= names
     size = artifact.stat().st_size
-    assert all(0 < off and off + n <= size for _, off, n in chunks)
+    assert all(off > 0 and off + n <= size for _, off, n in chunks)
 
 
 def test_single_byte_flips(artifact, tmp_path):
@@ -159,7 +160,7 @@ def test_single_byte_flips(artifact, tmp_path):
 def test_every_payload_byte_of_one_setting(artifact, tmp_path, field):
     """Exhaustive over the stored bytes of one setting's datasets: each flip is detected."""
     data = artifact.read_bytes()
-    (name, off, size), = [c for c in _chunks(artifact) if c[0] == f"settings/81/{field}"]
+    ((name, off, size),) = [c for c in _chunks(artifact) if c[0] == f"settings/81/{field}"]
     damaged = tmp_path / "d.h5"
     missed = []
     for pos in range(off, off + size):

@@ -5,6 +5,7 @@ The payload tests recompute the per-setting SHA-256 (``basisdb._format.payload_s
 and, where needed, the index row, so that the checksum matches the hostile content: what
 refuses these files is the reader's structural validation, not the hash.
 """
+
 from __future__ import annotations
 
 import re
@@ -143,10 +144,22 @@ def test_rewrite_helper_keeps_a_good_file_good(good, copy):
         ("kmax", np.float64(2.0), r"'kmax' must be an integer scalar, got float"),
         ("kmax", np.int64(10**6), r"'kmax' = 1000000 is outside 1..127"),
         ("kmax", np.int64(-(2**62)), r"'kmax' = -\d+ is outside 1..127"),
-        ("kmax", np.zeros(10**6, dtype=np.int32), r"'kmax' must be an integer scalar, got integer of shape \(1000000,\)"),
-        ("format_version", np.array([1, 1], dtype=np.int32), r"'format_version' must be an integer scalar, got integer of shape \(2,\)"),
+        (
+            "kmax",
+            np.zeros(10**6, dtype=np.int32),
+            r"'kmax' must be an integer scalar, got integer of shape \(1000000,\)",
+        ),
+        (
+            "format_version",
+            np.array([1, 1], dtype=np.int32),
+            r"'format_version' must be an integer scalar, got integer of shape \(2,\)",
+        ),
         ("format_version", np.int32(0), r"unknown format version 0"),
-        ("format_version", np.int32(2**31 - 1), r"format version 2147483647 is newer than this basisdb supports"),
+        (
+            "format_version",
+            np.int32(2**31 - 1),
+            r"format version 2147483647 is newer than this basisdb supports",
+        ),
         ("format", np.int32(1), r"'format' must be a string scalar, got integer"),
         ("format", "basisdc", r"not a basisdb artifact"),
         ("format", ["basisdb", "basisdb"], r"'format' must be a string scalar, got string of shape \(2,\)"),
@@ -190,9 +203,17 @@ def test_index_with_absurd_declared_rows(copy):
     "table, data, pattern",
     [
         ("integers", np.zeros((4, 7), dtype=np.float64), r"/index/integers has unexpected dtype float64"),
-        ("integers", np.zeros((4, 6), dtype=np.int32), r"/index/integers is missing or not an \(n, 7\) table"),
+        (
+            "integers",
+            np.zeros((4, 6), dtype=np.int32),
+            r"/index/integers is missing or not an \(n, 7\) table",
+        ),
         ("integers", np.zeros((4, 7, 1), dtype=np.int32), r"not an \(n, 7\) table"),
-        ("strings", np.array([["x"] * 8] * 4, dtype=h5py.string_dtype()), r"/index/strings has unexpected dtype object"),
+        (
+            "strings",
+            np.array([["x"] * 8] * 4, dtype=h5py.string_dtype()),
+            r"/index/strings has unexpected dtype object",
+        ),
         ("strings", np.zeros((4, 8), dtype="S1000"), r"/index/strings has unexpected dtype \|S1000"),
     ],
     ids=["float-ints", "six-columns", "3-d", "vlen-strings", "huge-strings"],
@@ -272,14 +293,33 @@ def test_payload_with_absurd_declared_shape(copy, rows):
 @pytest.mark.parametrize(
     "field, data, pattern",
     [
-        ("frequencies", np.zeros((125, 3), dtype=np.int16), r"/settings/1/frequencies has shape \(125, 3\) dtype int16"),
+        (
+            "frequencies",
+            np.zeros((125, 3), dtype=np.int16),
+            r"/settings/1/frequencies has shape \(125, 3\) dtype int16",
+        ),
         ("frequencies", np.zeros((125, 4), dtype=np.int8), r"/settings/1/frequencies has shape \(125, 4\)"),
         ("phases", -np.ones(125, dtype=np.int8), r"/settings/1/phases has shape \(125,\) dtype int8"),
-        ("orbit_ptr", np.arange(126, dtype=np.float64), r"/settings/1/orbit_ptr has shape \(126,\) dtype float64"),
+        (
+            "orbit_ptr",
+            np.arange(126, dtype=np.float64),
+            r"/settings/1/orbit_ptr has shape \(126,\) dtype float64",
+        ),
         ("rotations", np.eye(3, dtype=np.int8), r"/settings/1/rotations has shape \(3, 3\)"),
-        ("translations", np.array([["0", "0", "0"]], dtype=h5py.string_dtype()), r"/settings/1/translations has shape \(1, 3\) dtype object"),
+        (
+            "translations",
+            np.array([["0", "0", "0"]], dtype=h5py.string_dtype()),
+            r"/settings/1/translations has shape \(1, 3\) dtype object",
+        ),
     ],
-    ids=["int16-freqs", "4-columns", "negative-phases-int8", "float-ptr", "2-d-rotations", "string-translations"],
+    ids=[
+        "int16-freqs",
+        "4-columns",
+        "negative-phases-int8",
+        "float-ptr",
+        "2-d-rotations",
+        "string-translations",
+    ],
 )
 def test_payload_wrong_dtype_or_shape(copy, field, data, pattern):
     p = copy()
@@ -475,7 +515,12 @@ def test_h5py_object_dtypes_never_reach_the_reader(copy):
     """Object (vlen) payloads are refused by dtype before any conversion of their content."""
     p = copy()
     with h5py.File(p, "r+") as f:
-        _replace(f["settings/2"], "phases", np.array(["__import__('os')"] * 125, dtype=h5py.string_dtype()), checked=False)
+        _replace(
+            f["settings/2"],
+            "phases",
+            np.array(["__import__('os')"] * 125, dtype=h5py.string_dtype()),
+            checked=False,
+        )
     _refused(p, r"/settings/2/phases has shape \(125,\) dtype object")
 
 
@@ -483,7 +528,9 @@ def test_cli_verify_on_hostile_file_is_one_line(copy):
     p = copy()
     with h5py.File(p, "r+") as f:
         f.attrs["kmax"] = np.int64(10**6)
-    proc = subprocess.run([sys.executable, "-m", "basisdb", "verify", str(p)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "basisdb", "verify", str(p)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1 and proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("basisdb: error: ") and "kmax" in lines[0], lines

@@ -12,19 +12,28 @@ Invalid sets: a group of order >= 3 with one non-identity operation removed, or 
 of order >= 2 with a foreign operation added without closing; both must be refused with
 NotAGroupError.  All group arithmetic here is independent of basisdb (plain integers over 24).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import closed_set, spglib_exact_operations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import basisdb
-from conftest import closed_set, spglib_exact_operations
 
 DEN = 24
+
+
 def _settings(n: int) -> settings:
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 # --------------------------------------------------------------------------- exact group arithmetic
@@ -99,7 +108,9 @@ def unimodular(draw) -> np.ndarray:
 def subgroups(draw, min_order: int = 1):
     """(hall, rotations, translations) of a random subgroup of a random setting."""
     # any setting, or one of the large / hexagonal / rhombohedral ones that uniform draws rarely reach
-    hall = draw(st.one_of(st.integers(1, 530), st.sampled_from([229, 460, 461, 485, 488, 523, 525, 526, 530])))
+    hall = draw(
+        st.one_of(st.integers(1, 530), st.sampled_from([229, 460, 461, 485, 488, 523, 525, 526, 530]))
+    )
     rot, num = spglib_exact_operations(hall)
     if len(rot) == 1 or draw(st.booleans()):  # the whole group
         r, t = _closure(rot, num)
@@ -119,7 +130,13 @@ def valid_operation_sets(draw):
     m = draw(unimodular())
     r, t = _conjugate(r, t, shift, m)
     order = draw(st.permutations(range(len(r))))
-    return {"hall": hall, "rotations": r[list(order)], "t_num": t[list(order)], "shift": shift, "M": m.tolist()}
+    return {
+        "hall": hall,
+        "rotations": r[list(order)],
+        "t_num": t[list(order)],
+        "shift": shift,
+        "M": m.tolist(),
+    }
 
 
 # --------------------------------------------------------------------------- valid sets

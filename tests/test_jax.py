@@ -1,4 +1,5 @@
 """basisdb.jax: agreement with numpy (float32 and, with x64, float64), gradients, mixed batches."""
+
 from __future__ import annotations
 
 import numpy as np

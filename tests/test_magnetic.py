@@ -4,6 +4,7 @@ References independent of the dual frequency graph and of the artifact's tables:
 spglib's magnetic database (operations, numbers, types) and plain numpy arithmetic
 (the magnetic Reynolds trace, plane waves at random points).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,7 +96,13 @@ def _check_one(mdb, uni: int, kmax: int) -> dict:
     g = mb.group
     # metadata and operations = spglib's
     assert (g.uni_number, g.bns_number, g.og_number, g.type, g.litvin_number, g.number) == (
-        uni, info.bns_number, info.og_number, info.type, info.litvin_number, info.number)
+        uni,
+        info.bns_number,
+        info.og_number,
+        info.type,
+        info.litvin_number,
+        info.number,
+    )
     srot, stra, str_ = mb.operations()
     assert np.array_equal(srot, rot) and np.array_equal(str_, tr)
     assert np.allclose(np.mod(stra - tra + 0.5, 1.0) - 0.5, 0.0, atol=1e-9)
@@ -221,7 +228,9 @@ def test_lookup_keys(mdb):
     assert mdb.find(magnetic="999.9") is None
     with pytest.raises(basisdb.SettingNotFoundError, match=r"UNI number must be in 1\.\.1651, got 1652"):
         mdb.get(magnetic=1652)
-    with pytest.raises(basisdb.SettingNotFoundError, match="no magnetic space group has BNS number '136.999'"):
+    with pytest.raises(
+        basisdb.SettingNotFoundError, match="no magnetic space group has BNS number '136.999'"
+    ):
         mdb.get(magnetic="136.999")
     with pytest.raises(basisdb.SettingNotFoundError, match="unknown magnetic group 'P4'"):
         mdb.get(magnetic="P4")
@@ -257,7 +266,10 @@ def test_cli_magnetic(mdb):
     "args, message",
     [
         (["info", "--magnetic", "9999"], "basisdb: error: UNI number must be in 1..1651, got 9999\n"),
-        (["show", "--magnetic", "1.99"], "basisdb: error: no magnetic space group has BNS number '1.99' (see `basisdb list --magnetic`)\n"),
+        (
+            ["show", "--magnetic", "1.99"],
+            "basisdb: error: no magnetic space group has BNS number '1.99' (see `basisdb list --magnetic`)\n",
+        ),
         (["info", "--magnetic"], None),
         (["show", "--magnetic", "5", "--hall", "3"], None),
     ],
@@ -266,8 +278,12 @@ def test_cli_magnetic_errors_are_one_line(mdb, args, message):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "basisdb", *args], capture_output=True, text=True,
-                          env={**__import__("os").environ, "BASISDB_PATH": str(mdb.path)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "basisdb", *args],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "BASISDB_PATH": str(mdb.path)},
+    )
     assert proc.returncode != 0
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("basisdb: error: ")
     if message is not None:
@@ -298,8 +314,18 @@ def test_section_15_per_spec(mdb):
         assert int(f.attrs["format_version"]) == 2
         ints_ds, strs_ds = f["magnetic/index/integers"], f["magnetic/index/strings"]
         cols = ints_ds.attrs["columns"].split(",")
-        assert cols[:10] == ["uni_number", "litvin_number", "type", "number", "order", "family_hall_number",
-                             "family_number", "even_hall_number", "even_basis", "odd_basis"]
+        assert cols[:10] == [
+            "uni_number",
+            "litvin_number",
+            "type",
+            "number",
+            "order",
+            "family_hall_number",
+            "family_number",
+            "even_hall_number",
+            "even_basis",
+            "odd_basis",
+        ]
         assert ints_ds.shape == (N_TYPES, 22) and strs_ds.attrs["columns"] == "bns_number,og_number,sha256"
         ints, strs = ints_ds[()], strs_ds[()]
         bstrs = f["magnetic/basis_index/strings"][()]
@@ -370,7 +396,9 @@ def test_damaged_basis_fails_its_hash(copy_of_artifact, tmp_path):
         ds[...] = a
 
     with basisdb.open(_tampered(copy_of_artifact, tmp_path, edit)) as db:
-        first = next(g for g in db.magnetic_groups() if g.even_hall_number == 0)  # basis ids: order of first use
+        first = next(
+            g for g in db.magnetic_groups() if g.even_hall_number == 0
+        )  # basis ids: order of first use
         with pytest.raises(basisdb.ArtifactError, match=r"magnetic basis 0 fails its SHA-256 check"):
             db.get(magnetic=first.uni_number)
 
@@ -383,7 +411,9 @@ def test_impossible_index_values_are_refused(copy_of_artifact, tmp_path):
         ds[...] = a
 
     with basisdb.open(_tampered(copy_of_artifact, tmp_path, edit)) as db:
-        with pytest.raises(basisdb.ArtifactError, match=r"UNI 1: odd_basis must name a stored basis for types 3 and 4"):
+        with pytest.raises(
+            basisdb.ArtifactError, match=r"UNI 1: odd_basis must name a stored basis for types 3 and 4"
+        ):
             db.get(magnetic=1)
 
 

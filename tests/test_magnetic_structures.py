@@ -3,6 +3,7 @@
 References are independent of basisdb's canonicalisation: spglib's magnetic dataset (type, UNI/BNS
 numbers and its operations with time reversal, in the input frame) and explicit re-presentations of
 the input (origin shift, cell change, supercell, permutation, rotation, global moment flip)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,19 @@ A_MNF2, C_MNF2, U_MNF2 = 4.87, 3.31, 0.305
 def mnf2():
     u = U_MNF2
     lat = np.diag([A_MNF2, A_MNF2, C_MNF2])
-    pos = np.array([[0, 0, 0], [.5, .5, .5], [u, u, 0], [-u, -u, 0], [.5 + u, .5 - u, .5], [.5 - u, .5 + u, .5]]) % 1.0
+    pos = (
+        np.array(
+            [
+                [0, 0, 0],
+                [0.5, 0.5, 0.5],
+                [u, u, 0],
+                [-u, -u, 0],
+                [0.5 + u, 0.5 - u, 0.5],
+                [0.5 - u, 0.5 + u, 0.5],
+            ]
+        )
+        % 1.0
+    )
     num = np.array([25, 25, 9, 9, 9, 9])
     mag = np.array([1.0, -1.0, 0, 0, 0, 0])
     return lat, pos, num, mag
@@ -81,7 +94,11 @@ def test_mnf2_detected_as_spglib_says():
     assert plain.magnetic is None
     # the two Mn carry the same invariants (a primed operation swaps them); so do the four F
     np.testing.assert_allclose(m.time_odd_features[0], m.time_odd_features[1], atol=1e-9)
-    np.testing.assert_allclose(m.time_even_features[2:], np.broadcast_to(m.time_even_features[2], (4, m.time_even_features.shape[1])), atol=1e-9)
+    np.testing.assert_allclose(
+        m.time_even_features[2:],
+        np.broadcast_to(m.time_even_features[2], (4, m.time_even_features.shape[1])),
+        atol=1e-9,
+    )
     # the time-odd features of Mn are not all zero: the spin density has a non-trivial basis there
     assert np.abs(m.time_odd_features[0]).max() > 1e-3
 
@@ -106,7 +123,9 @@ def test_mnf2_permutation_rotation_cell_change():
     perm = np.random.default_rng(1).permutation(len(pos))
     r = feat(lat, pos[perm], num[perm], mag[perm])
     np.testing.assert_allclose(r.magnetic.time_odd_features, base.magnetic.time_odd_features[perm], atol=1e-8)
-    np.testing.assert_allclose(r.magnetic.time_even_features, base.magnetic.time_even_features[perm], atol=1e-8)
+    np.testing.assert_allclose(
+        r.magnetic.time_even_features, base.magnetic.time_even_features[perm], atol=1e-8
+    )
     # rotated Cartesian frame (fractional coordinates unchanged)
     assert_same(feat(lat @ rotation(2).T, pos, num, mag), base)
     # another cell of the same lattice: new rows = M @ old rows, x_new = x_old M^-1
@@ -126,8 +145,12 @@ def test_mnf2_supercell():
     slat, spos, snum, smag, k = supercell(lat, pos, num, mag, (1, 2, 2))
     r = feat(slat, spos, snum, smag)
     assert r.magnetic.uni_number == base.magnetic.uni_number
-    np.testing.assert_allclose(r.magnetic.time_odd_features, np.tile(base.magnetic.time_odd_features, (k, 1)), atol=1e-8)
-    np.testing.assert_allclose(r.magnetic.time_even_features, np.tile(base.magnetic.time_even_features, (k, 1)), atol=1e-8)
+    np.testing.assert_allclose(
+        r.magnetic.time_odd_features, np.tile(base.magnetic.time_odd_features, (k, 1)), atol=1e-8
+    )
+    np.testing.assert_allclose(
+        r.magnetic.time_even_features, np.tile(base.magnetic.time_even_features, (k, 1)), atol=1e-8
+    )
 
 
 # ------------------------------------------------------------------ random antiferromagnets
@@ -139,7 +162,7 @@ def random_afm(seed):
     a, c = 4.0 + rng.random(), 5.0 + rng.random()
     lat = np.diag([a, a, c])
     u = 0.1 + 0.3 * rng.random()
-    pos = np.array([[0, 0, 0], [.5, .5, .5], [u, u, 0], [-u, -u, 0]]) % 1.0
+    pos = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [u, u, 0], [-u, -u, 0]]) % 1.0
     num = np.array([26, 26, 8, 8])
     slat, spos, snum, _, _ = supercell(lat, pos, num, np.zeros(4), (1, 1, 2))
     signs = rng.choice([-1.0, 1.0], size=4)
@@ -172,15 +195,23 @@ def test_random_afm_invariance(seed):
     for vlat, vpos, vnum, vmag, idx in variants:
         r = feat(vlat, vpos, vnum, vmag)
         assert r.magnetic.uni_number == base.magnetic.uni_number
-        np.testing.assert_allclose(r.magnetic.time_odd_features, base.magnetic.time_odd_features[idx], atol=1e-7)
-        np.testing.assert_allclose(r.magnetic.time_even_features, base.magnetic.time_even_features[idx], atol=1e-7)
+        np.testing.assert_allclose(
+            r.magnetic.time_odd_features, base.magnetic.time_odd_features[idx], atol=1e-7
+        )
+        np.testing.assert_allclose(
+            r.magnetic.time_even_features, base.magnetic.time_even_features[idx], atol=1e-7
+        )
     # supercell: the same invariants per atom identity
     for reps in ((1, 1, 2), (2, 1, 1)):  # (2, 1, 1): spglib alone sees an orthorhombic cell
         slat, spos, snum, smag, k = supercell(lat, pos, num, mag, reps)
         r = feat(slat, spos, snum, smag)
         assert r.magnetic.uni_number == base.magnetic.uni_number
-        np.testing.assert_allclose(r.magnetic.time_odd_features, np.tile(base.magnetic.time_odd_features, (k, 1)), atol=1e-7)
-        np.testing.assert_allclose(r.magnetic.time_even_features, np.tile(base.magnetic.time_even_features, (k, 1)), atol=1e-7)
+        np.testing.assert_allclose(
+            r.magnetic.time_odd_features, np.tile(base.magnetic.time_odd_features, (k, 1)), atol=1e-7
+        )
+        np.testing.assert_allclose(
+            r.magnetic.time_even_features, np.tile(base.magnetic.time_even_features, (k, 1)), atol=1e-7
+        )
 
 
 def test_type_iv_antiferromagnet_flip_by_translation():
@@ -192,7 +223,9 @@ def test_type_iv_antiferromagnet_flip_by_translation():
     lat2 = lat @ np.diag([1, 1, 2])
     base = feat(lat2, pos, num, mag)
     assert base.magnetic.type == spglib_magnetic(lat2, pos, num, mag).msg_type == 4
-    np.testing.assert_allclose(base.magnetic.time_odd_features[0], base.magnetic.time_odd_features[1], atol=1e-9)
+    np.testing.assert_allclose(
+        base.magnetic.time_odd_features[0], base.magnetic.time_odd_features[1], atol=1e-9
+    )
     assert_same(feat(lat2, (pos + [0, 0, 0.5]) % 1.0, num, mag), base)
 
 
@@ -269,9 +302,24 @@ def test_noncollinear_and_bad_magmoms_refused():
 FIELD = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "field_cases"
 #: BNS 136.499 P4_2'/mnm' (the true group of MnF2 with axial moments along c), written out by hand in
 #: the rutile setting of the field case; the test checks it against spglib's database (UNI 1159)
-OPS_136_499 = ["x,y,z,+1", "y+1/2,-x+1/2,z+1/2,-1", "-x,-y,z,+1", "-y+1/2,x+1/2,z+1/2,-1", "y,x,-z,-1", "-y,-x,-z,-1",
-               "-y,-x,z,-1", "-y+1/2,x+1/2,-z+1/2,-1", "x,y,-z,+1", "y,x,z,-1", "-x,-y,-z,+1", "y+1/2,-x+1/2,-z+1/2,-1",
-               "x+1/2,-y+1/2,z+1/2,+1", "-x+1/2,y+1/2,-z+1/2,+1", "-x+1/2,y+1/2,z+1/2,+1", "x+1/2,-y+1/2,-z+1/2,+1"]
+OPS_136_499 = [
+    "x,y,z,+1",
+    "y+1/2,-x+1/2,z+1/2,-1",
+    "-x,-y,z,+1",
+    "-y+1/2,x+1/2,z+1/2,-1",
+    "y,x,-z,-1",
+    "-y,-x,-z,-1",
+    "-y,-x,z,-1",
+    "-y+1/2,x+1/2,-z+1/2,-1",
+    "x,y,-z,+1",
+    "y,x,z,-1",
+    "-x,-y,-z,+1",
+    "y+1/2,-x+1/2,-z+1/2,-1",
+    "x+1/2,-y+1/2,z+1/2,+1",
+    "-x+1/2,y+1/2,-z+1/2,+1",
+    "-x+1/2,y+1/2,z+1/2,+1",
+    "x+1/2,-y+1/2,-z+1/2,+1",
+]
 
 
 def field_mcif():
@@ -283,8 +331,12 @@ def field_mcif():
 
 
 def op_set(rot, tra, primed):
-    return {tuple(np.asarray(r).ravel().tolist()) + tuple((np.rint(np.asarray(t) * 24).astype(int) % 24).tolist())
-            + (int(p),) for r, t, p in zip(rot, tra, primed)}
+    return {
+        tuple(np.asarray(r).ravel().tolist())
+        + tuple((np.rint(np.asarray(t) * 24).astype(int) % 24).tolist())
+        + (int(p),)
+        for r, t, p in zip(rot, tra, primed)
+    }
 
 
 def database_op_set(uni):
@@ -302,8 +354,13 @@ def mnf2_mcif_136_499():
     text = field_mcif().read_text()
     head, rest = text.split("_space_group_symop_magn_operation.xyz\n")
     tail = rest.split("loop_\n", 1)[1]
-    return head + "_space_group_symop_magn_operation.xyz\n" + "".join(
-        f"{i + 1} {op}\n" for i, op in enumerate(OPS_136_499)) + "loop_\n" + tail
+    return (
+        head
+        + "_space_group_symop_magn_operation.xyz\n"
+        + "".join(f"{i + 1} {op}\n" for i, op in enumerate(OPS_136_499))
+        + "loop_\n"
+        + tail
+    )
 
 
 def test_field_mcif_moments_contradict_its_operations():
@@ -316,7 +373,9 @@ def test_field_mcif_moments_contradict_its_operations():
     c = load_cif(path)
     assert declared_op_set(c) == database_op_set(1158) != database_op_set(1159)
     assert len(c.positions) == 6 and c.moments is None
-    with pytest.raises(ValueError, match=r"moment of Mn1 is not allowed .*-y,-x,-z,\+1.*BNS 136\.498.*'136\.499'"):
+    with pytest.raises(
+        ValueError, match=r"moment of Mn1 is not allowed .*-y,-x,-z,\+1.*BNS 136\.498.*'136\.499'"
+    ):
         basisdb.featurize(path, magmoms="cif", kmax=KMAX)
     assert basisdb.featurize(path, kmax=KMAX).magnetic is None  # the structure alone is still read
 
@@ -335,7 +394,9 @@ def test_mnf2_mcif_moments_expanded_as_axial_vectors():
     np.testing.assert_allclose(at[(0.5, 0.5, 0.5)], [0, 0, -4.6], atol=1e-12)
     np.testing.assert_allclose(c.moments[c.numbers == 9], 0.0)
     # the axial moments have the group the file names (spglib, vector moments): 136.499
-    ds_axial = spglib.get_magnetic_symmetry_dataset((c.lattice, c.positions, c.numbers, c.moments), symprec=0.1)
+    ds_axial = spglib.get_magnetic_symmetry_dataset(
+        (c.lattice, c.positions, c.numbers, c.moments), symprec=0.1
+    )
     assert spglib.get_magnetic_spacegroup_type(ds_axial.uni_number).bns_number == "136.499"
 
 
@@ -378,10 +439,13 @@ def test_mnf2_mcif_featurize_cif_moments():
     slat, spos, snum, smag, k = supercell(lat, pos, num, mag, (1, 2, 2))
     v = feat(slat, spos, snum, smag)
     np.testing.assert_allclose(v.magnetic.time_odd_features, np.tile(m.time_odd_features, (k, 1)), atol=1e-8)
-    np.testing.assert_allclose(v.magnetic.time_even_features, np.tile(m.time_even_features, (k, 1)), atol=1e-8)
+    np.testing.assert_allclose(
+        v.magnetic.time_even_features, np.tile(m.time_even_features, (k, 1)), atol=1e-8
+    )
     # re-presented as a magnetic CIF: the origin moved by (1/2,1/2,1/2), so the listed Mn is the down one
-    moved = text.replace("Mn1 Mn 0.0 0.0 0.0 1", "Mn1 Mn 0.5 0.5 0.5 1").replace("F1 F 0.305 0.305 0.0 1",
-                                                                                    "F1 F 0.805 0.805 0.5 1")
+    moved = text.replace("Mn1 Mn 0.0 0.0 0.0 1", "Mn1 Mn 0.5 0.5 0.5 1").replace(
+        "F1 F 0.305 0.305 0.0 1", "F1 F 0.805 0.805 0.5 1"
+    )
     moved = moved.replace("Mn1 0.0 0.0 4.6", "Mn1 0.0 0.0 -4.6")
     cm = load_cif(moved)
     assert cm.moment_error is None
@@ -426,12 +490,15 @@ def test_crystalaxis_convention_and_noncollinear_refused():
 
     c = load_cif(HEX_MCIF)
     unit = c.lattice / np.linalg.norm(c.lattice, axis=1)[:, None]
-    images = np.array([[0.1, 0.2, 0], [-0.2, -0.1, 0], [0.1, -0.1, 0]])  # x, then -y,x-y,z and -x+y,-x,z of it
+    images = np.array(
+        [[0.1, 0.2, 0], [-0.2, -0.1, 0], [0.1, -0.1, 0]]
+    )  # x, then -y,x-y,z and -x+y,-x,z of it
     order = [int(np.argmin(np.linalg.norm((c.positions - p + 0.5) % 1.0 - 0.5, axis=1))) for p in images]
     np.testing.assert_allclose(c.moments[order[0]], 2 * unit[0], atol=1e-12)
     np.testing.assert_allclose(c.moments[order[1]], 2 * unit[1], atol=1e-12)
-    np.testing.assert_allclose(c.moments[order[2]], -2 * (unit[0] + unit[1]) / np.linalg.norm(unit[0] + unit[1]),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        c.moments[order[2]], -2 * (unit[0] + unit[1]) / np.linalg.norm(unit[0] + unit[1]), atol=1e-12
+    )
     with pytest.raises(ValueError, match="non-collinear"):
         basisdb.featurize(HEX_MCIF, magmoms="cif", kmax=KMAX)
     lat, pos, num, _ = mnf2()

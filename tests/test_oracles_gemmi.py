@@ -5,13 +5,13 @@ artifact's full K = 8.  Operations, symbols, the closed frequency set,
 systematic absences, orbit sizes (epsilon factors), centricity and the exact
 phases are all compared with what gemmi's own space-group tables give.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
-
 from conftest import ALL_HALLS, DEN, SPOT_HALLS, closed_set, flat_index, spglib_exact_operations
 
 gemmi = pytest.importorskip("gemmi")
@@ -24,7 +24,7 @@ CASE_IDS = [f"hall{h}-K{k}" for h, k in CASES]
 _TABLE = list(gemmi.spacegroup_table_itb())
 
 
-@lru_cache(maxsize=None)
+@cache
 def gemmi_ops(hall: int):
     """(gemmi GroupOps, rotations int64 (n,3,3), translation numerators over DEN (n,3)) of ``hall``."""
     ops = _TABLE[hall - 1].operations()
@@ -166,7 +166,9 @@ def test_orbit_size_times_epsilon_is_point_group_order(basis):
     b = basis
     ops, grot, _ = gemmi_ops(b.hall_number)
     n_rot = len({tuple(r.ravel()) for r in grot})
-    eps = np.asarray(ops.epsilon_factor_without_centering_array(b.frequencies.astype(np.int32)), dtype=np.int64)
+    eps = np.asarray(
+        ops.epsilon_factor_without_centering_array(b.frequencies.astype(np.int32)), dtype=np.int64
+    )
     size = np.diff(b.orbit_ptr)[_orbit_of(b)]
     bad = np.flatnonzero(size * eps != n_rot)
     assert bad.size == 0, f"{b.frequencies[bad[:5]]}: |O| {size[bad[:5]]} eps {eps[bad[:5]]} |P| {n_rot}"
@@ -212,7 +214,7 @@ def test_phases_obey_gemmi_operations(basis, db):
     _, grot, gtra = gemmi_ops(b.hall_number)
     orbit, phase = _lk(b)
     F = b.frequencies
-    assert np.all((0 <= b.phases) & (b.phases < DEN))
+    assert np.all((b.phases >= 0) & (b.phases < DEN))
     assert np.all(b.phases[b.orbit_ptr[:-1]] == 0), "first member of an orbit must have phase 0"
     images = np.einsum("ni,gij->gnj", F, grot)
     assert np.all(np.abs(images) <= K)
@@ -267,9 +269,7 @@ def test_operations_match_cctbx_hall_symbol(db, sgtbx, hall):
 CCTBX_CASES = [(h, CCTBX_K) for h in ALL_HALLS] + [(h, K_SPOT) for h in SPOT_HALLS]
 
 
-@pytest.mark.parametrize(
-    "basis", CCTBX_CASES, ids=[f"hall{h}-K{k}" for h, k in CCTBX_CASES], indirect=True
-)
+@pytest.mark.parametrize("basis", CCTBX_CASES, ids=[f"hall{h}-K{k}" for h, k in CCTBX_CASES], indirect=True)
 def test_cctbx_absences_epsilon_centric_phase_restriction(basis, sgtbx):
     b = basis
     K = b.kmax

@@ -4,6 +4,7 @@ finds the shipped artifact, and ``import basisdb`` stays light.
 The wheel/venv test needs the package index (for numpy, scipy, h5py, ...); it is skipped,
 not failed, when pip cannot reach it.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,14 +37,25 @@ _NETWORK_MARKERS = (
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment minus anything that would let this checkout or its venv leak in."""
-    env = {k: v for k, v in os.environ.items() if k not in {"BASISDB_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"BASISDB_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}
+    }
     env["PYTHONNOUSERSITE"] = "1"
     env.update(extra)
     return env
 
 
 def _run(cmd, *, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, env=env or _clean_env(), timeout=timeout)
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or _clean_env(),
+        timeout=timeout,
+    )
 
 
 # --------------------------------------------------------------------------- import is light
@@ -110,19 +122,40 @@ def installed(wheel, tmp_path_factory):
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
     proc = _run(
-        [python, "-m", "pip", "install", "--retries", "2", "--timeout", "30", "--disable-pip-version-check", wheel],
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--retries",
+            "2",
+            "--timeout",
+            "30",
+            "--disable-pip-version-check",
+            wheel,
+        ],
         cwd=root,
         timeout=600,
     )
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr
         if any(m in text for m in _NETWORK_MARKERS):
-            pytest.skip(f"pip cannot reach the package index to install basisdb's dependencies: {text.strip().splitlines()[-1]}")
+            pytest.skip(
+                f"pip cannot reach the package index to install basisdb's dependencies: {text.strip().splitlines()[-1]}"
+            )
         pytest.fail(f"pip install of the wheel failed:\n{text[-4000:]}")
-    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root).stdout.strip()
+    purelib = _run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root
+    ).stdout.strip()
     cwd = root / "cwd"
     cwd.mkdir()
-    return {"python": python, "bindir": bindir, "purelib": Path(purelib).resolve(), "cwd": cwd, "env": env_dir}
+    return {
+        "python": python,
+        "bindir": bindir,
+        "purelib": Path(purelib).resolve(),
+        "cwd": cwd,
+        "env": env_dir,
+    }
 
 
 def _venv_env(installed) -> dict[str, str]:
@@ -139,7 +172,9 @@ def test_installed_wheel_finds_shipped_artifact(installed):
         "print(basisdb.__file__)\n"
         "assert 'spglib' not in sys.modules and 'networkx' not in sys.modules\n"
     )
-    proc = _run([installed["python"], "-c", code], cwd=installed["cwd"], env=_venv_env(installed), timeout=120)
+    proc = _run(
+        [installed["python"], "-c", code], cwd=installed["cwd"], env=_venv_env(installed), timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     db_path, n_basis, module_file = proc.stdout.splitlines()
     purelib = installed["purelib"]
@@ -183,7 +218,11 @@ def test_installed_builder_works(installed):
     env = _venv_env(installed)
     script = installed["bindir"] / "basisdb"
     out = installed["cwd"] / "tiny.h5"
-    proc = _run([script, "build", "--kmax", "1", "--halls", "1,2,523", "-o", out, "--jobs", "1", "-q"], cwd=installed["cwd"], env=env)
+    proc = _run(
+        [script, "build", "--kmax", "1", "--halls", "1,2,523", "-o", out, "--jobs", "1", "-q"],
+        cwd=installed["cwd"],
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     proc = _run([script, "verify", out], cwd=installed["cwd"], env=env)
     assert proc.returncode == 0, proc.stderr

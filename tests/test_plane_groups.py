@@ -6,6 +6,7 @@ lists (the 3-D space group whose operations, restricted to the plane z = const,
 are the plane group), reflection conditions typed from ITA's plane-group tables,
 and plain numpy arithmetic.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,11 +16,10 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import spglib_exact_operations
 
 import basisdb
 from basisdb.cli import cli
-
-from conftest import spglib_exact_operations
 
 ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "basisdb.h5"
 
@@ -304,7 +304,9 @@ def test_layout_per_format_md():
     """Read the plane-group section with h5py only, per FORMAT.md section 13, and recompute the hashes."""
     with h5py.File(ARTIFACT, "r") as f:
         assert int(f.attrs["format_version"]) == 2
-        assert set(f.keys()) == {"index", "settings", "index_plane", "plane_groups"} | ({"magnetic"} if "magnetic" in f else set())
+        assert set(f.keys()) == {"index", "settings", "index_plane", "plane_groups"} | (
+            {"magnetic"} if "magnetic" in f else set()
+        )
         ints, strs = f["index_plane/integers"], f["index_plane/strings"]
         assert ints.dtype == np.dtype("<i4") and ints.shape == (17, 5)
         assert ints.attrs["columns"] == "number,order,n_orbits,n_frequencies,n_extinct"
@@ -316,8 +318,14 @@ def test_layout_per_format_md():
             number, order, n_orbits, n_freq, n_ext = (int(v) for v in row)
             g = f[f"plane_groups/{number}"]
             assert len(g.attrs) == 0
-            spec = [("frequencies", "<i1", (n_freq, 2)), ("orbit_ptr", "<i4", (n_orbits + 1,)), ("phases", "<u1", (n_freq,)),
-                    ("extinct", "<i1", (n_ext, 2)), ("rotations", "<i1", (order, 2, 2)), ("translations", "<u1", (order, 2))]
+            spec = [
+                ("frequencies", "<i1", (n_freq, 2)),
+                ("orbit_ptr", "<i4", (n_orbits + 1,)),
+                ("phases", "<u1", (n_freq,)),
+                ("extinct", "<i1", (n_ext, 2)),
+                ("rotations", "<i1", (order, 2, 2)),
+                ("translations", "<u1", (order, 2)),
+            ]
             assert set(g.keys()) == {name for name, _, _ in spec}
             h = hashlib.sha256()
             for name, dtype, shape in spec:
@@ -372,4 +380,6 @@ def test_cli_errors_are_one_line(monkeypatch, args, contains):
     out = _invoke(*args)
     assert out.exit_code != 0 and isinstance(out.exception, SystemExit)
     lines = out.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("basisdb: error:") and contains.lower() in lines[0].lower(), lines
+    assert (
+        len(lines) == 1 and lines[0].startswith("basisdb: error:") and contains.lower() in lines[0].lower()
+    ), lines

@@ -1,5 +1,6 @@
 """Pictures (``basisdb plot``): the pixels of a rendered p4mm function have the group's symmetry,
 the optional matplotlib dependency, and the command line."""
+
 from __future__ import annotations
 
 import subprocess
@@ -88,7 +89,11 @@ def test_symmetry_elements_match_ita():
     points, lines = _plot.symmetry_elements(db.get(plane="p4mm"))
     assert dict(points) == {(0, 0): 4, (Fr(1, 2), Fr(1, 2)): 4, (0, Fr(1, 2)): 2, (Fr(1, 2), 0): 2}
     points, _ = _plot.symmetry_elements(db.get(plane="p6mm"))
-    assert dict(points)[(0, 0)] == 6 and dict(points)[(Fr(1, 3), Fr(2, 3))] == 3 and dict(points)[(Fr(1, 2), 0)] == 2
+    assert (
+        dict(points)[(0, 0)] == 6
+        and dict(points)[(Fr(1, 3), Fr(2, 3))] == 3
+        and dict(points)[(Fr(1, 2), 0)] == 2
+    )
     _, lines = _plot.symmetry_elements(db.get(plane="pg"))
     assert lines and not any(mirror for _, _, mirror in lines)
     points, lines = _plot.symmetry_elements(db.get(plane="p2mg"))
@@ -135,7 +140,9 @@ def test_without_matplotlib_a_one_line_error(monkeypatch, tmp_path):
     out = _invoke("plot", "--plane", "p4gm", "-o", tmp_path / "x.png")
     assert out.exit_code != 0 and isinstance(out.exception, SystemExit)
     lines = out.stderr.splitlines()
-    assert lines == ["basisdb: error: plotting needs matplotlib, an optional extra: pip install basisdb[plot]"]
+    assert lines == [
+        "basisdb: error: plotting needs matplotlib, an optional extra: pip install basisdb[plot]"
+    ]
     assert not (tmp_path / "x.png").exists()
 
 

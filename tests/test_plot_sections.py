@@ -10,6 +10,7 @@
 - A function that vanishes on a section is reported as zero and drawn blank; the default functions
   never give an all-blank row; the drawn SVG holds exactly the listed elements.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,11 +19,10 @@ from fractions import Fraction as Fr
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import spglib_operations
 
 import basisdb
 from basisdb.cli import cli
-
-from conftest import spglib_operations
 
 mpl_image = pytest.importorskip("matplotlib.image")
 from basisdb import _plot, _plot_elements  # noqa: E402
@@ -45,7 +45,12 @@ def _direction(w):
     """Primitive integer v (first non-zero entry > 0) with w v = v: a small search."""
     for a in range(0, 3):
         for b in range(-2, 3):
-            if (a, b) != (0, 0) and (a > 0 or b > 0) and np.gcd(a, b) == 1 and np.array_equal(w @ (a, b), (a, b)):
+            if (
+                (a, b) != (0, 0)
+                and (a > 0 or b > 0)
+                and np.gcd(a, b) == 1
+                and np.array_equal(w @ (a, b), (a, b))
+            ):
                 return (a, b)
     raise AssertionError(w)
 
@@ -74,14 +79,18 @@ def _reference(hall: int, z0: float):
         d2 = p @ w.T + t2 - p  # displacement of every grid point (2-D part)
         here = s == 1 or _is_int(2 * z0 - tz)  # does the element lie in / cross the section?
         detw = round(np.linalg.det(w))
-        if detw == -1 and here:  # a reflection in the section's plane: a plane with c, or a 2-fold axis in the section
+        if (
+            detw == -1 and here
+        ):  # a reflection in the section's plane: a plane with c, or a 2-fold axis in the section
             v = _direction(w)
             normal = np.array([-v[1], v[0]])
             on = _is_int(d2 @ normal)  # the displacement of a point of the line runs along it
             pure = np.all(_is_int(d2), axis=1)
             for k in np.flatnonzero(on):
                 if s == 1:
-                    kind = {(True, True): "m", (False, True): "g", (True, False): "c", (False, False): "n"}[(bool(pure[k]), bool(_is_int(tz)))]
+                    kind = {(True, True): "m", (False, True): "g", (True, False): "c", (False, False): "n"}[
+                        (bool(pure[k]), bool(_is_int(tz)))
+                    ]
                     lines.setdefault((v, tuple(ij[k])), set()).add(kind)
                 else:
                     in_plane.setdefault((v, tuple(ij[k])), set()).add("2" if pure[k] else "2_1")
@@ -184,20 +193,39 @@ def test_section_elements_agree_with_the_international_tables(db):
     el = summary("Pnma", Fr(1, 4))  # P 2_1/n 2_1/m 2_1/a
     assert el.plane == {"a"}  # a-glide plane at z = 1/4
     assert {(p, v): k for p, v, k in el.lines} == {
-        ((0, Fr(1, 4)), (1, 0)): {"m"}, ((0, Fr(3, 4)), (1, 0)): {"m"},  # mirrors y = 1/4, 3/4
-        ((Fr(1, 4), 0), (0, 1)): {"n"}, ((Fr(3, 4), 0), (0, 1)): {"n"},  # n-glides x = 1/4, 3/4
+        ((0, Fr(1, 4)), (1, 0)): {"m"},
+        ((0, Fr(3, 4)), (1, 0)): {"m"},  # mirrors y = 1/4, 3/4
+        ((Fr(1, 4), 0), (0, 1)): {"n"},
+        ((Fr(3, 4), 0), (0, 1)): {"n"},  # n-glides x = 1/4, 3/4
     }
-    assert dict(el.axes) == {(Fr(1, 4), 0): "2_1", (Fr(3, 4), 0): "2_1", (Fr(1, 4), Fr(1, 2)): "2_1", (Fr(3, 4), Fr(1, 2)): "2_1"}
+    assert dict(el.axes) == {
+        (Fr(1, 4), 0): "2_1",
+        (Fr(3, 4), 0): "2_1",
+        (Fr(1, 4), Fr(1, 2)): "2_1",
+        (Fr(3, 4), Fr(1, 2)): "2_1",
+    }
     assert summary("Pnma", 0).centres == [(0, 0), (0, Fr(1, 2)), (Fr(1, 2), 0), (Fr(1, 2), Fr(1, 2))]
     el = summary("P6_3/mmc", Fr(1, 4))
-    assert el.plane == {"m"} and dict(el.axes)[(0, 0)] == "6_3" and dict(el.axes)[(Fr(1, 3), Fr(2, 3))] == "-6"
+    assert (
+        el.plane == {"m"} and dict(el.axes)[(0, 0)] == "6_3" and dict(el.axes)[(Fr(1, 3), Fr(2, 3))] == "-6"
+    )
     el = summary("P2_1/c", 0)  # unique axis b: c-glide at y = 1/4, the 2_1 axes at z = 1/4
-    assert [(p, v, k) for p, v, k in el.lines] == [((0, Fr(1, 4)), (1, 0), {"c"}), ((0, Fr(3, 4)), (1, 0), {"c"})]
+    assert [(p, v, k) for p, v, k in el.lines] == [
+        ((0, Fr(1, 4)), (1, 0), {"c"}),
+        ((0, Fr(3, 4)), (1, 0), {"c"}),
+    ]
     assert not el.axes_in_plane and summary("P2_1/c", Fr(1, 4)).axes_in_plane
     el = summary("Fd-3m:2", Fr(1, 8))  # origin 2: -43m at 1/8, 1/8, 1/8
     assert dict(el.axes)[(Fr(1, 8), Fr(1, 8))] == "-4"
     el = summary("P6_1", 0)
-    assert dict(el.axes) == {(0, 0): "6_1", (0, Fr(1, 2)): "2_1", (Fr(1, 2), 0): "2_1", (Fr(1, 2), Fr(1, 2)): "2_1", (Fr(1, 3), Fr(2, 3)): "3_1", (Fr(2, 3), Fr(1, 3)): "3_1"}
+    assert dict(el.axes) == {
+        (0, 0): "6_1",
+        (0, Fr(1, 2)): "2_1",
+        (Fr(1, 2), 0): "2_1",
+        (Fr(1, 2), Fr(1, 2)): "2_1",
+        (Fr(1, 3), Fr(2, 3)): "3_1",
+        (Fr(2, 3), Fr(1, 3)): "3_1",
+    }
     assert dict(summary("P6_5", 0).axes)[(0, 0)] == "6_5"
 
 
@@ -213,7 +241,9 @@ def _differs(a: np.ndarray, b: np.ndarray) -> float:
 
 def _section_png(basis, column, z, tmp_path):
     # centre 1/2 - 1/(2N): pixel (row j, column i) is the point (i/N, j/N), so every integer matrix maps the grid to itself
-    path = _plot.save_cell_png(basis, column, tmp_path / f"s{column}.png", pixels=N, centre=(0.5 - 0.5 / N, 0.5 - 0.5 / N), z=z)
+    path = _plot.save_cell_png(
+        basis, column, tmp_path / f"s{column}.png", pixels=N, centre=(0.5 - 0.5 / N, 0.5 - 0.5 / N), z=z
+    )
     img = mpl_image.imread(str(path))[::-1, :, :3]  # the PNG's top row is the largest y: row j is now y = j/N
     assert img.std() > 0.05, "blank section"
     return img
@@ -228,7 +258,15 @@ def _mapped(img, w, w_t):
     return img[np.rint(y).astype(int) % N, np.rint(x).astype(int) % N]
 
 
-PIXEL_CASES = [("Pnma", 1 / 4, 10), ("Pnma", 0, 3), ("P2_1/c", 0, 4), ("P6_3/mmc", 1 / 4, 9), ("P4_2/mnm", 0, 7), ("Fd-3m:2", 1 / 8, 4), ("R-3m:H", 0, 5)]
+PIXEL_CASES = [
+    ("Pnma", 1 / 4, 10),
+    ("Pnma", 0, 3),
+    ("P2_1/c", 0, 4),
+    ("P6_3/mmc", 1 / 4, 9),
+    ("P4_2/mnm", 0, 7),
+    ("Fd-3m:2", 1 / 8, 4),
+    ("R-3m:H", 0, 5),
+]
 
 
 @pytest.mark.parametrize("group,z,column", PIXEL_CASES, ids=[f"{g}-z{z:g}" for g, z, _ in PIXEL_CASES])
@@ -246,14 +284,22 @@ def test_section_image_is_invariant_under_the_ops_that_keep_the_section(db, tmp_
             assert _differs(img, other) < 0.002, (group, z, r.tolist(), t.tolist())
         else:  # negative control: the same 2-D map, from an operation that takes the section to another height
             move += 1
-            assert _differs(img, other) > 0.2, (group, z, "moves the section, yet keeps the picture", r.tolist(), t.tolist())
+            assert _differs(img, other) > 0.2, (
+                group,
+                z,
+                "moves the section, yet keeps the picture",
+                r.tolist(),
+                t.tolist(),
+            )
     assert keep >= 1 and move >= 1
 
 
 def test_negative_control_a_map_not_in_the_group(db, tmp_path):
     basis = db.get("Pnma")
     img = _section_png(basis, 10, 0.25, tmp_path)
-    assert _differs(img, _mapped(img, np.array([[1, 0], [0, -1]]), (0, 0.5))) < 0.002  # the mirror y -> 1/2 - y is in Pnma
+    assert (
+        _differs(img, _mapped(img, np.array([[1, 0], [0, -1]]), (0, 0.5))) < 0.002
+    )  # the mirror y -> 1/2 - y is in Pnma
     assert _differs(img, _mapped(img, np.array([[1, 0], [0, -1]]), (0, 0))) > 0.2  # y -> -y is not
     assert _differs(img, _mapped(img, np.array([[0, 1], [1, 0]]), (0, 0))) > 0.2  # nor x <-> y
 
@@ -283,7 +329,9 @@ def test_zero_tolerance_is_relative_to_the_function(db):
     zero = _plot.zero_on_section(basis, cols, 0.25, scaled)
     fmax = _plot.function_max(basis, cols, scaled)
     # the same functions scaled down by 1e-6 are still zero / non-zero in the same places
-    assert list(_plot.zero_on_section(basis, cols, 0.25, lambda c, x: 1e-6 * scaled(c, x), 1e-6 * fmax)) == list(zero)
+    assert list(
+        _plot.zero_on_section(basis, cols, 0.25, lambda c, x: 1e-6 * scaled(c, x), 1e-6 * fmax)
+    ) == list(zero)
     assert list(zero) == [True, False, True]  # seen in the picture; the values say the same:
     x = np.random.default_rng(1).random((100, 2))
     for z, expected in [(0.25, zero), (0.0, _plot.zero_on_section(basis, cols, 0.0, scaled))]:
@@ -292,7 +340,10 @@ def test_zero_tolerance_is_relative_to_the_function(db):
     assert list(_plot.zero_on_section(basis, cols, 0.0, scaled)) == [False, True, False]
 
 
-@pytest.mark.parametrize("group", ["Pnma", "P2_1/c", "P6_3/mmc", "Fm-3m", "Fd-3m:2", "P4/mmm", "Cmcm", "P2_12_12_1", "Ia-3d", "P-1"])
+@pytest.mark.parametrize(
+    "group",
+    ["Pnma", "P2_1/c", "P6_3/mmc", "Fm-3m", "Fd-3m:2", "P4/mmm", "Cmcm", "P2_12_12_1", "Ia-3d", "P-1"],
+)
 def test_default_functions_have_no_blank_row(db, group):
     basis = db.get(group)
     panels = _plot.plan_panels(basis)
@@ -307,7 +358,9 @@ def test_svg_draws_exactly_the_listed_elements(db, tmp_path):
     svg = _plot.plot_basis(basis, tmp_path / "e.svg", functions=[9], sections=[0.25], dpi=40).read_text()
     el = _plot_elements.section_elements(basis, 0.25)
     drawn = re.findall(r'id="(axis-[^"]+|centre)"', svg)
-    assert sorted(d for d in drawn if d.startswith("axis-") and not d.startswith("axis2")) == sorted(f"axis-{s}" for _, s in el.axes)
+    assert sorted(d for d in drawn if d.startswith("axis-") and not d.startswith("axis2")) == sorted(
+        f"axis-{s}" for _, s in el.axes
+    )
     assert "(mirror plane)" in svg
 
 
@@ -315,7 +368,9 @@ def test_svg_draws_exactly_the_listed_elements(db, tmp_path):
 def test_output_formats(db, tmp_path, suffix):
     path = _plot.plot_basis(db.get("P2_1/c"), tmp_path / f"x{suffix}", functions=[2], sections=[0], dpi=40)
     head = path.read_bytes()[:8]
-    assert {".png": head.startswith(b"\x89PNG"), ".svg": b"<?xml" in head, ".pdf": head.startswith(b"%PDF")}[suffix]
+    assert {".png": head.startswith(b"\x89PNG"), ".svg": b"<?xml" in head, ".pdf": head.startswith(b"%PDF")}[
+        suffix
+    ]
     with pytest.raises(ValueError, match=r"\.png, \.svg or \.pdf"):
         _plot.plot_basis(db.get("P2_1/c"), tmp_path / "x.jpg", functions=[2])
 
@@ -330,7 +385,9 @@ def test_structure_picture(db, tmp_path):
     column = _plot.structure_function(r.basis, cell_pos, cell_z, z)
     assert column > 0 and not _plot.zero_on_section(r.basis, [column], z)[0]
     svg = _plot.plot_structure(r, tmp_path / "nacl.svg", dpi=40).read_text()
-    assert svg.count('id="atom"') == 4  # the atoms of the cell on z = 0: Na at 0,0 and 1/2,1/2; Cl at 1/2,0 and 0,1/2
+    assert (
+        svg.count('id="atom"') == 4
+    )  # the atoms of the cell on z = 0: Na at 0,0 and 1/2,1/2; Cl at 1/2,0 and 0,1/2
     assert "NaCl" in svg and "section z = 0" in svg
 
 
@@ -343,8 +400,15 @@ def test_cli_cif(monkeypatch, tmp_path):
     out = CliRunner().invoke(cli, ["plot", "--cif", cif, "--dpi", "40"], prog_name="basisdb")
     assert out.exit_code == 0, out.output
     assert out.stdout.strip() == "wrote NaCl.png" and (tmp_path / "NaCl.png").stat().st_size > 1000
-    out = CliRunner().invoke(cli, ["plot", "--cif", cif, "-o", "n.pdf", "--functions", "3", "--sections", "1/4", "--dpi", "40"], prog_name="basisdb")
+    out = CliRunner().invoke(
+        cli,
+        ["plot", "--cif", cif, "-o", "n.pdf", "--functions", "3", "--sections", "1/4", "--dpi", "40"],
+        prog_name="basisdb",
+    )
     assert out.exit_code == 0, out.output
-    for args, contains in [(["plot", "225", "--cif", cif], "--cif"), (["plot", "225", "-o", "x.gif"], ".png, .svg or .pdf")]:
+    for args, contains in [
+        (["plot", "225", "--cif", cif], "--cif"),
+        (["plot", "225", "-o", "x.gif"], ".png, .svg or .pdf"),
+    ]:
         out = CliRunner().invoke(cli, args, prog_name="basisdb")
         assert out.exit_code != 0 and contains in out.stderr, out.stderr

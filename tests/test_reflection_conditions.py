@@ -11,11 +11,11 @@ At K = 8, a frequency of the closed set must be extinct iff it violates a
 condition.  Each condition is also checked against gemmi, so that a failure
 says whether the hand-written table or the artifact is at fault.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import closed_set, flat_index, spglib_operations
 
 K = 8
@@ -262,7 +262,9 @@ def test_extinct_iff_condition_violated(db, hall):
     b = db.get(hall=hall, kmax=K)
     ok_basis = _allowed(hall, b.frequencies)
     ok_ext = _allowed(hall, b.extinct)
-    assert ok_basis.all(), f"basis frequencies violating ITA conditions: {b.frequencies[~ok_basis][:10].tolist()}"
+    assert ok_basis.all(), (
+        f"basis frequencies violating ITA conditions: {b.frequencies[~ok_basis][:10].tolist()}"
+    )
     assert not ok_ext.any(), f"extinct frequencies allowed by ITA: {b.extinct[ok_ext][:10].tolist()}"
     # and together they are the whole closed set (computed from spglib's rotations)
     closed = closed_set(spglib_operations(hall)[0], K)

@@ -1,4 +1,5 @@
 """The README's two set-up commands and CI: .ci/run must call the README's test command."""
+
 from __future__ import annotations
 
 import re
@@ -49,11 +50,22 @@ def test_builder_imports_only_the_reader_contract():
     the box index, crystal systems and the version (build/basisdb_build/__init__.py)."""
     import ast
 
-    contract = {"basisdb._constants", "basisdb._format", "basisdb._ops", "basisdb._boxindex", "basisdb._symbols", "basisdb._version"}
+    contract = {
+        "basisdb._constants",
+        "basisdb._format",
+        "basisdb._ops",
+        "basisdb._boxindex",
+        "basisdb._symbols",
+        "basisdb._version",
+    }
     used = set()
     for path in (REPO / "build").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "basisdb":
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").split(".")[0] == "basisdb"
+            ):
                 used.add(node.module)
             elif isinstance(node, ast.Import):
                 used |= {a.name for a in node.names if a.name.split(".")[0] == "basisdb"}
@@ -81,7 +93,12 @@ def test_architecture_names_only_files_in_the_repo():
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
     files = _repo_files()
     names = {f.rstrip("/").rsplit("/", 1)[-1] for f in files}
-    mentioned = set(re.findall(r"(?<![\w.<>/-])((?:[\w.-]+/)*[\w.-]*\w\.(?:py|md|cfg|toml|h5|json|cif)|(?:[\w.-]+/)+)(?![\w/<>-])", text))
+    mentioned = set(
+        re.findall(
+            r"(?<![\w.<>/-])((?:[\w.-]+/)*[\w.-]*\w\.(?:py|md|cfg|toml|h5|json|cif)|(?:[\w.-]+/)+)(?![\w/<>-])",
+            text,
+        )
+    )
     mentioned |= {m for m in re.findall(r"\]\(([^)#]+)\)", text)}  # markdown links, relative to docs/
     assert len(mentioned) > 40, sorted(mentioned)
     missing = []
@@ -137,4 +154,7 @@ def test_version_is_written_once():
         if path.name != "_version.py" and re.search(r"^\s*__version__\s*=", path.read_text(), flags=re.M):
             found.append(str(path.relative_to(REPO)))
     assert found == [], found
-    assert "from basisdb._version import __version__" in (REPO / "build" / "basisdb_build" / "builder.py").read_text()
+    assert (
+        "from basisdb._version import __version__"
+        in (REPO / "build" / "basisdb_build" / "builder.py").read_text()
+    )

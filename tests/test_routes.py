@@ -14,6 +14,7 @@ Hall symbol, only the H-M symbol, only the International Tables number (with
 ``_space_group_IT_coordinate_system_code`` for an origin choice; the cell angles choose the R axes).
 The features are compared as multisets of rows (the routes may order atoms differently).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -72,10 +73,19 @@ def test_the_set_covers_what_it_claims(reference):
         system, number, hall = EXPECTED[name]
         assert (r.basis.setting.crystal_system, r.number, r.hall_number) == (system, number, hall), name
         assert r.declared_number == number, name  # every file declares the group it has
-    assert {s for s, _, _ in EXPECTED.values()} == {"triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
-                                                    "hexagonal", "cubic"}
+    assert {s for s, _, _ in EXPECTED.values()} == {
+        "triclinic",
+        "monoclinic",
+        "orthorhombic",
+        "tetragonal",
+        "trigonal",
+        "hexagonal",
+        "cubic",
+    }
     declared = {name: r.declared_hall_number for name, r in reference.items()}
-    assert declared["cod_9007640_heazlewoodite"] == 445 and declared["cod_9007661_molybdenite"] == 450  # R :R and :H
+    assert (
+        declared["cod_9007640_heazlewoodite"] == 445 and declared["cod_9007661_molybdenite"] == 450
+    )  # R :R and :H
     assert (declared["diamond_origin1"], declared["diamond_origin2"]) == (525, 526)
     assert (declared["anatase_origin1"], declared["anatase_origin2"]) == (426, 427)
 
@@ -92,21 +102,33 @@ def test_default_symprec_says_when_it_overrules_the_declared_group():
         featurize(path, on_mismatch="raise")
 
 
-@pytest.mark.parametrize("a, b", [("diamond_origin1", "diamond_origin2"), ("anatase_origin1", "anatase_origin2")])
+@pytest.mark.parametrize(
+    "a, b", [("diamond_origin1", "diamond_origin2"), ("anatase_origin1", "anatase_origin2")]
+)
 def test_origin_choices_are_one_crystal(reference, a, b):
     assert same_rows(reference[a].features, reference[b].features)
 
 
 def _routes(path: Path) -> dict:
     routes = {"path": path, "str path": str(path), "text": path.read_text()}
-    routes["gemmi SmallStructure"] = gemmi.make_small_structure_from_block(gemmi.cif.read(str(path)).sole_block())
+    routes["gemmi SmallStructure"] = gemmi.make_small_structure_from_block(
+        gemmi.cif.read(str(path)).sole_block()
+    )
     try:
         import ase.io
 
         atoms = ase.io.read(path)
         routes["ase.io.read"] = atoms
-        routes["arrays (numbers)"] = (np.array(atoms.cell[:]), atoms.get_scaled_positions(), atoms.numbers.tolist())
-        routes["arrays (symbols)"] = (np.array(atoms.cell[:]).tolist(), atoms.get_scaled_positions().tolist(), atoms.get_chemical_symbols())
+        routes["arrays (numbers)"] = (
+            np.array(atoms.cell[:]),
+            atoms.get_scaled_positions(),
+            atoms.numbers.tolist(),
+        )
+        routes["arrays (symbols)"] = (
+            np.array(atoms.cell[:]).tolist(),
+            atoms.get_scaled_positions().tolist(),
+            atoms.get_chemical_symbols(),
+        )
     except ImportError:
         pass
     try:
@@ -125,7 +147,9 @@ def test_every_route_gives_the_same_features(reference, name):
     path = CIFS[NAMES.index(name)]
     ref = reference[name]
     routes = _routes(path)
-    assert {"ase.io.read", "pymatgen CifParser"} <= set(routes), "install the test extra: ase and pymatgen are routes"
+    assert {"ase.io.read", "pymatgen CifParser"} <= set(routes), (
+        "install the test extra: ase and pymatgen are routes"
+    )
     for route, structure in routes.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -136,15 +160,21 @@ def test_every_route_gives_the_same_features(reference, name):
 
 # ------------------------------------------------------------------ the declared-symmetry forms
 FORMS = ("ops old tag", "ops new tag", "ops DDLm tags", "Hall only", "H-M only", "number only")
-_OP_TAGS = {"ops old tag": "_symmetry_equiv_pos_as_xyz", "ops new tag": "_space_group_symop_operation_xyz",
-            "ops DDLm tags": "_space_group_symop.operation_xyz"}
+_OP_TAGS = {
+    "ops old tag": "_symmetry_equiv_pos_as_xyz",
+    "ops new tag": "_space_group_symop_operation_xyz",
+    "ops DDLm tags": "_space_group_symop.operation_xyz",
+}
 
 
 def rewrite(path: Path, form: str) -> tuple[str, object]:
     """The file's crystal with only one declared-symmetry form; returns (CIF text, gemmi SpaceGroup)."""
     block = gemmi.cif.read(str(path)).sole_block()
-    ops = [gemmi.cif.as_string(v) for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz")
-           for v in block.find_values(tag)]
+    ops = [
+        gemmi.cif.as_string(v)
+        for tag in ("_space_group_symop_operation_xyz", "_symmetry_equiv_pos_as_xyz")
+        for v in block.find_values(tag)
+    ]
     sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in ops]))
     assert sg is not None, path
     sep = "." if "DDLm" in form else "_"
@@ -162,7 +192,9 @@ def rewrite(path: Path, form: str) -> tuple[str, object]:
         if sg.ext in ("1", "2"):
             lines.append(f"_space_group_IT_coordinate_system_code {sg.ext}")
     table = block.find("_atom_site_", ["label", "fract_x", "fract_y", "fract_z", "?type_symbol"])
-    lines += ["loop_"] + [f"_atom_site{sep}{t}" for t in ("label", "type_symbol", "fract_x", "fract_y", "fract_z")]
+    lines += ["loop_"] + [
+        f"_atom_site{sep}{t}" for t in ("label", "type_symbol", "fract_x", "fract_y", "fract_z")
+    ]
     for row in table:
         symbol = row[4] if row.has(4) else row[0]
         lines.append(f"{row[0]} {symbol} {row[1]} {row[2]} {row[3]}")
@@ -178,6 +210,9 @@ def test_every_declared_form_gives_the_same_features(reference, name, form):
         warnings.simplefilter("ignore", DeprecationWarning)
         r = featurize(text, symprec=EXPERIMENTAL_SYMPREC)
     ref = reference[name]
-    assert r.declared_number == sg.number and r.declared_hall_number == ref.declared_hall_number, (r.declared, sg.xhm())
+    assert r.declared_number == sg.number and r.declared_hall_number == ref.declared_hall_number, (
+        r.declared,
+        sg.xhm(),
+    )
     assert r.hall_number == ref.hall_number
     assert same_rows(r.features, ref.features)

@@ -1,4 +1,5 @@
 """The shared box encoding (routing for weight sharing) and the framework term tables (numpy only)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,10 @@ def test_projector_times_plane_waves_is_not_invariant_in_p61(db):
     x = np.random.default_rng(2).random((5, 3))
     P = b.projector()
     rots, trans = b.operations()
-    diff = max(np.abs(P @ _plane_waves(x @ R.T + t, K).T - P @ _plane_waves(x, K).T).max() for R, t in zip(rots, trans))
+    diff = max(
+        np.abs(P @ _plane_waves(x @ R.T + t, K).T - P @ _plane_waves(x, K).T).max()
+        for R, t in zip(rots, trans)
+    )
     assert diff > 0.1
 
 

@@ -4,6 +4,7 @@ The full scaling figures (K = 4 .. 24, all 530 settings) come from bench/bench_s
 and are recorded in docs/BENCHMARKS.md; these tests keep the estimate and the refusal
 honest on every run.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import env_without_artifact_override
 
 import basisdb
 import basisdb_build.builder as builder
 from basisdb.cli import cli
 from basisdb_build import build_database, check_build_request, estimate_peak_memory
-from conftest import env_without_artifact_override
 
 GiB = 2**30
 
@@ -29,14 +30,34 @@ def measured(tmp_path_factory) -> tuple[Path, int]:
     out = tmp_path_factory.mktemp("scale") / "k12.h5"
     if sys.platform != "linux":
         pytest.skip("ru_maxrss is in KiB on Linux only")
-    cmd = [sys.executable, "-m", "basisdb", "build", "--kmax", "12", "--halls", "1,523", "--jobs", "1", "-q", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "basisdb",
+        "build",
+        "--kmax",
+        "12",
+        "--halls",
+        "1,523",
+        "--jobs",
+        "1",
+        "-q",
+        "-o",
+        str(out),
+    ]
     # a fresh wrapper process whose only child is the build: its RUSAGE_CHILDREN peak is the build's
     wrapper = (
         "import resource, subprocess, sys; "
         f"rc = subprocess.run({cmd!r}, stdout=subprocess.DEVNULL).returncode; "
         "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=env_without_artifact_override(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper],
+        capture_output=True,
+        text=True,
+        env=env_without_artifact_override(),
+        timeout=300,
+    )
     rc, peak_kib = (int(v) for v in proc.stdout.split())
     assert rc == 0, proc.stderr
     return out, peak_kib * 1024
@@ -82,7 +103,11 @@ def test_refusal_with_the_estimate(small_machine):
     with pytest.raises(MemoryError) as info:
         check_build_request(24, 2)
     msg = str(info.value)
-    assert f"needs about {need / GiB:.1f} GiB" in msg and "1.0 GiB" in msg and "smaller kmax or fewer jobs" in msg
+    assert (
+        f"needs about {need / GiB:.1f} GiB" in msg
+        and "1.0 GiB" in msg
+        and "smaller kmax or fewer jobs" in msg
+    )
     check_build_request(8, 1)  # a request that fits passes
 
 
@@ -99,7 +124,9 @@ def test_cli_refusal_is_one_line(small_machine, tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["build", "--kmax", "24", "--jobs", "2", "-o", "x.h5"], prog_name="basisdb")
     assert res.exit_code == 1 and res.stdout == ""
     lines = res.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("basisdb: error: building at kmax=24 with 2 job(s) needs about"), lines
+    assert len(lines) == 1 and lines[0].startswith(
+        "basisdb: error: building at kmax=24 with 2 job(s) needs about"
+    ), lines
     assert list(tmp_path.iterdir()) == []
 
 

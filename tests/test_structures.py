@@ -4,6 +4,7 @@ Real crystals: tests/crystals.py (literature structures with their sources, all 
 systems, P/C/I/F/R centring, both origin choices of Fd-3m and I4_1/amd, corundum on hexagonal
 and rhombohedral axes) and samples of ../shared/datasets (carbon_24, perov_5).
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,7 @@ from basisdb import featurize
 from basisdb._cif import CIFError, read_cif
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import crystals  # noqa: E402
+import crystals
 
 TOL = 1e-9
 CRYSTALS = crystals.real_crystals()
@@ -53,11 +54,20 @@ def triclinic():
 
 # ------------------------------------------------------------------ the detected settings
 EXPECTED = {
-    "NaCl": (523, "cubic"), "diamond-1": (525, "cubic"), "diamond-2": (525, "cubic"),
-    "wurtzite-ZnO": (480, "hexagonal"), "corundum-H": (460, "trigonal"), "corundum-R": (460, "trigonal"),
-    "rutile-TiO2": (419, "tetragonal"), "anatase-1": (426, "tetragonal"), "anatase-2": (426, "tetragonal"),
-    "alpha-quartz": (443, "trigonal"), "beta-Ga2O3": (63, "monoclinic"), "Mg-hcp": (488, "hexagonal"),
-    "marcasite-FeS2": (275, "orthorhombic"), "alpha-U": (298, "orthorhombic"),
+    "NaCl": (523, "cubic"),
+    "diamond-1": (525, "cubic"),
+    "diamond-2": (525, "cubic"),
+    "wurtzite-ZnO": (480, "hexagonal"),
+    "corundum-H": (460, "trigonal"),
+    "corundum-R": (460, "trigonal"),
+    "rutile-TiO2": (419, "tetragonal"),
+    "anatase-1": (426, "tetragonal"),
+    "anatase-2": (426, "tetragonal"),
+    "alpha-quartz": (443, "trigonal"),
+    "beta-Ga2O3": (63, "monoclinic"),
+    "Mg-hcp": (488, "hexagonal"),
+    "marcasite-FeS2": (275, "orthorhombic"),
+    "alpha-U": (298, "orthorhombic"),
 }
 
 
@@ -115,7 +125,13 @@ def test_raw_coordinates_are_not_invariant(refs):
 
 # ------------------------------------------------------------------ presentation invariance
 KINDS = [
-    ("shift",), ("cell",), ("lefthanded",), ("supercell",), ("permute",), ("rotate",), ("unwrap",),
+    ("shift",),
+    ("cell",),
+    ("lefthanded",),
+    ("supercell",),
+    ("permute",),
+    ("rotate",),
+    ("unwrap",),
     ("shift", "cell", "supercell", "permute", "rotate", "unwrap"),
     ("shift", "lefthanded", "supercell", "permute", "rotate"),
 ]
@@ -218,7 +234,9 @@ def _sym_fingerprint(r) -> np.ndarray:
     return np.sort(np.linalg.norm(cart, axis=-1).min(axis=-1).ravel())
 
 
-@pytest.mark.parametrize("dataset, symprec", [("carbon_24", 1e-5), ("perov_5", 1e-5), ("carbon_24", 0.1), ("perov_5", 0.1)])
+@pytest.mark.parametrize(
+    "dataset, symprec", [("carbon_24", 1e-5), ("perov_5", 1e-5), ("carbon_24", 0.1), ("perov_5", 0.1)]
+)
 def test_presentation_invariance_datasets(dataset, symprec):
     """Random presentations of dataset crystals: identical features whenever spglib detects the
     same symmetry (same setting and the same symmetrised structure).  At symprec 1e-5 every
@@ -231,8 +249,11 @@ def test_presentation_invariance_datasets(dataset, symprec):
         for _ in range(2):
             L, x, z, index = crystals.represent(cell, rng)
             r = featurize((L, x, z), symprec=symprec)
-            same_symmetry = r.hall_number == ref.hall_number and len(r.cell_numbers) == len(ref.cell_numbers) \
+            same_symmetry = (
+                r.hall_number == ref.hall_number
+                and len(r.cell_numbers) == len(ref.cell_numbers)
                 and np.abs(_sym_fingerprint(r) - fp).max() < 1e-6
+            )
             if not same_symmetry:
                 detection += 1
                 continue
@@ -342,7 +363,11 @@ NACL = CRYSTALS["NaCl"]
         ((NACL[0], NACL[1] * np.nan, NACL[2]), ValueError, "NaN or inf"),
         ((np.full((3, 3), np.inf), NACL[1], NACL[2]), ValueError, "NaN or inf"),
         ((NACL[0], np.zeros((0, 3)), []), ValueError, "no atoms"),
-        ((NACL[0], np.vstack([NACL[1], NACL[1][:1] + 0.001]), list(NACL[2]) + [11]), ValueError, "overlapping"),
+        (
+            (NACL[0], np.vstack([NACL[1], NACL[1][:1] + 0.001]), list(NACL[2]) + [11]),
+            ValueError,
+            "overlapping",
+        ),
         ((NACL[0], NACL[1], NACL[2][:-1]), ValueError, "positions but"),
         ((NACL[0][:2], NACL[1], NACL[2]), ValueError, r"shape \(3, 3\)"),
         ((NACL[0], NACL[1][:, :2], NACL[2]), ValueError, r"shape \(n, 3\)"),
@@ -386,7 +411,9 @@ _symmetry_equiv_pos_as_xyz
  'x,y,z'
 """
 
-CIF_PARTIAL = CIF_NO_ATOMS + """loop_
+CIF_PARTIAL = (
+    CIF_NO_ATOMS
+    + """loop_
 _atom_site_label
 _atom_site_type_symbol
 _atom_site_fract_x
@@ -395,6 +422,7 @@ _atom_site_fract_z
 _atom_site_occupancy
 Fe1 Fe 0 0 0 0.5
 """
+)
 
 
 def test_bad_cifs():
@@ -406,22 +434,29 @@ def test_bad_cifs():
 
 def test_cif_details():
     """Uncertainties, comments, label-only species; a space-group symbol instead of the operations."""
-    text = CIF_NO_ATOMS.replace("_cell_length_a 4", "_cell_length_a 4.000(2)  # a comment") + """loop_
+    text = (
+        CIF_NO_ATOMS.replace("_cell_length_a 4", "_cell_length_a 4.000(2)  # a comment")
+        + """loop_
 _atom_site_label
 _atom_site_fract_x
 _atom_site_fract_y
 _atom_site_fract_z
 Na1+ 0.0000(1) 0 0
 """
+    )
     L, x, z = read_cif(text)
     assert np.allclose(L, 4 * np.eye(3)) and z.tolist() == [11] and x.shape == (1, 3)
-    L, x, z = read_cif(text.replace("loop_\n_symmetry_equiv_pos_as_xyz\n 'x,y,z'\n", "_symmetry_space_group_name_H-M 'F m -3 m'\n"))
+    L, x, z = read_cif(
+        text.replace(
+            "loop_\n_symmetry_equiv_pos_as_xyz\n 'x,y,z'\n", "_symmetry_space_group_name_H-M 'F m -3 m'\n"
+        )
+    )
     assert z.tolist() == [11] * 4 and featurize((L, x, z)).hall_number == 523
 
 
 def test_disordered_pymatgen_like():
     class Disordered:
-        class lattice:  # noqa: N801
+        class lattice:
             matrix = np.eye(3)
 
         frac_coords = np.zeros((1, 3))

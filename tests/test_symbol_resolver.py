@@ -11,13 +11,14 @@ cctbx read it differently the disagreement is counted and classified (the choice
 docs/CONVENTIONS.md, "Symbol lookup").  The basis returned is checked to be invariant
 under the oracle's operations.  The oracles are independent of the artifact.
 """
+
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def cctbx_ops(info) -> OpSet:
     return _opset(rot, tra)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gemmi_reads(text: str) -> OpSet | None:
     try:
         sg = gemmi.find_spacegroup_by_name(text)
@@ -68,7 +69,7 @@ def gemmi_reads(text: str) -> OpSet | None:
     return None if sg is None else gemmi_ops(sg)
 
 
-@lru_cache(maxsize=None)
+@cache
 def cctbx_reads(text: str) -> OpSet | None:
     try:
         return cctbx_ops(sgtbx.space_group_info(symbol=text))
@@ -109,7 +110,14 @@ def hm_variants(name: str, number: int) -> set[str]:
     """Generated spellings of an H-M symbol ``name`` (possibly with ':X')."""
     body, sep, ext = name.partition(":")
     body, ext = body.strip(), ext.strip()
-    bodies = {body, "".join(body.split()), _tex(body), _paren(body), _underscore(body), "".join(_paren(body).split())}
+    bodies = {
+        body,
+        "".join(body.split()),
+        _tex(body),
+        _paren(body),
+        _underscore(body),
+        "".join(_paren(body).split()),
+    }
     if number in set(range(200, 207)) | set(range(221, 231)) and "/" not in body:  # IT 1952: Pm3m
         bodies |= {b.replace("-3", "3", 1) for b in list(bodies)}
     suffixes = {""} if not sep else {f":{ext}", f" :{ext.lower()}"}
@@ -147,8 +155,16 @@ def spellings(db_path: str) -> dict[str, set[int]]:
         cctbx_table.append(it.next())
     for s, g, c in zip(rows, gemmi.spacegroup_table_itb(), cctbx_table):
         h = s.hall_number
-        names = {s.hm_short, s.hm_full, s.hm_extended, g.hm, g.xhm(), g.short_name(),
-                 c.hermann_mauguin(), c.universal_hermann_mauguin()}
+        names = {
+            s.hm_short,
+            s.hm_full,
+            s.hm_extended,
+            g.hm,
+            g.xhm(),
+            g.short_name(),
+            c.hermann_mauguin(),
+            c.universal_hermann_mauguin(),
+        }
         if s.hm_extended.partition(":")[2]:  # qualify the setting-free names too
             ext = s.hm_extended.partition(":")[2]
             names |= {n + ":" + ext for n in (s.hm_short, g.short_name(), g.hm) if ":" not in n}
@@ -161,7 +177,12 @@ def spellings(db_path: str) -> dict[str, set[int]]:
         if s.choice:
             add(f"{s.number}:{s.choice}", h)
         schoenflies = sgtbx.space_group_symbols(s.number).schoenflies()  # 'C2h^5'
-        for v in (schoenflies, schoenflies.replace("^", "-"), schoenflies[0] + "_" + schoenflies[1:], schoenflies.upper()):
+        for v in (
+            schoenflies,
+            schoenflies.replace("^", "-"),
+            schoenflies[0] + "_" + schoenflies[1:],
+            schoenflies.upper(),
+        ):
             add(v, h)
         if g.ext and g.ext != "\x00":
             add(f"{s.number}:{g.ext}", h)
@@ -209,7 +230,9 @@ def test_every_spelling_matches_gemmi_and_cctbx(db, ours, table):
         if got == "ambiguous":  # two readings, and gemmi and cctbx do not both take one of them
             readings = {ours[h] for h in resolver.readings(text).values()}
             if len(readings) < 2 or (g is not None and g == c) or (g or c) not in readings:
-                problems.append((text, "refused as ambiguous", resolver.readings(text), "gemmi", g, "cctbx", c))
+                problems.append(
+                    (text, "refused as ambiguous", resolver.readings(text), "gemmi", g, "cctbx", c)
+                )
             disagreements["Hall symbol that cctbx reads in another convention"] += c is not None and g is None
             continue
         if g is not None and c is not None and g != c:
@@ -275,7 +298,9 @@ def test_hall_strings_read_as_hm_only_where_gemmi_and_cctbx_agree(db, ours):
     for key, read in conflicts.items():
         g, c = gemmi_reads(key), cctbx_reads(key)
         if g is not None and g == c:
-            assert set(read) == {"hall", "hm"} and g == ours[read["hm"]], key  # the H-M reading, not the Hall one
+            assert set(read) == {"hall", "hm"} and g == ours[read["hm"]], (
+                key
+            )  # the H-M reading, not the Hall one
             agreed.add(key)
         else:  # refused, naming every reading
             with pytest.raises(SettingNotFoundError, match="ambiguous space-group symbol"):
@@ -302,13 +327,26 @@ def test_old_e_glide_names_are_gemmis(db):
 
 FIELD_CASES = {
     # pre-2002 e-glide names
-    "Cmca": {304}, "Cmma": {316}, "Ccca": {322, 324}, "Abm2": {191}, "Aba2": {203}, "Bbcm": {308},
+    "Cmca": {304},
+    "Cmma": {316},
+    "Ccca": {322, 324},
+    "Abm2": {191},
+    "Aba2": {203},
+    "Bbcm": {308},
     # short monoclinic symbols: unique axis b, other cell choices
-    "P 21/n": {82}, "P21/a": {83}, "A2/a": {93}, "I2/a": {92}, "Pn": {22}, "Ia": {41},
+    "P 21/n": {82},
+    "P21/a": {83},
+    "A2/a": {93},
+    "I2/a": {92},
+    "Pn": {22},
+    "Ia": {41},
     # instrument-software screws
-    "P2(1)/c": {81}, "P2(1)/n": {82},
+    "P2(1)/c": {81},
+    "P2(1)/n": {82},
     # short symbols of No. 5 (silently A 1 1 2 / I 1 1 2 before)
-    "A2": {10}, "I2": {11}, "I 2": {11},
+    "A2": {10},
+    "I2": {11},
+    "I 2": {11},
 }
 
 
@@ -328,11 +366,37 @@ def test_i2_is_invariant_under_the_crystals_twofold_along_b(db):
 
 @pytest.mark.parametrize(
     "text, hall",
-    [("Pm3m", 517), ("Fd3m", 525), ("Ia3d", 530), ("P4_{1}32", 509), ("P6_3/mmc", 488), ("P 6_{3}/m m c", 488),
-     ("R -3 m H", 458), ("R3 R", 434), ("R3R", 434), ("Fd-3m S", 525), ("Fd-3m Z", 526), ("Fd3m:2", 526),
-     ("P n -3 n :1", 518), ("H3", 433), ("H -3 m", 458), ("227:2", 526), ("146:R", 434), ("p 21/c", 81),
-     ("-p  2ybc", 81), ("Hall: P 2 2", 108), ("P 2", 3), ("P 4 2", 351), ("Abam", 307), ("Fd\\bar{3}m", 525),
-     ("C2h^5", 81), ("O_h^7", 525), ("D3d-5", 458), ("Pm3-m", 517), ("B2", 13)],
+    [
+        ("Pm3m", 517),
+        ("Fd3m", 525),
+        ("Ia3d", 530),
+        ("P4_{1}32", 509),
+        ("P6_3/mmc", 488),
+        ("P 6_{3}/m m c", 488),
+        ("R -3 m H", 458),
+        ("R3 R", 434),
+        ("R3R", 434),
+        ("Fd-3m S", 525),
+        ("Fd-3m Z", 526),
+        ("Fd3m:2", 526),
+        ("P n -3 n :1", 518),
+        ("H3", 433),
+        ("H -3 m", 458),
+        ("227:2", 526),
+        ("146:R", 434),
+        ("p 21/c", 81),
+        ("-p  2ybc", 81),
+        ("Hall: P 2 2", 108),
+        ("P 2", 3),
+        ("P 4 2", 351),
+        ("Abam", 307),
+        ("Fd\\bar{3}m", 525),
+        ("C2h^5", 81),
+        ("O_h^7", 525),
+        ("D3d-5", 458),
+        ("Pm3-m", 517),
+        ("B2", 13),
+    ],
 )
 def test_spellings(db, text, hall):
     assert db.get_setting(text).hall_number == hall
@@ -349,7 +413,9 @@ def test_hall_symbols_never_match_with_spaces_deleted(db):
 
 
 def test_unknown_symbol_suggests_nearest_spellings(db):
-    with pytest.raises(SettingNotFoundError, match=r"unknown space-group symbol 'Pnma3'; did you mean 'Pnma'"):
+    with pytest.raises(
+        SettingNotFoundError, match=r"unknown space-group symbol 'Pnma3'; did you mean 'Pnma'"
+    ):
         db.get("Pnma3")
     with pytest.raises(SettingNotFoundError, match=r"did you mean 'P 2ac 2ab'"):
         db.get("P 2ac 2abx")
@@ -384,9 +450,12 @@ def test_without_the_oracles_agreement_a_hall_and_hm_reading_is_ambiguous(db, mo
     import basisdb._symbol_resolver as mod
 
     monkeypatch.setattr(mod, "HALL_READ_AS_HM", frozenset())
-    with pytest.raises(SettingNotFoundError, match=re.escape(
-        "ambiguous space-group symbol 'P 4 2': as a Hall symbol P 4 2 2 (hall 366); as an H-M symbol P 4_2 (hall 351)"
-    )):
+    with pytest.raises(
+        SettingNotFoundError,
+        match=re.escape(
+            "ambiguous space-group symbol 'P 4 2': as a Hall symbol P 4 2 2 (hall 366); as an H-M symbol P 4_2 (hall 351)"
+        ),
+    ):
         SymbolResolver(db.settings()).resolve("P 4 2")
 
 
@@ -412,7 +481,9 @@ def test_hall_number_keyword(db):
         db.get(hall=526, hall_number=526)
 
 
-@pytest.mark.parametrize("args, hall", [(("info", "P 21/n"), 82), (("info", "Cmca"), 304), (("show", "Cmca", "--limit", "2"), 304)])
+@pytest.mark.parametrize(
+    "args, hall", [(("info", "P 21/n"), 82), (("info", "Cmca"), 304), (("show", "Cmca", "--limit", "2"), 304)]
+)
 def test_cli_spellings(args, hall, monkeypatch):
     monkeypatch.delenv("BASISDB_PATH", raising=False)
     result = CliRunner().invoke(cli, list(args), prog_name="basisdb")

@@ -6,6 +6,7 @@ CIF-style rounded coordinates (1/3 written 0.3333) detect the ITA group, a genui
 triclinic structure is P1 / P-1 without a warning, and a structure that falls to P1 while
 its lattice or a looser tolerance has more symmetry says so (LowSymmetryWarning).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -21,7 +22,7 @@ from basisdb import LowSymmetryWarning, featurize
 from basisdb._cif import lattice_from_parameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import crystals  # noqa: E402
+import crystals
 
 DEFAULT = inspect.signature(featurize).parameters["symprec"].default
 
@@ -36,9 +37,17 @@ def _rounded(cell, decimals=4):
 
 
 # Schoenfeld, Huang & Moss, Acta Cryst. B39 (1983) 404: 2H-MoS2, P 6_3/m m c
-MOS2 = (488, (3.1604, 3.1604, 12.295, 90, 90, 120), [("Mo", (1 / 3, 2 / 3, 0.25)), ("S", (1 / 3, 2 / 3, 0.621))])
+MOS2 = (
+    488,
+    (3.1604, 3.1604, 12.295, 90, 90, 120),
+    [("Mo", (1 / 3, 2 / 3, 0.25)), ("S", (1 / 3, 2 / 3, 0.621))],
+)
 # Nakajima, J. Phys. Chem. Solids 24 (1963) 479: Bi2Te3, R -3 m on hexagonal axes (c = 30.5 A)
-BI2TE3 = (458, (4.386, 4.386, 30.497, 90, 90, 120), [("Bi", (0, 0, 0.4001)), ("Te", (0, 0, 0)), ("Te", (0, 0, 0.7906))])
+BI2TE3 = (
+    458,
+    (4.386, 4.386, 30.497, 90, 90, 120),
+    [("Bi", (0, 0, 0.4001)), ("Te", (0, 0, 0)), ("Te", (0, 0, 0.7906))],
+)
 
 
 def test_default_is_the_measured_one():
@@ -105,7 +114,9 @@ def test_distorted_cubic_at_tiny_symprec_warns_lattice():
 def test_distorted_cubic_warns_with_the_looser_group():
     """Strained cell and atoms moved by ~1e-3 A: P1 at 5e-4, F m -3 m at 10 x 5e-4."""
     cell = _distorted_nacl(5e-4, strain=5e-5, seed=1)
-    with pytest.warns(LowSymmetryWarning, match=r"finds only P1 .*at symprec=0\.005 A it finds Fm-3m \(No\. 225\)") as rec:
+    with pytest.warns(
+        LowSymmetryWarning, match=r"finds only P1 .*at symprec=0\.005 A it finds Fm-3m \(No\. 225\)"
+    ) as rec:
         r = featurize(cell, kmax=2, symprec=5e-4, angle_tolerance=None)
     assert r.number == 1
     w = [x.message for x in rec if isinstance(x.message, LowSymmetryWarning)][0]
@@ -149,7 +160,9 @@ def test_dft_relaxed_carbon_and_pymatgen_reproduction():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LowSymmetryWarning)
             low += featurize(cell, kmax=2).number <= 2
-        sga = spglib.get_symmetry_dataset(cell, symprec=0.01, angle_tolerance=5.0)  # what SpacegroupAnalyzer() runs
+        sga = spglib.get_symmetry_dataset(
+            cell, symprec=0.01, angle_tolerance=5.0
+        )  # what SpacegroupAnalyzer() runs
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LowSymmetryWarning)
             assert featurize(cell, kmax=2, symprec=0.01, angle_tolerance=5.0).hall_number == sga.hall_number

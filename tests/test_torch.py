@@ -1,4 +1,5 @@
 """basisdb.torch: agreement with numpy, gradients, batches of mixed settings, copies, DataLoader workers."""
+
 from __future__ import annotations
 
 import json
@@ -129,7 +130,9 @@ def test_bad_arguments(db):
 def test_dataloader_workers_match_single_process():
     if not (HERE.parent.parent / "shared" / "datasets").is_dir():
         pytest.skip("../shared/datasets is not available")
-    out = subprocess.run([sys.executable, str(HERE / "dataloader_check.py")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(HERE / "dataloader_check.py")], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["same"] and result["n"] == 24 and result["worker_pids"] == 2

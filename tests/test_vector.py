@@ -6,12 +6,12 @@ recomputed in numpy, hand-written point-group tables (International Tables) for 
 fields, a Gaussian crystal potential's Fourier coefficients (its force field), and
 hand-derived screw / glide cases.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from conftest import closed_set, flat_index, spglib_exact_operations, spglib_operations
 
 KINDS = ("polar", "axial")
@@ -23,11 +23,55 @@ K_SWEEP = 2  # the fast sweep over all 530 settings
 # reversal (3 for 1 and -1, 1 for the 11 groups with a single principal axis and no
 # perpendicular 2-fold axis or parallel mirror).
 POLAR_K0 = {"1": 3, "m": 2, "2": 1, "mm2": 1, "4": 1, "4mm": 1, "3": 1, "3m": 1, "6": 1, "6mm": 1}
-AXIAL_K0 = {"1": 3, "-1": 3, "2": 1, "m": 1, "2/m": 1, "4": 1, "-4": 1, "4/m": 1,
-            "3": 1, "-3": 1, "6": 1, "-6": 1, "6/m": 1}
-ALL_POINT_GROUPS = {"1", "-1", "2", "m", "2/m", "222", "mm2", "mmm", "4", "-4", "4/m", "422", "4mm", "-42m",
-                    "4/mmm", "3", "-3", "32", "3m", "-3m", "6", "-6", "6/m", "622", "6mm", "-6m2", "6/mmm",
-                    "23", "m-3", "432", "-43m", "m-3m"}
+AXIAL_K0 = {
+    "1": 3,
+    "-1": 3,
+    "2": 1,
+    "m": 1,
+    "2/m": 1,
+    "4": 1,
+    "-4": 1,
+    "4/m": 1,
+    "3": 1,
+    "-3": 1,
+    "6": 1,
+    "-6": 1,
+    "6/m": 1,
+}
+ALL_POINT_GROUPS = {
+    "1",
+    "-1",
+    "2",
+    "m",
+    "2/m",
+    "222",
+    "mm2",
+    "mmm",
+    "4",
+    "-4",
+    "4/m",
+    "422",
+    "4mm",
+    "-42m",
+    "4/mmm",
+    "3",
+    "-3",
+    "32",
+    "3m",
+    "-3m",
+    "6",
+    "-6",
+    "6/m",
+    "622",
+    "6mm",
+    "-6m2",
+    "6/mmm",
+    "23",
+    "m-3",
+    "432",
+    "-43m",
+    "m-3m",
+}
 
 
 def _m(rot: np.ndarray, kind: str) -> np.ndarray:
@@ -410,6 +454,9 @@ def test_cli_plot_vector(tmp_path):
 
     from basisdb.cli import cli
 
-    r = CliRunner().invoke(cli, ["plot", "P2_1", "--vector", "--kmax", "2", "--n", "2", "--dpi", "40", "-o", str(tmp_path / "p.svg")])
+    r = CliRunner().invoke(
+        cli,
+        ["plot", "P2_1", "--vector", "--kmax", "2", "--n", "2", "--dpi", "40", "-o", str(tmp_path / "p.svg")],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p.svg").exists()

@@ -1,5 +1,6 @@
 """``basisdb.torch.BatchedVectorBasis``: vector features of atoms from crystals of mixed settings,
 against the numpy ``VectorBasis.evaluate`` of each atom's own setting and ``Featurized.vector_features``."""
+
 from __future__ import annotations
 
 import sys
@@ -80,7 +81,9 @@ def test_float64_and_gradients():
 @pytest.mark.parametrize("kind", ("polar", "axial"))
 def test_featurized_crystals_in_one_batch(kind):
     """Several crystals (different settings, rotated inputs) in one call = numpy vector_features."""
-    cells = [crystals.literature(n) for n in ("NaCl", "wurtzite-ZnO", "rutile-TiO2", "alpha-quartz", "beta-Ga2O3")]
+    cells = [
+        crystals.literature(n) for n in ("NaCl", "wurtzite-ZnO", "rutile-TiO2", "alpha-quartz", "beta-Ga2O3")
+    ]
     rng = np.random.default_rng(12)
     results = [basisdb.featurize((L @ crystals.random_rotation(rng).T, x, z), kmax=K) for L, x, z in cells]
     bv = BatchedVectorBasis(kind, kmax=K, dtype=torch.float64)

@@ -5,6 +5,7 @@ or an axial vector may take at each occupied Wyckoff position), proper rotations
 re-presentations of the same crystal with a known atom map (tests/crystals.py), and spglib's
 idealised standard lattice rotated back into the input frame (``std_rotation_matrix``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ from basisdb import featurize
 from basisdb._vector_structures import ideal_lattice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import crystals  # noqa: E402
+import crystals
 
 K = 3  # small cut-off: the checks are exact identities, the size of the basis does not matter
 TOL = 1e-10  # Angstrom-scaled Cartesian components (features are O(1..20))
@@ -34,18 +35,27 @@ def _hall(symbol: str) -> int:
 
 
 def _triclinic_p1bar():
-    return crystals.expand(2, (5.1, 6.3, 7.2, 81.0, 97.0, 104.0),
-                           [("Fe", (0, 0, 0)), ("O", (0.21, 0.33, 0.12)), ("S", (0.61, 0.14, 0.83))])
+    return crystals.expand(
+        2,
+        (5.1, 6.3, 7.2, 81.0, 97.0, 104.0),
+        [("Fe", (0, 0, 0)), ("O", (0.21, 0.33, 0.12)), ("S", (0.61, 0.14, 0.83))],
+    )
 
 
 def _p4():
-    return crystals.expand(_hall("P 4"), (5.0, 5.0, 4.0, 90, 90, 90),
-                           [("Fe", (0, 0, 0)), ("O", (0.5, 0.5, 0.3)), ("S", (0.21, 0.37, 0.61))])
+    return crystals.expand(
+        _hall("P 4"),
+        (5.0, 5.0, 4.0, 90, 90, 90),
+        [("Fe", (0, 0, 0)), ("O", (0.5, 0.5, 0.3)), ("S", (0.21, 0.37, 0.61))],
+    )
 
 
 def _chalcopyrite():
-    return crystals.expand(_hall("I -4 2 d"), (5.289, 5.289, 10.423, 90, 90, 90),
-                           [("Cu", (0, 0, 0)), ("Fe", (0, 0, 0.5)), ("S", (0.2574, 0.25, 0.125))])
+    return crystals.expand(
+        _hall("I -4 2 d"),
+        (5.289, 5.289, 10.423, 90, 90, 90),
+        [("Cu", (0, 0, 0)), ("Fe", (0, 0, 0.5)), ("S", (0.2574, 0.25, 0.125))],
+    )
 
 
 # ---------------------------------------------------------------- site symmetries, by hand (ITA)
@@ -58,20 +68,26 @@ def _chalcopyrite():
 # det(R) R.  m-3m, -43m, mmm, -6m2, -4m2: none; 3m / 4mm / 2mm: polar along the axis, axial none;
 # m: polar in the mirror, axial along its normal; 2/m: polar none, axial along the axis;
 # -1: polar none, axial all; 2, 3, 4: both along the axis; -4: polar none, axial along the axis.
-def _rutile_o(x):  # 4f m.2m at (x, x, 0), (-x, -x, 0): 2-fold along [110]; at (1/2+x, 1/2-x, 1/2), ...: [1-10]
+def _rutile_o(
+    x,
+):  # 4f m.2m at (x, x, 0), (-x, -x, 0): 2-fold along [110]; at (1/2+x, 1/2-x, 1/2), ...: [1-10]
     on110 = abs(((x[0] - x[1]) + 0.5) % 1.0 - 0.5) < 1e-6
     d = (1, 1, 0) if on110 else (1, -1, 0)
     return ("line", d), "0"
 
 
-def _corundum_o(x):  # 18e .2 at (x, 0, 1/4), (0, x, 1/4), (-x, -x, 1/4) (+ rhombohedral centring, z + 1/2 ...):
+def _corundum_o(
+    x,
+):  # 18e .2 at (x, 0, 1/4), (0, x, 1/4), (-x, -x, 1/4) (+ rhombohedral centring, z + 1/2 ...):
     # 2-fold along a, b, or a + b; which one: the coordinate pattern modulo the R centring
     for cen in ((0, 0, 0), (2 / 3, 1 / 3, 1 / 3), (1 / 3, 2 / 3, 2 / 3)):
         y = (np.asarray(x) - cen) % 1.0
         y = np.where(y > 1 - 1e-6, 0.0, y)
-        for cond, d in ((abs(y[1]) < 1e-6, (1, 0, 0)),
-                        (abs(y[0]) < 1e-6, (0, 1, 0)),
-                        (abs(((y[0] - y[1]) + 0.5) % 1.0 - 0.5) < 1e-6, (1, 1, 0))):
+        for cond, d in (
+            (abs(y[1]) < 1e-6, (1, 0, 0)),
+            (abs(y[0]) < 1e-6, (0, 1, 0)),
+            (abs(((y[0] - y[1]) + 0.5) % 1.0 - 0.5) < 1e-6, (1, 1, 0)),
+        ):
             if cond and (abs(y[2] - 0.25) < 1e-6 or abs(y[2] - 0.75) < 1e-6):
                 return ("line", d), ("line", d)
     raise AssertionError(f"corundum O at {x} is not on a 2-fold axis")
@@ -94,24 +110,59 @@ def _const(polar, axial):
 C = ("line", (0, 0, 1))
 SITES = {
     # name: (cell builder, {species: rule(x) -> (polar, axial)})
-    "NaCl": (lambda: crystals.literature("NaCl"), {11: _const("0", "0"), 17: _const("0", "0")}),  # 4a, 4b m-3m
+    "NaCl": (
+        lambda: crystals.literature("NaCl"),
+        {11: _const("0", "0"), 17: _const("0", "0")},
+    ),  # 4a, 4b m-3m
     "diamond-1": (lambda: crystals.literature("diamond-1"), {6: _const("0", "0")}),  # 8a -43m
-    "wurtzite-ZnO": (lambda: crystals.literature("wurtzite-ZnO"), {30: _const(C, "0"), 8: _const(C, "0")}),  # 2b 3m.
-    "rutile-TiO2": (lambda: crystals.literature("rutile-TiO2"), {22: _const("0", "0"), 8: _rutile_o}),  # 2a m.mm, 4f m.2m
-    "anatase-1": (lambda: crystals.literature("anatase-1"), {22: _const("0", "0"), 8: _const(C, "0")}),  # 4a -4m2, 8e 2mm.
+    "wurtzite-ZnO": (
+        lambda: crystals.literature("wurtzite-ZnO"),
+        {30: _const(C, "0"), 8: _const(C, "0")},
+    ),  # 2b 3m.
+    "rutile-TiO2": (
+        lambda: crystals.literature("rutile-TiO2"),
+        {22: _const("0", "0"), 8: _rutile_o},
+    ),  # 2a m.mm, 4f m.2m
+    "anatase-1": (
+        lambda: crystals.literature("anatase-1"),
+        {22: _const("0", "0"), 8: _const(C, "0")},
+    ),  # 4a -4m2, 8e 2mm.
     "Mg-hcp": (lambda: crystals.literature("Mg-hcp"), {12: _const("0", "0")}),  # 2c -6m2
-    "marcasite-FeS2": (lambda: crystals.literature("marcasite-FeS2"),  # 2a ..2/m, 4g ..m
-                       {26: _const("0", C), 16: _const(("plane", (0, 0, 1)), C)}),
-    "beta-Ga2O3": (lambda: crystals.literature("beta-Ga2O3"),  # every atom on 4i, site m (mirror normal to b)
-                   {31: _const(("plane", (0, 1, 0)), ("line", (0, 1, 0))), 8: _const(("plane", (0, 1, 0)), ("line", (0, 1, 0)))}),
+    "marcasite-FeS2": (
+        lambda: crystals.literature("marcasite-FeS2"),  # 2a ..2/m, 4g ..m
+        {26: _const("0", C), 16: _const(("plane", (0, 0, 1)), C)},
+    ),
+    "beta-Ga2O3": (
+        lambda: crystals.literature("beta-Ga2O3"),  # every atom on 4i, site m (mirror normal to b)
+        {
+            31: _const(("plane", (0, 1, 0)), ("line", (0, 1, 0))),
+            8: _const(("plane", (0, 1, 0)), ("line", (0, 1, 0))),
+        },
+    ),
     "alpha-U": (lambda: crystals.literature("alpha-U"), {92: _const(("line", (0, 1, 0)), "0")}),  # 4c m2m
-    "corundum-H": (lambda: crystals.literature("corundum-H"), {13: _const(C, C), 8: _corundum_o}),  # 12c 3., 18e .2
-    "alpha-quartz": (lambda: crystals.literature("alpha-quartz"), {14: _quartz_si, 8: _const("all", "all")}),  # 3a .2., 6c 1
-    "P-1": (_triclinic_p1bar, {26: _const("0", "all"), 8: _const("all", "all"), 16: _const("all", "all")}),  # 1a -1, 2i 1
+    "corundum-H": (
+        lambda: crystals.literature("corundum-H"),
+        {13: _const(C, C), 8: _corundum_o},
+    ),  # 12c 3., 18e .2
+    "alpha-quartz": (
+        lambda: crystals.literature("alpha-quartz"),
+        {14: _quartz_si, 8: _const("all", "all")},
+    ),  # 3a .2., 6c 1
+    "P-1": (
+        _triclinic_p1bar,
+        {26: _const("0", "all"), 8: _const("all", "all"), 16: _const("all", "all")},
+    ),  # 1a -1, 2i 1
     "P4": (_p4, {26: _const(C, C), 8: _const(C, C), 16: _const("all", "all")}),  # 1a 4.., 1b 4.., 4d 1
-    "chalcopyrite": (_chalcopyrite, {29: _const("0", C), 26: _const("0", C),  # 4a -4.., 4b -4..
-                                     16: lambda x: (lambda d: (("line", d), ("line", d)))(  # 8d .2.: (x,1/4,1/8) along a
-                                         (1, 0, 0) if min(abs(x[1] - 0.25), abs(x[1] - 0.75)) < 1e-6 else (0, 1, 0))}),
+    "chalcopyrite": (
+        _chalcopyrite,
+        {
+            29: _const("0", C),
+            26: _const("0", C),  # 4a -4.., 4b -4..
+            16: lambda x: (lambda d: (("line", d), ("line", d)))(  # 8d .2.: (x,1/4,1/8) along a
+                (1, 0, 0) if min(abs(x[1] - 0.25), abs(x[1] - 0.75)) < 1e-6 else (0, 1, 0)
+            ),
+        },
+    ),
 }
 
 
@@ -191,15 +242,27 @@ def _random_cells():
     db = basisdb.open()
     rng = np.random.default_rng(2026)
     out = {}
-    for symbol in ("P 1", "P 1 2_1 1", "C 1 2/m 1", "P m m 2", "P 4_3 2_1 2", "R -3 m:H", "R 3:R", "P 6_3 m c", "F d -3 m:2",
-                   "I a -3 d"):
+    for symbol in (
+        "P 1",
+        "P 1 2_1 1",
+        "C 1 2/m 1",
+        "P m m 2",
+        "P 4_3 2_1 2",
+        "R -3 m:H",
+        "R 3:R",
+        "P 6_3 m c",
+        "F d -3 m:2",
+        "I a -3 d",
+    ):
         s = db.get(symbol).setting
         out[symbol] = crystals.random_crystal(s, rng)
     return out
 
 
-CELLS = {name: crystals.literature(name) for name in ("NaCl", "wurtzite-ZnO", "rutile-TiO2", "corundum-H", "alpha-quartz",
-                                                       "beta-Ga2O3")}
+CELLS = {
+    name: crystals.literature(name)
+    for name in ("NaCl", "wurtzite-ZnO", "rutile-TiO2", "corundum-H", "alpha-quartz", "beta-Ga2O3")
+}
 CELLS["corundum-R"] = crystals.corundum_rhombohedral()
 CELLS.update(_random_cells())
 
@@ -220,8 +283,16 @@ def test_features_rotate_with_the_input(name):
             assert np.abs(c1 - c0 @ Q.T).max(initial=0.0) <= TOL
 
 
-REPRESENTATIONS = (("shift",), ("cell",), ("supercell",), ("permute",), ("lefthanded",), ("unwrap",),
-                   ("shift", "cell", "supercell", "permute"), ("shift", "lefthanded", "supercell", "permute"))
+REPRESENTATIONS = (
+    ("shift",),
+    ("cell",),
+    ("supercell",),
+    ("permute",),
+    ("lefthanded",),
+    ("unwrap",),
+    ("shift", "cell", "supercell", "permute"),
+    ("shift", "lefthanded", "supercell", "permute"),
+)
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -249,7 +320,9 @@ def test_rotation_and_representation_together():
     L, x, z = CELLS["P 1 2_1 1"]
     rng = np.random.default_rng(5)
     r0 = featurize((L, x, z), kmax=K)
-    L1, x1, z1, index = crystals.represent((L, x, z), rng, kinds=("shift", "lefthanded", "supercell", "permute"))
+    L1, x1, z1, index = crystals.represent(
+        (L, x, z), rng, kinds=("shift", "lefthanded", "supercell", "permute")
+    )
     Q = crystals.random_rotation(rng)
     r1 = featurize((L1 @ Q.T, x1, z1), kmax=K)
     for kind in KINDS:

@@ -9,7 +9,14 @@ The contract with the reader is explicit: from ``basisdb`` the builder imports o
 the content hash), ``_ops`` (exact operations), ``_boxindex`` (the shared box index),
 ``_symbols`` (crystal systems) and ``_version``; tests/test_repo.py checks this.
 """
-from .builder import build_database, check_build_request, check_output_path, estimate_peak_memory, parse_selection
+
+from .builder import (
+    build_database,
+    check_build_request,
+    check_output_path,
+    estimate_peak_memory,
+    parse_selection,
+)
 from .orbits import OrbitSolution, solve_orbits
 
 __all__ = [
@@ -17,4 +24,7 @@ __all__ = [
     "check_build_request",
     "check_output_path",
     "parse_selection",
-    "estimate_peak_memory", "OrbitSolution", "solve_orbits"]
+    "estimate_peak_memory",
+    "OrbitSolution",
+    "solve_orbits",
+]

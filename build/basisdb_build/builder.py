@@ -1,20 +1,30 @@
 """Build the database: all (or selected) spglib settings, in parallel, into one HDF5 file."""
+
 from __future__ import annotations
 
 import multiprocessing
 import os
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from basisdb._constants import DEN, MAX_KMAX, N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS
 from basisdb._format import (
     CONVENTIONS,
     FORMAT_NAME,
     FORMAT_VERSION,
     INDEX_INTEGERS,
     INDEX_STRINGS,
+    MAGNETIC,
+    MAGNETIC_BASIS_FIELDS,
+    MAGNETIC_BASIS_INDEX_INTEGERS,
+    MAGNETIC_BASIS_INDEX_STRINGS,
+    MAGNETIC_INDEX_INTEGERS,
+    MAGNETIC_INDEX_STRINGS,
+    MAGNETIC_OPS_FIELDS,
     PAYLOAD_FIELDS,
     PLANE_GROUPS,
     PLANE_INDEX,
@@ -23,16 +33,6 @@ from basisdb._format import (
     PLANE_PAYLOAD_FIELDS,
     payload_sha256,
 )
-from basisdb._format import (
-    MAGNETIC,
-    MAGNETIC_BASIS_FIELDS,
-    MAGNETIC_BASIS_INDEX_INTEGERS,
-    MAGNETIC_BASIS_INDEX_STRINGS,
-    MAGNETIC_INDEX_INTEGERS,
-    MAGNETIC_INDEX_STRINGS,
-    MAGNETIC_OPS_FIELDS,
-)
-from basisdb._constants import DEN, MAX_KMAX, N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS
 from basisdb._version import __version__
 
 from .orbits import OrbitSolution, solve_orbits
@@ -162,7 +162,12 @@ def build_database(
         _write_plane_groups(f, int(kmax), jobs)
         if magnetic or (magnetic is None and len(selected) == N_SETTINGS):
             _write_magnetic(f, int(kmax), jobs, frozenset(selected))
-    return {"path": os.fspath(path), "kmax": int(kmax), "settings": len(selected), "bytes": os.path.getsize(path)}
+    return {
+        "path": os.fspath(path),
+        "kmax": int(kmax),
+        "settings": len(selected),
+        "bytes": os.path.getsize(path),
+    }
 
 
 def _map(tasks: list[tuple[int, int]], jobs: int, func: Callable = _build_one) -> Iterable:
@@ -175,7 +180,9 @@ def _map(tasks: list[tuple[int, int]], jobs: int, func: Callable = _build_one) -
         yield from pool.imap(func, tasks, chunksize=2)
 
 
-def _write_index(group, index: dict[str, list], int_columns: tuple[str, ...], str_columns: tuple[str, ...]) -> None:
+def _write_index(
+    group, index: dict[str, list], int_columns: tuple[str, ...], str_columns: tuple[str, ...]
+) -> None:
     """The two index tables of ``group``: integers (int32) and strings (NUL-padded ASCII), with ``columns``."""
     integers = np.array([index[name] for name in int_columns], dtype=np.int32).T
     write_dataset(group, "integers", integers).attrs["columns"] = ",".join(int_columns)
@@ -198,14 +205,24 @@ def _write_plane_groups(f, kmax: int, jobs: int) -> None:
     groups = create_group(f, PLANE_GROUPS)
     index: dict[str, list] = {name: [] for name in PLANE_INDEX_INTEGERS + PLANE_INDEX_STRINGS}
     for rec, sol in _map(tasks, jobs, _build_plane):
-        row = _write_payload(groups, str(rec.number), rec.rotations, rec.translations, sol, PLANE_PAYLOAD_FIELDS)
-        row.update(number=rec.number, hm_short=rec.hm_short, hm_full=rec.hm_full, lattice=rec.lattice, point_group=rec.point_group)
+        row = _write_payload(
+            groups, str(rec.number), rec.rotations, rec.translations, sol, PLANE_PAYLOAD_FIELDS
+        )
+        row.update(
+            number=rec.number,
+            hm_short=rec.hm_short,
+            hm_full=rec.hm_full,
+            lattice=rec.lattice,
+            point_group=rec.point_group,
+        )
         for name in index:
             index[name].append(row[name])
     _write_index(create_group(f, PLANE_INDEX), index, PLANE_INDEX_INTEGERS, PLANE_INDEX_STRINGS)
 
 
-def _write_payload(parent, key: str, rotations: np.ndarray, translations: np.ndarray, sol: OrbitSolution, fields: dict) -> dict:
+def _write_payload(
+    parent, key: str, rotations: np.ndarray, translations: np.ndarray, sol: OrbitSolution, fields: dict
+) -> dict:
     """Write one payload group ``parent/key``; return the index columns it fixes (sizes, sha256)."""
     payload = {
         "frequencies": sol.frequencies,
@@ -269,28 +286,42 @@ def _write_magnetic(f, kmax: int, jobs: int, halls: frozenset) -> None:
     types = create_group(root, "types")
     bases = create_group(root, "bases")
     index: dict[str, list] = {name: [] for name in MAGNETIC_INDEX_INTEGERS + MAGNETIC_INDEX_STRINGS}
-    basis_index: dict[str, list] = {name: [] for name in MAGNETIC_BASIS_INDEX_INTEGERS + MAGNETIC_BASIS_INDEX_STRINGS}
+    basis_index: dict[str, list] = {
+        name: [] for name in MAGNETIC_BASIS_INDEX_INTEGERS + MAGNETIC_BASIS_INDEX_STRINGS
+    }
     by_hash: dict[str, int] = {}
 
     def store(sol: OrbitSolution | None) -> int:
         if sol is None:
             return -1
-        payload = {name: np.asarray(getattr(sol, name), dtype=dtype) for name, (dtype, _) in MAGNETIC_BASIS_FIELDS.items()}
+        payload = {
+            name: np.asarray(getattr(sol, name), dtype=dtype)
+            for name, (dtype, _) in MAGNETIC_BASIS_FIELDS.items()
+        }
         digest = payload_sha256(payload, MAGNETIC_BASIS_FIELDS)
         if digest not in by_hash:
             by_hash[digest] = len(by_hash)
             group = create_group(bases, str(by_hash[digest]))
             for name, arr in payload.items():
                 write_dataset(group, name, arr)
-            row = {"basis": by_hash[digest], "n_orbits": len(payload["orbit_ptr"]) - 1,
-                   "n_frequencies": len(payload["frequencies"]), "n_extinct": len(payload["extinct"]), "sha256": digest}
+            row = {
+                "basis": by_hash[digest],
+                "n_orbits": len(payload["orbit_ptr"]) - 1,
+                "n_frequencies": len(payload["frequencies"]),
+                "n_extinct": len(payload["extinct"]),
+                "sha256": digest,
+            }
             for name in basis_index:
                 basis_index[name].append(row[name])
         return by_hash[digest]
 
     tasks = [(u, kmax, halls) for u in range(1, N_MAGNETIC_TYPES + 1)]
     for rec, even, odd in _map(tasks, jobs, _build_magnetic_type):
-        ops = {"rotations": rec.rotations, "translations": rec.translations, "time_reversals": rec.time_reversals}
+        ops = {
+            "rotations": rec.rotations,
+            "translations": rec.translations,
+            "time_reversals": rec.time_reversals,
+        }
         group = create_group(types, str(rec.uni_number))
         for name, (dtype, _) in MAGNETIC_OPS_FIELDS.items():
             ops[name] = np.asarray(ops[name], dtype=dtype)
@@ -316,4 +347,9 @@ def _write_magnetic(f, kmax: int, jobs: int, halls: frozenset) -> None:
         for name in index:
             index[name].append(row[name])
     _write_index(create_group(root, "index"), index, MAGNETIC_INDEX_INTEGERS, MAGNETIC_INDEX_STRINGS)
-    _write_index(create_group(root, "basis_index"), basis_index, MAGNETIC_BASIS_INDEX_INTEGERS, MAGNETIC_BASIS_INDEX_STRINGS)
+    _write_index(
+        create_group(root, "basis_index"),
+        basis_index,
+        MAGNETIC_BASIS_INDEX_INTEGERS,
+        MAGNETIC_BASIS_INDEX_STRINGS,
+    )

@@ -13,6 +13,7 @@ Types (spglib's ``type``): 1 no primed operation (time-odd = time-even basis),
 4 anti-translations (1, t', 1') in the BNS cell.  Types 1 and 2 store no time-odd basis:
 the reader derives it (docs/FORMAT.md section 15).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -26,7 +27,13 @@ from basisdb._ops import as_exact_operations
 from .orbits import OrbitSolution, solve_orbits
 from .settings import _spglib
 
-__all__ = ["MagneticRecord", "magnetic_record", "magnetic_generators", "check_magnetic_group", "solve_magnetic"]
+__all__ = [
+    "MagneticRecord",
+    "magnetic_record",
+    "magnetic_generators",
+    "check_magnetic_group",
+    "solve_magnetic",
+]
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,14 @@ def check_magnetic_group(rotations: np.ndarray, translations: np.ndarray, time_r
         raise ValueError("magnetic operations are not closed under composition")
 
 
-def magnetic_generators(rotations: np.ndarray, translations: np.ndarray, time_reversals: np.ndarray) -> list[int]:
+def magnetic_generators(
+    rotations: np.ndarray, translations: np.ndarray, time_reversals: np.ndarray
+) -> list[int]:
     """Indices of a generating set of the magnetic group (theta included), greedy in list order."""
-    ops = [(r, t % DEN, int(th) % 2) for r, t, th in zip(rotations.astype(np.int64), translations.astype(np.int64), time_reversals)]
+    ops = [
+        (r, t % DEN, int(th) % 2)
+        for r, t, th in zip(rotations.astype(np.int64), translations.astype(np.int64), time_reversals)
+    ]
 
     def key(op):
         r, t, th = op

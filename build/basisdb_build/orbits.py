@@ -9,6 +9,7 @@ orbit with an inconsistent cycle (equivalently, a stabiliser element with a
 non-integer ``k.t``) is extinct.  Orbits that leave the box are dropped, so the
 kept frequencies form a set closed under the group.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,7 +59,11 @@ def solve_orbits(
     freqs = box_frequencies(kmax)  # (nbox, 3) int64, box-index order
     nbox = len(freqs)
     gens = group_generators(rotations, translations) if generators is None else list(generators)
-    offsets = np.zeros(len(rotations), dtype=np.int64) if phase_offsets is None else np.asarray(phase_offsets, dtype=np.int64)
+    offsets = (
+        np.zeros(len(rotations), dtype=np.int64)
+        if phase_offsets is None
+        else np.asarray(phase_offsets, dtype=np.int64)
+    )
 
     graph = nx.Graph()
     graph.add_nodes_from(range(nbox))

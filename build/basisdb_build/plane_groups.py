@@ -23,10 +23,11 @@ l = 0, with their phases and extinctions, are exactly the plane group's
 2-D solution; the 3-D canonical order restricted to l = 0 is the 2-D canonical
 order, so no re-sorting is needed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -35,7 +36,14 @@ from basisdb._ops import check_group, parse_triplet
 
 from .orbits import OrbitSolution, solve_orbits
 
-__all__ = ["N_PLANE_GROUPS", "PLANE_GROUP_DATA", "PlaneGroupRecord", "embed", "plane_group_record", "solve_plane_group"]
+__all__ = [
+    "N_PLANE_GROUPS",
+    "PLANE_GROUP_DATA",
+    "PlaneGroupRecord",
+    "embed",
+    "plane_group_record",
+    "solve_plane_group",
+]
 
 
 #: number -> (hm_short, hm_full, lattice, point group, general position (ITA order), centring translations)
@@ -53,7 +61,14 @@ PLANE_GROUP_DATA: dict[int, tuple[str, str, str, str, tuple[str, ...], tuple[str
     9: ("cmm", "c2mm", "rectangular", "2mm", ("x,y", "-x,-y", "-x,y", "x,-y"), ("x+1/2,y+1/2",)),
     # square
     10: ("p4", "p4", "square", "4", ("x,y", "-x,-y", "-y,x", "y,-x"), ()),
-    11: ("p4m", "p4mm", "square", "4mm", ("x,y", "-x,-y", "-y,x", "y,-x", "-x,y", "x,-y", "y,x", "-y,-x"), ()),
+    11: (
+        "p4m",
+        "p4mm",
+        "square",
+        "4mm",
+        ("x,y", "-x,-y", "-y,x", "y,-x", "-x,y", "x,-y", "y,x", "-y,-x"),
+        (),
+    ),
     12: (
         "p4g",
         "p4gm",
@@ -73,8 +88,18 @@ PLANE_GROUP_DATA: dict[int, tuple[str, str, str, str, tuple[str, ...], tuple[str
         "hexagonal",
         "6mm",
         (
-            "x,y", "-y,x-y", "-x+y,-x", "-x,-y", "y,-x+y", "x-y,x",
-            "-y,-x", "-x+y,y", "x,x-y", "y,x", "x-y,-y", "-x,-x+y",
+            "x,y",
+            "-y,x-y",
+            "-x+y,-x",
+            "-x,-y",
+            "y,-x+y",
+            "x-y,x",
+            "-y,-x",
+            "-x+y,y",
+            "x,x-y",
+            "y,x",
+            "x-y,-y",
+            "-x,-x+y",
         ),
         (),
     ),
@@ -101,7 +126,7 @@ def _parse_2d(op: str) -> tuple[np.ndarray, np.ndarray]:
     return rot[:2, :2], t[:2]
 
 
-@lru_cache(maxsize=None)
+@cache
 def plane_group_record(number: int) -> PlaneGroupRecord:
     """Operations (general position times centring, checked to form a group) of plane group ``number``."""
     if number not in PLANE_GROUP_DATA:

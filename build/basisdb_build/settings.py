@@ -1,4 +1,5 @@
 """The 530 Hall settings from spglib: exact operations and metadata."""
+
 from __future__ import annotations
 
 import warnings

@@ -8,13 +8,14 @@
   partial one.  Temporary names carry the writer's pid; leftovers of a killed writer
   are removed by the next one.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np

@@ -17,6 +17,7 @@ the library layer ``basisdb.torch.InvariantEncoder`` from these arrays, see mode
 Structures that cannot be read or featurised are recorded (index, material_id, error) and
 skipped; they do not stop the run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,7 +41,16 @@ csv.field_size_limit(sys.maxsize)
 # Layout of the cached arrays; bump when the record layout below changes.
 CACHE_LAYOUT = "cft-records-v2"
 RECORD_KEYS = ("numbers", "positions", "raw_positions")  # per-atom (ragged) arrays
-STRUCT_KEYS = ("cell", "raw_cell", "lattice", "lattice_raw", "number", "hall_number", "max_displacement", "index")
+STRUCT_KEYS = (
+    "cell",
+    "raw_cell",
+    "lattice",
+    "lattice_raw",
+    "number",
+    "hall_number",
+    "max_displacement",
+    "index",
+)
 
 
 @dataclass
@@ -73,20 +83,30 @@ def cell_parameters(lattice: np.ndarray, n_atoms: int) -> np.ndarray:
     return np.concatenate([lengths, ang, [vol]])
 
 
-def niggli_parameters(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, symprec: float) -> np.ndarray:
+def niggli_parameters(
+    lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, symprec: float
+) -> np.ndarray:
     """(7,) cell parameters of the Niggli-reduced primitive cell (presentation independent)."""
     import spglib
 
-    prim = spglib.standardize_cell((lattice, positions, numbers), to_primitive=True, no_idealize=True, symprec=symprec)
+    prim = spglib.standardize_cell(
+        (lattice, positions, numbers), to_primitive=True, no_idealize=True, symprec=symprec
+    )
     if prim is None:
         raise ValueError("spglib could not find the primitive cell")
     reduced = spglib.niggli_reduce(prim[0])
     return cell_parameters(reduced, len(prim[2]))
 
 
-def featurize_cell(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, kmax: int, symprec: float) -> dict:
+def featurize_cell(
+    lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, kmax: int, symprec: float
+) -> dict:
     """Model inputs of one crystal given as arrays (lattice rows in A, fractional positions, Z)."""
-    lattice, positions, numbers = np.asarray(lattice, float), np.asarray(positions, float), np.asarray(numbers)
+    lattice, positions, numbers = (
+        np.asarray(lattice, float),
+        np.asarray(positions, float),
+        np.asarray(numbers),
+    )
     with warnings.catch_warnings():  # low-symmetry detections are expected in these DFT sets
         warnings.simplefilter("ignore", basisdb.LowSymmetryWarning)
         f = featurize((lattice, positions, numbers), kmax=kmax, symprec=symprec)
@@ -114,7 +134,7 @@ def _featurize_safe(item: tuple[str, int, float]):
     cif, kmax, symprec = item
     try:
         return featurize_text(cif, kmax, symprec), None
-    except Exception as exc:  # noqa: BLE001 - recorded per structure and skipped
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
 
 
@@ -149,13 +169,19 @@ def cache_key(source: bytes | str, kmax: int, symprec: float, limit: int | None 
     package version)."""
     h = hashlib.sha256()
     h.update(source if isinstance(source, bytes) else source.encode())
-    h.update(f";limit={limit};kmax={int(kmax)};symprec={float(symprec)!r};artifact={artifact_digest()};"
-             f"code={featurize_code_digest()};{CACHE_LAYOUT}".encode())
+    h.update(
+        f";limit={limit};kmax={int(kmax)};symprec={float(symprec)!r};artifact={artifact_digest()};"
+        f"code={featurize_code_digest()};{CACHE_LAYOUT}".encode()
+    )
     return h.hexdigest()
 
 
 def featurize_dataset(
-    structures: list[Structure], kmax: int, symprec: float, cache_dir: str | os.PathLike | None, jobs: int = 1,
+    structures: list[Structure],
+    kmax: int,
+    symprec: float,
+    cache_dir: str | os.PathLike | None,
+    jobs: int = 1,
     source: bytes | None = None,
 ) -> tuple[list[dict], float, list[dict]]:
     """Featurise (or load from the cache) every structure.
@@ -196,10 +222,16 @@ def featurize_dataset(
 
 def _save_cache(path: Path, records: list[dict], failures: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"sizes": np.array([len(r["numbers"]) for r in records], dtype=np.int64),
-              "failures": np.array(json.dumps(failures))}
+    arrays = {
+        "sizes": np.array([len(r["numbers"]) for r in records], dtype=np.int64),
+        "failures": np.array(json.dumps(failures)),
+    }
     for k in RECORD_KEYS:
-        arrays[k] = np.concatenate([r[k] for r in records]) if records else np.zeros((0,) if k == "numbers" else (0, 3))
+        arrays[k] = (
+            np.concatenate([r[k] for r in records])
+            if records
+            else np.zeros((0,) if k == "numbers" else (0, 3))
+        )
     for k in STRUCT_KEYS:
         arrays[k] = np.array([r[k] for r in records])
     tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
@@ -221,7 +253,16 @@ def _load_cache(path: Path) -> tuple[list[dict], list[dict]]:
     return records, json.loads(str(a["failures"]))
 
 
-def load_dataset(data_dir: Path, dataset: str, target: str, kmax: int, symprec: float, cache, jobs: int = 1, limit: int | None = None):
+def load_dataset(
+    data_dir: Path,
+    dataset: str,
+    target: str,
+    kmax: int,
+    symprec: float,
+    cache,
+    jobs: int = 1,
+    limit: int | None = None,
+):
     """(structures, records, y aligned with records, featurise seconds, failures) of one dataset CSV."""
     path = Path(data_dir) / dataset / f"{dataset}.csv"
     structures = load_csv(path, [target], limit=limit)

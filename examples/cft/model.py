@@ -18,6 +18,7 @@ Model kinds (``KINDS``):
   plain_canonical  plane waves of basisdb's canonical coordinates + Niggli parameters
                    (the same frame as cft, without the group average: the hypothesis test)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,9 @@ class PlaneWaveEncoder(nn.Module):
 
     def __init__(self, out_features: int, kmax: int):
         super().__init__()
-        self.register_buffer("k", torch.as_tensor(basisdb.box_frequencies(kmax), dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "k", torch.as_tensor(basisdb.box_frequencies(kmax), dtype=torch.float32), persistent=False
+        )
         self.linear = nn.Linear(2 * self.k.shape[0], out_features)
 
     def encode(self, positions: torch.Tensor) -> torch.Tensor:
@@ -60,8 +63,18 @@ class PlaneWaveEncoder(nn.Module):
 
 
 class CFTRegressor(nn.Module):
-    def __init__(self, kind: str, kmax: int, lat_dim: int = 7, d_model: int = 64, heads: int = 4, layers: int = 2, ff: int = 128,
-                 dropout: float = 0.0, n_radial: int = 8):
+    def __init__(
+        self,
+        kind: str,
+        kmax: int,
+        lat_dim: int = 7,
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        ff: int = 128,
+        dropout: float = 0.0,
+        n_radial: int = 8,
+    ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; one of {sorted(KINDS)}")
@@ -72,13 +85,19 @@ class CFTRegressor(nn.Module):
             from basisdb.torch import InvariantEncoder
 
             # shared weights over the box index space: one matrix for every space group
-            self.encoder = InvariantEncoder(d_model, kmax=kmax, frequency_weighting=weighting, n_radial=n_radial)
+            self.encoder = InvariantEncoder(
+                d_model, kmax=kmax, frequency_weighting=weighting, n_radial=n_radial
+            )
         else:
             self.encoder = PlaneWaveEncoder(d_model, kmax)
         self.lattice = nn.Sequential(nn.Linear(lat_dim, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
-        block = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu")
+        block = nn.TransformerEncoderLayer(
+            d_model, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.LayerNorm(2 * d_model), nn.Linear(2 * d_model, d_model), nn.SiLU(), nn.Linear(d_model, 1))
+        self.head = nn.Sequential(
+            nn.LayerNorm(2 * d_model), nn.Linear(2 * d_model, d_model), nn.SiLU(), nn.Linear(d_model, 1)
+        )
 
     def forward(self, batch: dict) -> torch.Tensor:
         """batch: species (B, N) long, positions (B, N, 3) fractional, hall (B,) long, cell (B, 3, 3)
@@ -103,16 +122,27 @@ class DistanceMPNN(nn.Module):
     neighbour lists (ASE), plus the same Niggli cell-parameter embedding as the invariant model.
     Mean over atoms of a per-atom readout (targets are per atom)."""
 
-    def __init__(self, hidden: int = 64, gaussians: int = 25, cutoff: float = 3.5, interactions: int = 3, lat_dim: int = 7):
+    def __init__(
+        self,
+        hidden: int = 64,
+        gaussians: int = 25,
+        cutoff: float = 3.5,
+        interactions: int = 3,
+        lat_dim: int = 7,
+    ):
         super().__init__()
         from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock, ShiftedSoftplus
 
         self.kind = "mpnn"
         self.embedding = nn.Embedding(MAX_Z + 1, hidden)
         self.smearing = GaussianSmearing(0.0, cutoff, gaussians)
-        self.interactions = nn.ModuleList(InteractionBlock(hidden, gaussians, hidden, cutoff) for _ in range(interactions))
+        self.interactions = nn.ModuleList(
+            InteractionBlock(hidden, gaussians, hidden, cutoff) for _ in range(interactions)
+        )
         self.lattice = nn.Sequential(nn.Linear(lat_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.head = nn.Sequential(nn.Linear(hidden, hidden // 2), ShiftedSoftplus(), nn.Linear(hidden // 2, 1))
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden // 2), ShiftedSoftplus(), nn.Linear(hidden // 2, 1)
+        )
 
     def forward(self, batch: dict) -> torch.Tensor:
         """batch: species (A,) long, graph (A,) structure of each atom, edge_index (2, E), distance (E,) A,
@@ -128,7 +158,9 @@ class DistanceMPNN(nn.Module):
         return scatter(per_atom, batch["graph"], dim=0, dim_size=batch["lat"].shape[0], reduce="mean")
 
 
-def periodic_edges(cell: np.ndarray, positions: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def periodic_edges(
+    cell: np.ndarray, positions: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, distance) of every pair closer than ``cutoff`` A, periodic images included (ASE)."""
     from ase import Atoms
     from ase.neighborlist import neighbor_list

@@ -8,6 +8,7 @@ network sizes) and the input/target normalisation, so nothing is retrained.  Eve
 symprec; a file that cannot be read or featurised is recorded with its error and skipped.
 Writes a CSV with one row per file: file, prediction, space_group, hall_number, error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ class Predictor:
     def __init__(self, checkpoint: str | Path):
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{checkpoint}: not a {CHECKPOINT_FORMAT} checkpoint (format {state.get('format')!r})")
+            raise ValueError(
+                f"{checkpoint}: not a {CHECKPOINT_FORMAT} checkpoint (format {state.get('format')!r})"
+            )
         if state.get("model") is None:
             raise ValueError(f"{checkpoint}: holds no trained weights (no finished epoch)")
         self.kind, self.cfg = state["kind"], state["config"]
@@ -54,7 +57,10 @@ class Predictor:
         with torch.no_grad():
             for lo in range(0, len(records), batch):
                 sel = np.arange(lo, min(lo + batch, len(records)))
-                out.append(self.model(tensor_batch(padded, sel, self.lat_mean, self.lat_std)).numpy() * self.y_std + self.y_mean)
+                out.append(
+                    self.model(tensor_batch(padded, sel, self.lat_mean, self.lat_std)).numpy() * self.y_std
+                    + self.y_mean
+                )
         return np.concatenate(out).astype(np.float64)
 
 
@@ -69,7 +75,7 @@ def predict_folder(checkpoint: str | Path, folder: str | Path) -> list[dict]:
             row["space_group"], row["hall_number"] = rec["number"], rec["hall_number"]
             records.append(rec)
             ok.append(len(rows))
-        except Exception as exc:  # noqa: BLE001 - recorded per file and skipped
+        except Exception as exc:
             row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         rows.append(row)
     for i, p in zip(ok, pred.predict_records(records)):
@@ -79,7 +85,11 @@ def predict_folder(checkpoint: str | Path, folder: str | Path) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="a checkpoint written by train.py (checkpoints/<experiment>_<kind>.pt)")
+    ap.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a checkpoint written by train.py (checkpoints/<experiment>_<kind>.pt)",
+    )
     ap.add_argument("--cifs", required=True, help="folder of .cif files")
     ap.add_argument("--output", default="-", help="CSV file to write (default: standard output)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -30,6 +30,7 @@ random displacements (against amplitude and symprec), and cft vs plain / plain_a
 random split.  Results are written to JSON after every run, so a partial study is usable;
 a rerun skips finished runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,11 @@ import json
 import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import click
 import numpy as np
+import tomllib
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -52,8 +53,14 @@ from examples.cft.data import cell_parameters, featurize_cell, load_dataset  # n
 from examples.cft.model import DistanceMPNN, periodic_edges  # noqa: E402
 from examples.cft.train import Trainer, _random_unimodular, seed_everything  # noqa: E402
 
-FAMILIES = {"triclinic": (1, 2), "monoclinic": (3, 15), "orthorhombic": (16, 74), "tetragonal": (75, 142),
-            "hexagonal": (143, 194), "cubic": (195, 230)}
+FAMILIES = {
+    "triclinic": (1, 2),
+    "monoclinic": (3, 15),
+    "orthorhombic": (16, 74),
+    "tetragonal": (75, 142),
+    "hexagonal": (143, 194),
+    "cubic": (195, 230),
+}
 REPRESENTED = "_re"
 
 
@@ -75,7 +82,10 @@ def family_of(number: int) -> str:
 def make_folds(numbers: np.ndarray, cfg: dict) -> list[dict]:
     """Held-out space groups of every fold (see the module docstring); ``numbers``: group of each structure."""
     groups, counts = np.unique(numbers, return_counts=True)
-    big = sorted([(int(c), int(g)) for g, c in zip(groups, counts) if c >= cfg["min_group_size"]], key=lambda t: (-t[0], t[1]))
+    big = sorted(
+        [(int(c), int(g)) for g, c in zip(groups, counts) if c >= cfg["min_group_size"]],
+        key=lambda t: (-t[0], t[1]),
+    )
     k = int(cfg["k_folds"])
     folds = [{"name": f"sg-{i}", "type": "space_group", "held_out": [], "size": 0} for i in range(k)]
     for c, g in big:
@@ -85,10 +95,24 @@ def make_folds(numbers: np.ndarray, cfg: dict) -> list[dict]:
     present = [int(g) for g in groups]
     for pg in cfg.get("point_groups", []):
         held = [g for g in present if point_group_of(g) == pg]
-        folds.append({"name": f"pg-{pg}", "type": "point_group", "held_out": held, "size": int(np.isin(numbers, held).sum())})
+        folds.append(
+            {
+                "name": f"pg-{pg}",
+                "type": "point_group",
+                "held_out": held,
+                "size": int(np.isin(numbers, held).sum()),
+            }
+        )
     for fam in cfg.get("families", []):
         held = [g for g in present if family_of(g) == fam]
-        folds.append({"name": f"family-{fam}", "type": "crystal_family", "held_out": held, "size": int(np.isin(numbers, held).sum())})
+        folds.append(
+            {
+                "name": f"family-{fam}",
+                "type": "crystal_family",
+                "held_out": held,
+                "size": int(np.isin(numbers, held).sum()),
+            }
+        )
     for f in folds:
         f["held_out"] = sorted(f["held_out"])
     return folds
@@ -100,8 +124,12 @@ def fold_split(numbers: np.ndarray, held_out: list[int], split_seed: int) -> dic
     held = np.isin(numbers, held_out)
     rest = np.random.default_rng(split_seed).permutation(idx[~held])
     n_tr, n_va = int(0.8 * len(rest)), int(0.1 * len(rest))
-    return {"train": np.sort(rest[:n_tr]), "val": np.sort(rest[n_tr : n_tr + n_va]), "test_seen": np.sort(rest[n_tr + n_va :]),
-            "test_unseen": idx[held]}
+    return {
+        "train": np.sort(rest[:n_tr]),
+        "val": np.sort(rest[n_tr : n_tr + n_va]),
+        "test_seen": np.sort(rest[n_tr + n_va :]),
+        "test_unseen": idx[held],
+    }
 
 
 # ------------------------------------------------------------------ re-presentation
@@ -128,7 +156,7 @@ def represented_records(records: list[dict], cfg: dict, seed: int) -> list[dict 
         try:
             rec = featurize_cell(*cell, kmax=cfg["kmax"], symprec=cfg["symprec"])
             rec["index"] = r["index"]
-        except Exception:  # noqa: BLE001 - counted in the report
+        except Exception:
             rec = None
         out.append(rec)
     return out
@@ -159,8 +187,12 @@ def augment_representation(trainer: Trainer, batch: dict, rng) -> dict:
         cell[b] = m @ cell[b] @ random_rotation(rng).T
         lat[b] = cell_parameters(cell[b], int(mask[b].sum()))
     pos[~mask] = 0.0
-    return {**batch, "positions": torch.from_numpy(pos.astype(np.float32)), "cell": torch.from_numpy(cell.astype(np.float32)),
-            "lat": torch.from_numpy(((lat - trainer.lat_mean) / trainer.lat_std).astype(np.float32))}
+    return {
+        **batch,
+        "positions": torch.from_numpy(pos.astype(np.float32)),
+        "cell": torch.from_numpy(cell.astype(np.float32)),
+        "lat": torch.from_numpy(((lat - trainer.lat_mean) / trainer.lat_std).astype(np.float32)),
+    }
 
 
 def augmented_lattice_stats(trainer: Trainer, rng, copies: int = 4) -> None:
@@ -235,8 +267,11 @@ class MPNNTrainer(Trainer):
             if "_edges" not in r:
                 r["_edges"] = periodic_edges(r["raw_cell"], r["raw_positions"], cutoff)
             graphs[i] = (r["numbers"], *r["_edges"])
-        return {"graphs": graphs, "hall": np.array([r["hall_number"] for r in records]),
-                "lat": np.stack([r["lattice"] for r in records]) if records else np.zeros((0, 7))}
+        return {
+            "graphs": graphs,
+            "hall": np.array([r["hall_number"] for r in records]),
+            "lat": np.stack([r["lattice"] for r in records]) if records else np.zeros((0, 7)),
+        }
 
     def make_batch(self, padded: dict, sel: np.ndarray) -> dict:
         species, graph, src, dst, dist, off = [], [], [], [], [], 0
@@ -249,10 +284,13 @@ class MPNNTrainer(Trainer):
             dist.append(r)
             off += len(z)
         # messages flow j -> i (source j = neighbour, target i)
-        return {"species": torch.from_numpy(np.concatenate(species)), "graph": torch.from_numpy(np.concatenate(graph)),
-                "edge_index": torch.from_numpy(np.stack([np.concatenate(dst), np.concatenate(src)])),
-                "distance": torch.from_numpy(np.concatenate(dist)),
-                "lat": torch.from_numpy(((padded["lat"][sel] - self.lat_mean) / self.lat_std).astype(np.float32))}
+        return {
+            "species": torch.from_numpy(np.concatenate(species)),
+            "graph": torch.from_numpy(np.concatenate(graph)),
+            "edge_index": torch.from_numpy(np.stack([np.concatenate(dst), np.concatenate(src)])),
+            "distance": torch.from_numpy(np.concatenate(dist)),
+            "lat": torch.from_numpy(((padded["lat"][sel] - self.lat_mean) / self.lat_std).astype(np.float32)),
+        }
 
 
 # ------------------------------------------------------------------ runs
@@ -278,7 +316,14 @@ class Results:
         os.replace(tmp, self.path)
 
 
-def evaluate(trainer: Trainer | None, y: np.ndarray, sets: dict, records: list[dict], re_records: list, mean: float | None = None) -> dict:
+def evaluate(
+    trainer: Trainer | None,
+    y: np.ndarray,
+    sets: dict,
+    records: list[dict],
+    re_records: list,
+    mean: float | None = None,
+) -> dict:
     mae = {}
     for name, idx in sets.items():
         if name == "train" or not len(idx):
@@ -301,23 +346,36 @@ def evaluate(trainer: Trainer | None, y: np.ndarray, sets: dict, records: list[d
 def train_and_eval(kind: str, records, y, split, cfg: dict, seed: int, re_records) -> dict:
     t0 = time.perf_counter()
     if kind == "mean":
-        return {"mae": evaluate(None, y, split, records, re_records, mean=float(y[split["train"]].mean())), "seconds": 0.0}
+        return {
+            "mae": evaluate(None, y, split, records, re_records, mean=float(y[split["train"]].mean())),
+            "seconds": 0.0,
+        }
     # a variant (e.g. cft_k5) is a base kind with other settings: [variants.<name>] base, kmax, model, train
     v = cfg.get("variants", {}).get(kind, {})
     base = v.get("base", kind)
-    augment = {"plain_aug": augment_representation,
-               "cft_subgroup": lambda tr, b, rng: augment_subgroup(tr, b, rng, cfg.get("subgroup_p_keep", 0.5))}.get(base)
-    tcfg = {**cfg, "kmax": v.get("kmax", cfg["kmax"]), "model": {**cfg["model"], **v.get("model", {})},
-            "train": {**cfg["train"], **v.get("train", {})}}
+    augment = {
+        "plain_aug": augment_representation,
+        "cft_subgroup": lambda tr, b, rng: augment_subgroup(tr, b, rng, cfg.get("subgroup_p_keep", 0.5)),
+    }.get(base)
+    tcfg = {
+        **cfg,
+        "kmax": v.get("kmax", cfg["kmax"]),
+        "model": {**cfg["model"], **v.get("model", {})},
+        "train": {**cfg["train"], **v.get("train", {})},
+    }
     cls = MPNNTrainer if base == "mpnn" else Trainer
     tr = cls(base, records, y, split, tcfg, ckpt=None, seed=seed, augment=augment, progress=False)
     if base == "plain_aug":
         augmented_lattice_stats(tr, np.random.default_rng(seed + 7919))
     fit = tr.fit()
-    return {"mae": evaluate(tr, y, split, records, re_records), "seconds": time.perf_counter() - t0,
-            "seconds_per_epoch": fit["seconds_per_epoch"], "n_parameters": fit["n_parameters"],
-            "best_epoch": int(np.argmin([h["val_mae"] for h in fit["history"]])),
-            "val_curve": [round(h["val_mae"], 5) for h in fit["history"]]}
+    return {
+        "mae": evaluate(tr, y, split, records, re_records),
+        "seconds": time.perf_counter() - t0,
+        "seconds_per_epoch": fit["seconds_per_epoch"],
+        "n_parameters": fit["n_parameters"],
+        "best_epoch": int(np.argmin([h["val_mae"] for h in fit["history"]])),
+        "val_curve": [round(h["val_mae"], 5) for h in fit["history"]],
+    }
 
 
 def perov_jumps(records: list[dict], cfg: dict) -> dict:
@@ -332,7 +390,9 @@ def perov_jumps(records: list[dict], cfg: dict) -> dict:
     def encoding(rec):
         x = torch.tensor(rec["positions"], dtype=torch.float32)[None]
         with torch.no_grad():
-            return enc.encode(x, torch.tensor([rec["hall_number"]]), mask=torch.ones(1, len(x[0]), dtype=torch.bool))[0].numpy()
+            return enc.encode(
+                x, torch.tensor([rec["hall_number"]]), mask=torch.ones(1, len(x[0]), dtype=torch.bool)
+            )[0].numpy()
 
     out = []
     for symprec in j["symprecs"]:
@@ -340,27 +400,44 @@ def perov_jumps(records: list[dict], cfg: dict) -> dict:
         for i in picked:
             r = records[i]
             try:
-                base[i] = featurize_cell(r["raw_cell"], r["raw_positions"], r["numbers"], cfg["kmax"], symprec)
-            except Exception:  # noqa: BLE001
+                base[i] = featurize_cell(
+                    r["raw_cell"], r["raw_positions"], r["numbers"], cfg["kmax"], symprec
+                )
+            except Exception:
                 pass
         base_enc = {i: encoding(b) for i, b in base.items()}
         for amp in j["amplitudes"]:
             changed, rel, fails = [], [], 0
             for i, b in base.items():
                 r = records[i]
-                cart = r["raw_positions"] @ r["raw_cell"] + rng.normal(size=r["raw_positions"].shape) * amp / np.sqrt(3)
+                cart = r["raw_positions"] @ r["raw_cell"] + rng.normal(
+                    size=r["raw_positions"].shape
+                ) * amp / np.sqrt(3)
                 try:
-                    d = featurize_cell(r["raw_cell"], cart @ np.linalg.inv(r["raw_cell"]) % 1.0, r["numbers"], cfg["kmax"], symprec)
-                except Exception:  # noqa: BLE001
+                    d = featurize_cell(
+                        r["raw_cell"],
+                        cart @ np.linalg.inv(r["raw_cell"]) % 1.0,
+                        r["numbers"],
+                        cfg["kmax"],
+                        symprec,
+                    )
+                except Exception:
                     fails += 1
                     continue
                 changed.append(d["hall_number"] != b["hall_number"])
                 e0, e1 = base_enc[i], encoding(d)
                 rel.append(float(np.linalg.norm(e1 - e0) / max(np.linalg.norm(e0), 1e-12)))
-            out.append({"symprec": symprec, "amplitude": amp, "structures": len(changed), "failures": fails,
-                        "group_changed": float(np.mean(changed)) if changed else None,
-                        "encoding_rel_change_median": float(np.median(rel)) if rel else None,
-                        "encoding_rel_change_p90": float(np.percentile(rel, 90)) if rel else None})
+            out.append(
+                {
+                    "symprec": symprec,
+                    "amplitude": amp,
+                    "structures": len(changed),
+                    "failures": fails,
+                    "group_changed": float(np.mean(changed)) if changed else None,
+                    "encoding_rel_change_median": float(np.median(rel)) if rel else None,
+                    "encoding_rel_change_p90": float(np.percentile(rel, 90)) if rel else None,
+                }
+            )
             click.echo(f"   jumps symprec={symprec} amp={amp}: {out[-1]}", err=True)
     return {"rows": out}
 
@@ -369,22 +446,46 @@ def run_study(cfg: dict, out: Path) -> Results:
     data_dir = Path(cfg["data_dir"])
     if not data_dir.is_absolute():
         data_dir = (HERE.parents[1] / data_dir).resolve()
-    res = Results(out / "study.json", {"config": cfg, "torch": torch.__version__, "threads": torch.get_num_threads()})
+    res = Results(
+        out / "study.json", {"config": cfg, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    )
     c = cfg["carbon"]
-    _, records, y, _, failures = load_dataset(data_dir, c["dataset"], c["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1))
+    _, records, y, _, failures = load_dataset(
+        data_dir, c["dataset"], c["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1)
+    )
     numbers = np.array([r["number"] for r in records])
     folds = make_folds(numbers, c)
     re_records = represented_records(records, cfg, seed=cfg.get("split_seed", 0) + 1)
-    res.data["carbon"] = {"dataset": c["dataset"], "target": c["target"], "structures": len(records), "featurisation_failures": failures,
-                          "representation_failures": int(sum(r is None for r in re_records)),
-                          "groups": {str(int(g)): int(n) for g, n in zip(*np.unique(numbers, return_counts=True))},
-                          "folds": [{**f, "split_sizes": {k: int(len(v)) for k, v in fold_split(numbers, f["held_out"], cfg.get("split_seed", 0)).items()}}
-                                    for f in folds]}
+    res.data["carbon"] = {
+        "dataset": c["dataset"],
+        "target": c["target"],
+        "structures": len(records),
+        "featurisation_failures": failures,
+        "representation_failures": int(sum(r is None for r in re_records)),
+        "groups": {str(int(g)): int(n) for g, n in zip(*np.unique(numbers, return_counts=True))},
+        "folds": [
+            {
+                **f,
+                "split_sizes": {
+                    k: len(v) for k, v in fold_split(numbers, f["held_out"], cfg.get("split_seed", 0)).items()
+                },
+            }
+            for f in folds
+        ],
+    }
     res.save()
     p = cfg.get("perov")
     perov = None
     if p and "jumps" in p and "perov_jumps" not in res.data:
-        perov = load_dataset(data_dir, p["dataset"], p["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1))
+        perov = load_dataset(
+            data_dir,
+            p["dataset"],
+            p["target"],
+            cfg["kmax"],
+            cfg["symprec"],
+            cfg.get("cache"),
+            cfg.get("jobs", 1),
+        )
         res.data["perov_jumps"] = perov_jumps(perov[1], cfg)
         res.save()
     for stage in cfg["stage"]:
@@ -396,23 +497,53 @@ def run_study(cfg: dict, out: Path) -> Results:
                         if res.done(dataset=c["dataset"], fold=fold["name"], model=kind, seed=seed):
                             continue
                         row = train_and_eval(kind, records, y, split, cfg, seed, re_records)
-                        res.add({"dataset": c["dataset"], "fold": fold["name"], "model": kind, "seed": seed, **row})
-                        click.echo(f"[{time.strftime('%H:%M:%S')}] {fold['name']:<18} {kind:<16} seed {seed}: "
-                                   + ", ".join(f"{k} {v:.4f}" for k, v in row["mae"].items() if "max_change" not in k)
-                                   + f" ({row['seconds']:.0f} s)", err=True)
+                        res.add(
+                            {
+                                "dataset": c["dataset"],
+                                "fold": fold["name"],
+                                "model": kind,
+                                "seed": seed,
+                                **row,
+                            }
+                        )
+                        click.echo(
+                            f"[{time.strftime('%H:%M:%S')}] {fold['name']:<18} {kind:<16} seed {seed}: "
+                            + ", ".join(
+                                f"{k} {v:.4f}" for k, v in row["mae"].items() if "max_change" not in k
+                            )
+                            + f" ({row['seconds']:.0f} s)",
+                            err=True,
+                        )
         elif p and stage["dataset"] == p["dataset"]:
             if perov is None:
-                perov = load_dataset(data_dir, p["dataset"], p["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1))
+                perov = load_dataset(
+                    data_dir,
+                    p["dataset"],
+                    p["target"],
+                    cfg["kmax"],
+                    cfg["symprec"],
+                    cfg.get("cache"),
+                    cfg.get("jobs", 1),
+                )
             _, precs, py, _, pfail = perov[:5]
             if len(perov) == 5:
                 pre = represented_records(precs, cfg, seed=cfg.get("split_seed", 0) + 1)
                 idx = np.random.default_rng(cfg.get("split_seed", 0)).permutation(len(precs))
                 n_tr, n_va = int(0.8 * len(idx)), int(0.1 * len(idx))
-                psplit = {"train": np.sort(idx[:n_tr]), "val": np.sort(idx[n_tr : n_tr + n_va]), "test_seen": np.sort(idx[n_tr + n_va :])}
+                psplit = {
+                    "train": np.sort(idx[:n_tr]),
+                    "val": np.sort(idx[n_tr : n_tr + n_va]),
+                    "test_seen": np.sort(idx[n_tr + n_va :]),
+                }
                 perov = (*perov, pre, psplit)
-                res.data["perov"] = {"dataset": p["dataset"], "target": p["target"], "structures": len(precs), "featurisation_failures": pfail,
-                                     "representation_failures": int(sum(r is None for r in pre)),
-                                     "split_sizes": {k: int(len(v)) for k, v in psplit.items()}}
+                res.data["perov"] = {
+                    "dataset": p["dataset"],
+                    "target": p["target"],
+                    "structures": len(precs),
+                    "featurisation_failures": pfail,
+                    "representation_failures": int(sum(r is None for r in pre)),
+                    "split_sizes": {k: len(v) for k, v in psplit.items()},
+                }
                 res.save()
             pre, psplit = perov[5], perov[6]
             pcfg = {**cfg, "train": {**cfg["train"], **p.get("train", {})}}
@@ -422,9 +553,12 @@ def run_study(cfg: dict, out: Path) -> Results:
                         continue
                     row = train_and_eval(kind, precs, py, psplit, pcfg, seed, pre)
                     res.add({"dataset": p["dataset"], "fold": "random", "model": kind, "seed": seed, **row})
-                    click.echo(f"[{time.strftime('%H:%M:%S')}] perov {kind:<16} seed {seed}: "
-                               + ", ".join(f"{k} {v:.4f}" for k, v in row["mae"].items() if "max_change" not in k)
-                               + f" ({row['seconds']:.0f} s)", err=True)
+                    click.echo(
+                        f"[{time.strftime('%H:%M:%S')}] perov {kind:<16} seed {seed}: "
+                        + ", ".join(f"{k} {v:.4f}" for k, v in row["mae"].items() if "max_change" not in k)
+                        + f" ({row['seconds']:.0f} s)",
+                        err=True,
+                    )
     return res
 
 
@@ -434,12 +568,41 @@ def aggregate(data: dict) -> dict:
     acc: dict = {}
     for r in data["runs"]:
         for s, v in r["mae"].items():
-            acc.setdefault(r["dataset"], {}).setdefault(r["fold"], {}).setdefault(r["model"], {}).setdefault(s, []).append(v)
-    return {d: {f: {m: {s: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v)), "n": len(v)}
-                        for s, v in sets.items()} for m, sets in models.items()} for f, models in folds.items()} for d, folds in acc.items()}
+            acc.setdefault(r["dataset"], {}).setdefault(r["fold"], {}).setdefault(r["model"], {}).setdefault(
+                s, []
+            ).append(v)
+    return {
+        d: {
+            f: {
+                m: {
+                    s: {
+                        "mean": float(np.mean(v)),
+                        "std": float(np.std(v)),
+                        "min": float(np.min(v)),
+                        "max": float(np.max(v)),
+                        "n": len(v),
+                    }
+                    for s, v in sets.items()
+                }
+                for m, sets in models.items()
+            }
+            for f, models in folds.items()
+        }
+        for d, folds in acc.items()
+    }
 
 
-MODEL_ORDER = ["mean", "cft", "cft_metric", "cft_subgroup", "cft_k5", "plain", "plain_aug", "plain_canonical", "mpnn"]
+MODEL_ORDER = [
+    "mean",
+    "cft",
+    "cft_metric",
+    "cft_subgroup",
+    "cft_k5",
+    "plain",
+    "plain_aug",
+    "plain_canonical",
+    "mpnn",
+]
 
 
 def _models(folds: dict) -> list[str]:
@@ -447,7 +610,11 @@ def _models(folds: dict) -> list[str]:
     return [m for m in MODEL_ORDER if m in present] + sorted(present - set(MODEL_ORDER))
 
 
-def headline(data: dict, dataset: str, sets=("test_seen", "test_unseen", "test_seen_re", "test_unseen_re", "test_unseen_routed")) -> str:
+def headline(
+    data: dict,
+    dataset: str,
+    sets=("test_seen", "test_unseen", "test_seen_re", "test_unseen_re", "test_unseen_routed"),
+) -> str:
     """Per model: the mean over folds of each set's MAE, as mean ± std over the seeds that finished
     every fold, and the ratio unseen / seen."""
     runs = [r for r in data["runs"] if r["dataset"] == dataset]
@@ -456,23 +623,37 @@ def headline(data: dict, dataset: str, sets=("test_seen", "test_unseen", "test_s
     for r in runs:
         by.setdefault(r["model"], {}).setdefault(r["seed"], {})[r["fold"]] = r["mae"]
     models = [m for m in MODEL_ORDER if m in by] + sorted(set(by) - set(MODEL_ORDER))
-    lines = [f"\n**{dataset}: mean over the {len(folds)} folds** (MAE; mean ± std over seeds; only seeds with every fold)\n",
-             "| model | seeds | " + " | ".join(sets) + " | unseen / seen |", "|---" * (len(sets) + 3) + "|"]
+    lines = [
+        f"\n**{dataset}: mean over the {len(folds)} folds** (MAE; mean ± std over seeds; only seeds with every fold)\n",
+        "| model | seeds | " + " | ".join(sets) + " | unseen / seen |",
+        "|---" * (len(sets) + 3) + "|",
+    ]
     for m in models:
         seeds = [sd for sd, fs in by[m].items() if set(fs) == set(folds)]
         if not seeds:
             continue
         cells, per = [], {}
         for s in sets:
-            vals = [np.mean([by[m][sd][f][s] for f in folds]) for sd in seeds if all(s in by[m][sd][f] for f in folds)]
+            vals = [
+                np.mean([by[m][sd][f][s] for f in folds])
+                for sd in seeds
+                if all(s in by[m][sd][f] for f in folds)
+            ]
             per[s] = vals
             cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "–")
         ratio = [u / v for u, v in zip(per.get("test_unseen", []), per.get("test_seen", []))]
-        lines.append(f"| {m} | {len(seeds)} | " + " | ".join(cells) + (f" | {np.mean(ratio):.2f}" if ratio else " | –") + " |")
+        lines.append(
+            f"| {m} | {len(seeds)} | "
+            + " | ".join(cells)
+            + (f" | {np.mean(ratio):.2f}" if ratio else " | –")
+            + " |"
+        )
     return "\n".join(lines)
 
 
-def summary_markdown(data: dict, sets=("test_seen", "test_seen_re", "test_unseen", "test_unseen_re", "test_unseen_routed")) -> str:
+def summary_markdown(
+    data: dict, sets=("test_seen", "test_seen_re", "test_unseen", "test_unseen_re", "test_unseen_routed")
+) -> str:
     agg = aggregate(data)
     lines = [headline(data, d) for d in agg if any(f != "random" for f in agg[d])]
     for ds, folds in agg.items():
@@ -507,8 +688,14 @@ def plot_study(data: dict, out: Path) -> list[str]:
     agg, files = aggregate(data), []
     for ds, folds in agg.items():
         models = _models(folds)
-        sets = [s for s in ("test_seen", "test_unseen", "test_seen_re", "test_unseen_re") if any(s in ms.get(m, {}) for ms in folds.values() for m in models)]
-        fig, axes = plt.subplots(len(sets), 1, figsize=(max(8, 1.3 * len(folds) * len(models) / 4), 3.2 * len(sets)), squeeze=False)
+        sets = [
+            s
+            for s in ("test_seen", "test_unseen", "test_seen_re", "test_unseen_re")
+            if any(s in ms.get(m, {}) for ms in folds.values() for m in models)
+        ]
+        fig, axes = plt.subplots(
+            len(sets), 1, figsize=(max(8, 1.3 * len(folds) * len(models) / 4), 3.2 * len(sets)), squeeze=False
+        )
         names = list(folds)
         xs = np.arange(len(names))
         w = 0.8 / len(models)
@@ -535,8 +722,12 @@ def plot_study(data: dict, out: Path) -> list[str]:
             rows = [r for r in jumps["rows"] if r["symprec"] == sp and r["amplitude"] > 0]
             a = [r["amplitude"] for r in rows]
             axes[0].plot(a, [r["group_changed"] for r in rows], "o-", label=f"symprec {sp}")
-            axes[1].plot(a, [r["encoding_rel_change_median"] for r in rows], "o-", label=f"median, symprec {sp}")
-            axes[1].plot(a, [r["encoding_rel_change_p90"] for r in rows], "x--", label=f"90th pct, symprec {sp}")
+            axes[1].plot(
+                a, [r["encoding_rel_change_median"] for r in rows], "o-", label=f"median, symprec {sp}"
+            )
+            axes[1].plot(
+                a, [r["encoding_rel_change_p90"] for r in rows], "x--", label=f"90th pct, symprec {sp}"
+            )
         for ax in axes:
             ax.set_xscale("log")
             ax.set_xlabel("random displacement (rms, A)")
@@ -559,23 +750,31 @@ def fold_target_stats(cfg: dict, folds: list[dict]) -> str:
     data_dir = Path(cfg["data_dir"])
     if not data_dir.is_absolute():
         data_dir = (HERE.parents[1] / data_dir).resolve()
-    _, records, y, _, _ = load_dataset(data_dir, c["dataset"], c["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1))
+    _, records, y, _, _ = load_dataset(
+        data_dir, c["dataset"], c["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"), cfg.get("jobs", 1)
+    )
     numbers = np.array([r["number"] for r in records])
-    lines = [f"\n**{c['dataset']}: targets of the held-out structures** ({c['target']})\n",
-             "| fold | held-out groups | n | mean held-out | mean train | MAE of the train mean | MAE of the held-out median (best constant) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n**{c['dataset']}: targets of the held-out structures** ({c['target']})\n",
+        "| fold | held-out groups | n | mean held-out | mean train | MAE of the train mean | MAE of the held-out median (best constant) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for f in folds:
         s = fold_split(numbers, f["held_out"], cfg.get("split_seed", 0))
         yt, yu = y[s["train"]], y[s["test_unseen"]]
-        lines.append(f"| {f['name']} | {', '.join(map(str, f['held_out']))} | {len(yu)} | {yu.mean():.3f} | {yt.mean():.3f} | "
-                     f"{np.abs(yu - yt.mean()).mean():.4f} | {np.abs(yu - np.median(yu)).mean():.4f} |")
+        lines.append(
+            f"| {f['name']} | {', '.join(map(str, f['held_out']))} | {len(yu)} | {yu.mean():.3f} | {yt.mean():.3f} | "
+            f"{np.abs(yu - yt.mean()).mean():.4f} | {np.abs(yu - np.median(yu)).mean():.4f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(HERE / "study.toml"))
-    ap.add_argument("--plots", action="store_true", help="only remake plots and summary from the existing JSON")
+    ap.add_argument(
+        "--plots", action="store_true", help="only remake plots and summary from the existing JSON"
+    )
     args = ap.parse_args(argv)
     cfg = tomllib.loads(Path(args.config).read_text())
     torch.set_num_threads(int(cfg.get("threads", os.cpu_count() or 1)))

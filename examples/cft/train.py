@@ -16,6 +16,7 @@ seed, thread count, torch build and machine reproduce every number exactly.
 Checkpoints (``checkpoints/<experiment>_<kind>.pt``) carry the config, the model kind and
 the input/target normalisation: ``examples/cft/predict.py`` predicts from them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,19 @@ import os
 import random
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import click
 import numpy as np
+import tomllib
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing the example
 
+from basisdb.structures import as_cell  # noqa: E402
 from examples.cft.data import featurize_cell, load_dataset  # noqa: E402
 from examples.cft.model import KINDS, CFTRegressor  # noqa: E402
-from basisdb.structures import as_cell  # noqa: E402
 
 CHECKPOINT_FORMAT = "basisdb-cft-checkpoint-2"
 
@@ -68,8 +69,17 @@ def make_split(records: list[dict], exp: dict, seed: int) -> dict[str, np.ndarra
 # ------------------------------------------------------------------ training
 def build_model(kind: str, cfg: dict) -> CFTRegressor:
     m = cfg["model"]
-    return CFTRegressor(kind, int(cfg["kmax"]), 7, m["d_model"], m["heads"], m["layers"], m["ff"], m.get("dropout", 0.0),
-                        m.get("n_radial", 8))
+    return CFTRegressor(
+        kind,
+        int(cfg["kmax"]),
+        7,
+        m["d_model"],
+        m["heads"],
+        m["layers"],
+        m["ff"],
+        m.get("dropout", 0.0),
+        m.get("n_radial", 8),
+    )
 
 
 def pad_records(records: list[dict], kind: str) -> dict[str, np.ndarray]:
@@ -77,10 +87,16 @@ def pad_records(records: list[dict], kind: str) -> dict[str, np.ndarray]:
     _, pos_key, cell_key, lat_key, _ = KINDS[kind]
     n = max((len(r["numbers"]) for r in records), default=1)
     b = len(records)
-    out = {"species": np.zeros((b, n), np.int64), "positions": np.zeros((b, n, 3), np.float32), "mask": np.zeros((b, n), bool),
-           "hall": np.array([int(r["hall_number"]) for r in records], np.int64),
-           "cell": np.stack([r[cell_key] for r in records]).astype(np.float32) if b else np.zeros((0, 3, 3), np.float32),
-           "lat": np.stack([r[lat_key] for r in records]).astype(np.float64) if b else np.zeros((0, 7))}
+    out = {
+        "species": np.zeros((b, n), np.int64),
+        "positions": np.zeros((b, n, 3), np.float32),
+        "mask": np.zeros((b, n), bool),
+        "hall": np.array([int(r["hall_number"]) for r in records], np.int64),
+        "cell": np.stack([r[cell_key] for r in records]).astype(np.float32)
+        if b
+        else np.zeros((0, 3, 3), np.float32),
+        "lat": np.stack([r[lat_key] for r in records]).astype(np.float64) if b else np.zeros((0, 7)),
+    }
     for i, r in enumerate(records):
         m = len(r["numbers"])
         out["species"][i, :m] = r["numbers"]
@@ -109,8 +125,18 @@ class Trainer:
     The seed is set here, before the model is built.
     """
 
-    def __init__(self, kind: str, records: list[dict], y: np.ndarray, split: dict, cfg: dict, ckpt: Path | None = None,
-                 seed: int | None = None, augment=None, progress: bool = True):
+    def __init__(
+        self,
+        kind: str,
+        records: list[dict],
+        y: np.ndarray,
+        split: dict,
+        cfg: dict,
+        ckpt: Path | None = None,
+        seed: int | None = None,
+        augment=None,
+        progress: bool = True,
+    ):
         self.seed = int(cfg.get("seed", 0) if seed is None else seed)
         seed_everything(self.seed)
         self.kind, self.records, self.y, self.split, self.cfg = kind, records, y, split, cfg
@@ -164,16 +190,28 @@ class Trainer:
 
     def checkpoint_state(self) -> dict:
         """What predict.py needs: the config, the kind, the normalisation and the weights."""
-        return {"format": CHECKPOINT_FORMAT, "kind": self.kind, "config": self.cfg, "seed": self.seed,
-                "lat_mean": self.lat_mean.tolist(), "lat_std": self.lat_std.tolist(), "y_mean": self.y_mean, "y_std": self.y_std,
-                "train_halls": self.train_halls, "torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": self.kind,
+            "config": self.cfg,
+            "seed": self.seed,
+            "lat_mean": self.lat_mean.tolist(),
+            "lat_std": self.lat_std.tolist(),
+            "y_mean": self.y_mean,
+            "y_std": self.y_std,
+            "train_halls": self.train_halls,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
 
     def fit(self) -> dict:
         t = self.cfg["train"]
         rng = np.random.default_rng(self.seed)
         opt = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
         n_batches = int(np.ceil(len(self.split["train"]) / t["batch_size"]))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t["lr"], total_steps=max(1, t["epochs"] * n_batches), pct_start=0.1)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=t["lr"], total_steps=max(1, t["epochs"] * n_batches), pct_start=0.1
+        )
         history, best, best_state, epoch_times = [], np.inf, None, []
         ytr = torch.from_numpy(((self.y - self.y_mean) / self.y_std).astype(np.float32))
         start = 0
@@ -184,8 +222,19 @@ class Trainer:
             sched.load_state_dict(state["sched"])
             rng.bit_generator.state = state["rng"]
             torch.set_rng_state(state["torch_rng"])
-            history, best, best_state, start = state["history"], state["best"], state["model"], state["epoch"] + 1
-        bar = click.progressbar(length=(t["epochs"] - start) * n_batches, label=f"  {self.kind:<15}", file=sys.stderr) if self.progress else None
+            history, best, best_state, start = (
+                state["history"],
+                state["best"],
+                state["model"],
+                state["epoch"] + 1,
+            )
+        bar = (
+            click.progressbar(
+                length=(t["epochs"] - start) * n_batches, label=f"  {self.kind:<15}", file=sys.stderr
+            )
+            if self.progress
+            else None
+        )
         try:
             for epoch in range(start, t["epochs"]):
                 self.model.train()
@@ -208,26 +257,45 @@ class Trainer:
                 val_mae = float(np.abs(self.predict(self.split["val"]) - self.y[self.split["val"]]).mean())
                 history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae": val_mae})
                 if val_mae < best:
-                    best, best_state = val_mae, {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                    best, best_state = (
+                        val_mae,
+                        {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                    )
                 if self.ckpt is not None:
                     self.ckpt.parent.mkdir(parents=True, exist_ok=True)
                     tmp = self.ckpt.with_name(self.ckpt.name + ".partial")
-                    torch.save({**self.checkpoint_state(), "model": best_state, "last_model": self.model.state_dict(),
-                                "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
-                                "torch_rng": torch.get_rng_state(), "history": history, "best": best, "epoch": epoch}, tmp)
+                    torch.save(
+                        {
+                            **self.checkpoint_state(),
+                            "model": best_state,
+                            "last_model": self.model.state_dict(),
+                            "opt": opt.state_dict(),
+                            "sched": sched.state_dict(),
+                            "rng": rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state(),
+                            "history": history,
+                            "best": best,
+                            "epoch": epoch,
+                        },
+                        tmp,
+                    )
                     os.replace(tmp, self.ckpt)
         finally:
             if bar is not None:
                 bar.render_finish()
         if best_state is not None:
             self.model.load_state_dict(best_state)
-        return {"history": history, "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else None,
-                "n_parameters": sum(p.numel() for p in self.model.parameters())}
+        return {
+            "history": history,
+            "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else None,
+            "n_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
 
 
 # ------------------------------------------------------------------ baselines
 def composition_baseline(records, y, split) -> dict[str, np.ndarray]:
     """Ridge regression on element fractions (119 features + bias)."""
+
     def comp(r):
         v = np.bincount(r["numbers"], minlength=120)[:120].astype(float)
         return np.append(v / v.sum(), 1.0)
@@ -258,7 +326,9 @@ def presentations(lattice, positions, numbers, rng, n_ops: int) -> list[tuple[st
     import spglib
 
     out = []
-    ds = spglib.get_symmetry_dataset((lattice, positions, numbers), symprec=1e-5)  # exact crystal: tight tolerance
+    ds = spglib.get_symmetry_dataset(
+        (lattice, positions, numbers), symprec=1e-5
+    )  # exact crystal: tight tolerance
     rots, trans = ds.rotations, ds.translations
     for g in rng.permutation(len(rots))[:n_ops]:
         out.append(("own_operation", (lattice, (positions @ rots[g].T + trans[g]) % 1.0, numbers)))
@@ -285,7 +355,9 @@ def exact_crystal(lattice, positions, numbers, symprec: float):
     """
     import spglib
 
-    lat, pos, num = spglib.standardize_cell((lattice, positions, numbers), to_primitive=False, no_idealize=False, symprec=symprec)
+    lat, pos, num = spglib.standardize_cell(
+        (lattice, positions, numbers), to_primitive=False, no_idealize=False, symprec=symprec
+    )
     return np.asarray(lat), np.asarray(pos), np.asarray(num)
 
 
@@ -304,7 +376,7 @@ def invariance_report(trainers: dict, structures, test_idx, cfg, seed: int) -> d
             preds = tr.predict_records([base] + recs)
             for (what, _), p in zip(variants, preds[1:]):
                 worst[kind][what] = max(worst[kind].get(what, 0.0), float(abs(p - preds[0])))
-    return {"structures": int(len(picked)), "max_abs_change": worst}
+    return {"structures": len(picked), "max_abs_change": worst}
 
 
 # ------------------------------------------------------------------ plots
@@ -321,15 +393,30 @@ def plot_report(report: dict, predictions: dict, out: Path) -> list[str]:
             if kind in exp["models"]:
                 h = exp["models"][kind]["history"]
                 axes[0].plot([e["epoch"] for e in h], [e["val_mae"] for e in h], label=f"{kind} val MAE")
-                axes[0].plot([e["epoch"] for e in h], [e["train_loss"] * exp["target_std"] for e in h], "--", label=f"{kind} train L1 (target units)")
-        axes[0].set_xlabel("epoch"), axes[0].set_ylabel(exp["target"]), axes[0].set_title(f"{name}: learning curves"), axes[0].legend(fontsize=7)
+                axes[0].plot(
+                    [e["epoch"] for e in h],
+                    [e["train_loss"] * exp["target_std"] for e in h],
+                    "--",
+                    label=f"{kind} train L1 (target units)",
+                )
+        (
+            axes[0].set_xlabel("epoch"),
+            axes[0].set_ylabel(exp["target"]),
+            axes[0].set_title(f"{name}: learning curves"),
+            axes[0].legend(fontsize=7),
+        )
         for kind, marker in (("cft", "o"), ("plain", "x")):
             p = predictions[name].get(kind)
             if p is not None:
                 axes[1].scatter(p["true"], p["pred"], s=6, marker=marker, alpha=0.6, label=kind)
         lims = axes[1].get_xlim()
         axes[1].plot(lims, lims, "k-", lw=0.5)
-        axes[1].set_xlabel("true"), axes[1].set_ylabel("predicted"), axes[1].set_title("parity (test)"), axes[1].legend(fontsize=7)
+        (
+            axes[1].set_xlabel("true"),
+            axes[1].set_ylabel("predicted"),
+            axes[1].set_title("parity (test)"),
+            axes[1].legend(fontsize=7),
+        )
         per = exp.get("mae_per_space_group", {})
         groups = sorted(per, key=int)
         xs = np.arange(len(groups))
@@ -337,7 +424,11 @@ def plot_report(report: dict, predictions: dict, out: Path) -> list[str]:
             axes[2].bar(xs + off, [per[g].get(kind, np.nan) for g in groups], width=0.4, label=kind)
         unseen = set(str(g) for g in exp.get("holdout_groups", []))
         axes[2].set_xticks(xs, [g + "*" if g in unseen else g for g in groups], rotation=90, fontsize=6)
-        axes[2].set_xlabel("space group (test structures; * = unseen in training)"), axes[2].set_ylabel("MAE"), axes[2].legend(fontsize=7)
+        (
+            axes[2].set_xlabel("space group (test structures; * = unseen in training)"),
+            axes[2].set_ylabel("MAE"),
+            axes[2].legend(fontsize=7),
+        )
         for lab in axes[2].get_xticklabels():
             if lab.get_text().endswith("*"):
                 lab.set_color("red")
@@ -357,8 +448,13 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
     data_dir = Path(cfg["data_dir"])
     if not data_dir.is_absolute():
         data_dir = (HERE.parents[1] / data_dir).resolve()
-    report = {"config": cfg, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "experiments": {}}
+    report = {
+        "config": cfg,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "experiments": {},
+    }
     predictions: dict = {}
     loaded: dict = {}
     for exp in cfg["experiment"]:
@@ -366,29 +462,60 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
         click.echo(f"== {name}: {exp['dataset']} / {exp['target']}", err=True)
         key = (exp["dataset"], exp["target"], limit or exp.get("limit"))
         if key not in loaded:
-            loaded[key] = load_dataset(data_dir, exp["dataset"], exp["target"], cfg["kmax"], cfg["symprec"], cfg.get("cache"),
-                                       cfg.get("jobs", 1), limit=limit or exp.get("limit"))
+            loaded[key] = load_dataset(
+                data_dir,
+                exp["dataset"],
+                exp["target"],
+                cfg["kmax"],
+                cfg["symprec"],
+                cfg.get("cache"),
+                cfg.get("jobs", 1),
+                limit=limit or exp.get("limit"),
+            )
         structures, records, y, feat_secs, failures = loaded[key]
         if failures:
-            click.echo(f"   {len(failures)} structures could not be featurised and are skipped (see report.json)", err=True)
+            click.echo(
+                f"   {len(failures)} structures could not be featurised and are skipped (see report.json)",
+                err=True,
+            )
         split = make_split(records, exp, seed)
-        res = {"dataset": exp["dataset"], "target": exp["target"], "split_sizes": {k: int(len(v)) for k, v in split.items()},
-               "featurisation_failures": failures,
-               "featurize_seconds": feat_secs, "featurize_ms_per_structure": 1e3 * feat_secs / len(records) if feat_secs else None,
-               "target_std": float(y[split["train"]].std()), "models": {}, "holdout_groups": exp.get("holdout_groups", [])}
+        res = {
+            "dataset": exp["dataset"],
+            "target": exp["target"],
+            "split_sizes": {k: len(v) for k, v in split.items()},
+            "featurisation_failures": failures,
+            "featurize_seconds": feat_secs,
+            "featurize_ms_per_structure": 1e3 * feat_secs / len(records) if feat_secs else None,
+            "target_std": float(y[split["train"]].std()),
+            "models": {},
+            "holdout_groups": exp.get("holdout_groups", []),
+        }
         predictions[name] = {}
         trainers = {}
         for kind in exp["models"]:
             if kind == "mean":
-                mae = {s: float(np.abs(y[idx] - y[split["train"]].mean()).mean()) for s, idx in split.items() if s != "train"}
+                mae = {
+                    s: float(np.abs(y[idx] - y[split["train"]].mean()).mean())
+                    for s, idx in split.items()
+                    if s != "train"
+                }
                 res["models"]["mean"] = {"mae": mae}
                 continue
             if kind == "composition":
                 pred = composition_baseline(records, y, split)
-                res["models"]["composition"] = {"mae": {s: float(np.abs(pred[s] - y[idx]).mean()) for s, idx in split.items() if s != "train"}}
+                res["models"]["composition"] = {
+                    "mae": {
+                        s: float(np.abs(pred[s] - y[idx]).mean()) for s, idx in split.items() if s != "train"
+                    }
+                }
                 continue
-            ecfg = {**cfg, "train": {**cfg["train"], **exp.get("train", {})}}  # per-experiment training overrides
-            tr = Trainer(kind, records, y, split, ecfg, ckpt=out / "checkpoints" / f"{name}_{kind}.pt", seed=seed)
+            ecfg = {
+                **cfg,
+                "train": {**cfg["train"], **exp.get("train", {})},
+            }  # per-experiment training overrides
+            tr = Trainer(
+                kind, records, y, split, ecfg, ckpt=out / "checkpoints" / f"{name}_{kind}.pt", seed=seed
+            )
             fit = tr.fit()
             mae = {}
             for s, idx in split.items():
@@ -398,7 +525,9 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
             tr.predict(split["test"])
             thr = len(split["test"]) / (time.perf_counter() - t0)
             res["models"][kind] = {**fit, "mae": mae, "inference_structures_per_second_cpu": thr}
-            test_all = np.concatenate([split["test"], split.get("test_unseen_groups", np.zeros(0, dtype=int))])
+            test_all = np.concatenate(
+                [split["test"], split.get("test_unseen_groups", np.zeros(0, dtype=int))]
+            )
             predictions[name][kind] = {"true": y[test_all], "pred": tr.predict(test_all), "idx": test_all}
             trainers[kind] = tr
             click.echo(f"   {kind}: " + ", ".join(f"{s} MAE {v:.4f}" for s, v in mae.items()), err=True)
@@ -406,10 +535,14 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
         for kind, p in predictions[name].items():
             groups = np.array([records[i]["number"] for i in p["idx"]])
             for g in np.unique(groups):
-                per.setdefault(str(int(g)), {})[kind] = float(np.abs(p["pred"] - p["true"])[groups == g].mean())
+                per.setdefault(str(int(g)), {})[kind] = float(
+                    np.abs(p["pred"] - p["true"])[groups == g].mean()
+                )
         res["mae_per_space_group"] = per
         if exp.get("invariance") and trainers:
-            res["invariance"] = invariance_report(trainers, [structures[r["index"]] for r in records], split["test"], cfg, seed)
+            res["invariance"] = invariance_report(
+                trainers, [structures[r["index"]] for r in records], split["test"], cfg, seed
+            )
         report["experiments"][name] = res
     report["plots"] = plot_report(report, predictions, out)
     tmp = out / "report.json.partial"
@@ -422,7 +555,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(HERE / "config.toml"))
     ap.add_argument("--output", default=None, help="output folder (default: the config's)")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N structures of each dataset (smoke runs)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="only the first N structures of each dataset (smoke runs)"
+    )
     ap.add_argument("--epochs", type=int, default=None)
     args = ap.parse_args(argv)
     cfg = tomllib.loads(Path(args.config).read_text())
@@ -432,7 +567,10 @@ def main(argv=None) -> None:
     out = Path(args.output or cfg["output"])
     t0 = time.perf_counter()
     report = run(cfg, out, args.limit)
-    click.echo(f"wrote {out / 'report.json'} and {len(report['plots'])} plots in {time.perf_counter() - t0:.0f} s", err=True)
+    click.echo(
+        f"wrote {out / 'report.json'} and {len(report['plots'])} plots in {time.perf_counter() - t0:.0f} s",
+        err=True,
+    )
 
 
 if __name__ == "__main__":
