@@ -18,7 +18,7 @@ help:
 	@echo "bench-dataset featurize_dataset on 600 carbon_24 structures vs spglib alone, 1 and 2 Dask workers, profile (needs ../shared)"
 	@echo "measure-symprec  space-group detection against symprec / angle_tolerance on the measuring set BSS-1 (~4 min): bench/symprec_measurement.json"
 	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
-	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/test_bad_input.py"
+	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/structures/test_bad_input.py"
 	@echo "gallery     pictures of basis functions from $(ARTIFACT) into $(GALLERY)/ (needs matplotlib)"
 
 install:
@@ -57,7 +57,7 @@ bench-scale:
 	$(PYTHON) bench/bench_scale.py --jobs $(JOBS) --json bench/scaling.json --plot docs/scaling.png --markdown
 
 bad-input-doc:
-	$(PYTHON) tests/test_bad_input.py --write
+	$(PYTHON) tests/structures/test_bad_input.py --write
 
 GALLERY := docs/gallery
 GALLERY_DPI ?= 90

@@ -546,7 +546,7 @@ def featurize(
     detector: 'spglib' (default) or 'moyopy' (``pip install basisdb[moyopy]``; a Rust
         implementation from spglib's circle, several times faster).  Both report spglib's default
         setting and give the same features wherever they detect the same group
-        (tests/test_detectors.py; docs/STRUCTURES.md "Detector backends").  Detection failure
+        (tests/structures/test_detectors.py; docs/STRUCTURES.md "Detector backends").  Detection failure
         raises ``SymmetryNotFoundError`` (a ValueError) with either.  The magnetic dataset
         (``magmoms``) and the P 1 / P -1 looser-tolerance hint always use spglib.
 

@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "datasets"
-HANGS = {"C-170350-1491-29"}  # moyopy 0.21 loops forever at symprec 0.1 (tests/test_detectors.py)
+HANGS = {"C-170350-1491-29"}  # moyopy 0.21 loops forever at symprec 0.1 (tests/structures/test_detectors.py)
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ package and nothing named ``build`` shadows PyPA's ``build``.
 The contract with the reader is explicit: from ``basisdb`` the builder imports only
 ``_constants`` (DEN, MAX_KMAX, N_SETTINGS, ...), ``_format`` (dataset names, dtypes,
 the content hash), ``_ops`` (exact operations), ``_boxindex`` (the shared box index),
-``_symbols`` (crystal systems) and ``_version``; tests/test_repo.py checks this.
+``_symbols`` (crystal systems) and ``_version``; tests/repo/test_repo.py checks this.
 """
 
 from .builder import (

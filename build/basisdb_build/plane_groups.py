@@ -14,7 +14,7 @@ as ITA does ("(0,0)+ (1/2,1/2)+").  Hexagonal groups use ITA's hexagonal axes
 
 The operations were typed from ITA, not derived from spglib; the tests check
 them independently against the spglib space group whose operations, restricted
-to the plane, reproduce each plane group (tests/test_plane_groups.py).
+to the plane, reproduce each plane group (tests/lookup/test_plane_groups.py).
 
 Solving: a plane group is embedded in 3-D, (R, t) -> (diag(R, 1), (t, 0)), and
 solved with the space-group solver ``solve_orbits``.  The embedded group maps

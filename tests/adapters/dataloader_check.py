@@ -1,4 +1,4 @@
-"""Run as a script by tests/test_torch.py: featurise perovskites inside torch DataLoader workers.
+"""Run as a script by tests/adapters/test_torch.py: featurise perovskites inside torch DataLoader workers.
 
 A fresh interpreter keeps the fork clean (no JAX threads from other tests).  The parent
 opens the database and featurises once before the workers fork, so the workers must reopen
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
 import crystals
 
 import basisdb

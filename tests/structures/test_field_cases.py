@@ -21,7 +21,7 @@ import pytest
 import basisdb
 from basisdb import NotAGroupError, SnappedTranslationWarning, SymmetryMismatchWarning, featurize
 
-FIELD = Path(__file__).resolve().parents[2] / "shared" / "field_cases"
+FIELD = Path(__file__).resolve().parents[3] / "shared" / "field_cases"
 
 
 def case(name: str) -> Path:

@@ -100,7 +100,7 @@ def test_batched_mixed_settings(db):
 
 
 def test_collate_featurized():
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))  # tests/: crystals.py
     import crystals
 
     results = [basisdb.featurize(crystals.literature(n), kmax=3) for n in ("NaCl", "wurtzite-ZnO")]
@@ -128,7 +128,7 @@ def test_bad_arguments(db):
 
 
 def test_dataloader_workers_match_single_process():
-    if not (HERE.parent.parent / "shared" / "datasets").is_dir():
+    if not (HERE.parents[2] / "shared" / "datasets").is_dir():
         pytest.skip("../shared/datasets is not available")
     out = subprocess.run(
         [sys.executable, str(HERE / "dataloader_check.py")], capture_output=True, text=True, timeout=300

@@ -21,7 +21,7 @@ import basisdb
 from basisdb import LowSymmetryWarning, featurize
 from basisdb._cif import lattice_from_parameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
 import crystals
 
 DEFAULT = inspect.signature(featurize).parameters["symprec"].default

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("spglib")
 pytest.importorskip("matplotlib")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "datasets"
 sys.path.insert(0, str(REPO))
 

@@ -27,7 +27,7 @@ gemmi = pytest.importorskip("gemmi")
 
 from basisdb import featurize  # noqa: E402
 
-CIFS = sorted((Path(__file__).resolve().parent / "data" / "cifs").glob("*.cif"))
+CIFS = sorted((Path(__file__).resolve().parents[1] / "data" / "cifs").glob("*.cif"))
 NAMES = [p.stem for p in CIFS]
 TOL = 1e-8
 #: these are experimental structures: docs/STRUCTURES.md section 8 advises symprec = 0.01 for them

@@ -21,7 +21,7 @@ from conftest import spglib_exact_operations
 import basisdb
 from basisdb.cli import cli
 
-ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "basisdb.h5"
+ARTIFACT = Path(__file__).resolve().parents[2] / "data" / "basisdb.h5"
 
 #: plane group -> (its full symbol, the spglib hall_number of the space group G whose operations are
 #: (diag(R, 1), (t, 0)) for the plane group's (R, t): G acts trivially on z; its setting puts the

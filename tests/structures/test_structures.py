@@ -17,7 +17,7 @@ import basisdb
 from basisdb import featurize
 from basisdb._cif import CIFError, read_cif
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
 import crystals
 
 TOL = 1e-9
@@ -533,7 +533,7 @@ def test_readme_structure_example():
     pytest.importorskip("torch")
     import os
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     text = (repo / "README.md").read_text()
     block = text.split("## From a crystal structure")[1].split("```python")[1].split("```")[0]
     cwd = os.getcwd()

@@ -27,7 +27,7 @@ from basisdb import _dataset_io, dataset  # noqa: E402
 from basisdb._stderr_capture import capture_stderr  # noqa: E402
 from basisdb.cli import cli  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CARBON = REPO.parent / "shared" / "datasets" / "carbon_24" / "carbon_24.csv"
 pytestmark = pytest.mark.skipif(not CARBON.is_file(), reason="../shared/datasets not present")
 csv.field_size_limit(sys.maxsize)

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import basisdb  # noqa: E402
 from basisdb.torch import BatchedVectorBasis  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
 import crystals  # noqa: E402
 
 K = 3

@@ -383,7 +383,7 @@ def test_real_layout(db):
 def test_readme_vector_example():
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = text.split("## Equivariant vector fields")[1].split("```python")[1].split("```")[0]
     ns: dict = {}
     exec(compile(block, "README.md", "exec"), ns)

@@ -1,7 +1,7 @@
 """The bad-input catalogue: every row of docs/BAD_INPUT.md, checked exactly.
 
 The rows below are the single source of truth.  The table in docs/BAD_INPUT.md is
-generated from them (``make bad-input-doc``, i.e. ``python tests/test_bad_input.py
+generated from them (``make bad-input-doc``, i.e. ``python tests/structures/test_bad_input.py
 --write``) and ``test_doc_table_in_sync`` fails when the two drift apart.
 
 API rows are Python expressions evaluated against the fixtures named in
@@ -27,8 +27,8 @@ import pytest
 import basisdb
 from basisdb import ArtifactError, CIFError, NotAGroupError, SettingNotFoundError, SymmetryMismatchError
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
-BEGIN = "<!-- BEGIN GENERATED TABLE: edit tests/test_bad_input.py, then `make bad-input-doc` -->"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "BAD_INPUT.md"
+BEGIN = "<!-- BEGIN GENERATED TABLE: edit tests/structures/test_bad_input.py, then `make bad-input-doc` -->"
 END = "<!-- END GENERATED TABLE -->"
 
 SMALL_HALLS = [1, 2, 81, 523]
@@ -47,7 +47,7 @@ PLACEHOLDERS = {
     "{foreign}": "a valid HDF5 file written by someone else (no basisdb attributes)",
     "{missing}": "a path that does not exist",
     "{dir}": "a directory",
-    "{cif:NAME}": "a small CIF written by the test (`CIFS[NAME]` in tests/test_bad_input.py: a cell, the symmetry named in "
+    "{cif:NAME}": "a small CIF written by the test (`CIFS[NAME]` in tests/structures/test_bad_input.py: a cell, the symmetry named in "
     "the row, one or two atoms)",
 }
 
@@ -832,7 +832,7 @@ def test_doc_table_in_sync():
     assert table == render_table().strip(), "docs/BAD_INPUT.md is stale: run `make bad-input-doc`"
 
 
-if __name__ == "__main__":  # python tests/test_bad_input.py --write
+if __name__ == "__main__":  # python tests/structures/test_bad_input.py --write
     if sys.argv[1:] == ["--write"]:
         write_doc()
         print(f"wrote {DOC} ({len(ROWS)} rows)")

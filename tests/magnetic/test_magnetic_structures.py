@@ -299,7 +299,7 @@ def test_noncollinear_and_bad_magmoms_refused():
 
 
 # ------------------------------------------------------------------ magnetic CIFs: magmoms="cif"
-FIELD = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "field_cases"
+FIELD = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "field_cases"
 #: BNS 136.499 P4_2'/mnm' (the true group of MnF2 with axial moments along c), written out by hand in
 #: the rutile setting of the field case; the test checks it against spglib's database (UNI 1159)
 OPS_136_499 = [

@@ -25,7 +25,7 @@ from basisdb import SymmetryNotFoundError
 pytest.importorskip("spglib")
 moyopy = pytest.importorskip("moyopy")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 N = 200
 
 

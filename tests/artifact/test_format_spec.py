@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "basisdb.h5"
+ARTIFACT = Path(__file__).resolve().parents[2] / "data" / "basisdb.h5"
 HALLS = [1, 81, 460, 461, 523, 526]
 
 INT_COLUMNS = "hall_number,number,order,n_orbits,n_frequencies,n_extinct,is_default"
@@ -704,6 +704,6 @@ def test_shared_constants_match_the_spec():
         == np.iinfo(PAYLOAD_FIELDS["frequencies"][0]).max
         == 127
     )
-    spec = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text()
+    spec = (Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md").read_text()
     assert f"1 <= K <= {c.MAX_KMAX}" in spec and f"{c.MAX_ORDER} for F m -3 m" in spec
     assert f"`hall_number` 1..{c.N_SETTINGS}" in spec

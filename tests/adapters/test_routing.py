@@ -87,7 +87,7 @@ def test_features_from_featurize_share_one_space(db):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
     import crystals
 
     encs = []

@@ -1,7 +1,7 @@
 """CIF reading (basisdb._cif): gemmi parses, the declared symmetry is honoured, species follow one rule.
 
 Reading order, tolerances and warnings are documented in docs/STRUCTURES.md (section 1, "Reading
-CIF files"); every refusal here also has a row in docs/BAD_INPUT.md (tests/test_bad_input.py).
+CIF files"); every refusal here also has a row in docs/BAD_INPUT.md (tests/structures/test_bad_input.py).
 """
 
 from __future__ import annotations
@@ -585,7 +585,7 @@ def test_dummy_species_rule():
     assert np.array_equal(featurize(atoms).features, ref.features)
 
 
-# a pymatgen DummySpecies gives the same answer in every process: tests/test_field_cases.py
+# a pymatgen DummySpecies gives the same answer in every process: tests/structures/test_field_cases.py
 
 
 # ------------------------------------------------------------------ Cartesian positions where fractional are expected

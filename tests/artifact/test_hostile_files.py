@@ -24,7 +24,7 @@ from basisdb._format import INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, paylo
 from basisdb_build import build_database
 from basisdb_build.writer import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HALLS = [1, 2, 81, 523]
 KMAX = 2
 

@@ -19,7 +19,7 @@ import basisdb
 from basisdb import featurize
 from basisdb._vector_structures import ideal_lattice
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: crystals.py
 import crystals
 
 K = 3  # small cut-off: the checks are exact identities, the size of the basis does not matter
