@@ -414,6 +414,84 @@ def _colorbar(fig, mappable, scale: float, cmap, frame: tuple, label: str, fonts
     cb.set_label(label, fontsize=fontsize)
 
 
+class _PanelPage:
+    """A page of nrows x ncols equal panels (inches): title band, a caption line per panel, a legend
+    band at the bottom and the colour bar's margin at the right.  Shared by the scalar and vector
+    section pictures."""
+
+    top, cap, gap, left, right = 0.42, 0.2, 0.08, 0.1, 0.75
+
+    def __init__(
+        self, nrows: int, ncols: int, panel_w: float, panel_h: float, bottom: float, dpi: int, title: str
+    ):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.ncols, self.panel_w, self.panel_h, self.bottom = ncols, panel_w, panel_h, bottom
+        self.fig_w = self.left + ncols * panel_w + (ncols - 1) * self.gap + self.right
+        self.fig_h = self.top + nrows * (panel_h + self.cap) + (nrows - 1) * self.gap + bottom
+        self.fig = Figure(figsize=(self.fig_w, self.fig_h), dpi=dpi)
+        FigureCanvasAgg(self.fig)
+        self.fig.text(0.5, 1 - 0.2 / self.fig_h, title, ha="center", va="center", fontsize=8.5)
+
+    def axes(self, i: int):
+        """The axes of panel i (row-major)."""
+        r, c = divmod(i, self.ncols)
+        x = self.left + c * (self.panel_w + self.gap)
+        y = self.fig_h - self.top - (r + 1) * (self.panel_h + self.cap) - r * self.gap
+        fw, fh = self.fig_w, self.fig_h
+        return self.fig.add_axes((x / fw, y / fh, self.panel_w / fw, self.panel_h / fh))
+
+    def colorbar(self, mappable, scale: float, cmap, label: str, fontsize: float) -> None:
+        frame = (self.fig_w, self.fig_h, self.right, self.top, self.bottom, self.cap)
+        _colorbar(self.fig, mappable, scale, cmap, frame, label, fontsize)
+
+    def legend(self, text: str, **kw) -> None:
+        """One line (or a wrapped paragraph) of legend centred in the bottom band."""
+        self.fig.text(
+            0.5 * (self.fig_w - self.right) / self.fig_w,
+            0.5 * self.bottom / self.fig_h,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="0.2",
+            **kw,
+        )
+
+
+def _zero_label(ax, text: str = "0 on this section", fontsize: float = 6.5) -> None:
+    """The label of a panel on which the function (or field component) vanishes identically."""
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        color="0.3",
+        zorder=6,
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
+        gid="zero-label",
+    )
+
+
+def _heatmap(ax, image: np.ndarray, extent, cmap, scale: float, **kw):
+    """imshow of values on a page-aligned pixel grid, symmetric colour range [-scale, scale]."""
+    return ax.imshow(
+        image,
+        origin="lower",
+        extent=extent,
+        cmap=cmap,
+        vmin=-scale,
+        vmax=scale,
+        interpolation="nearest",
+        zorder=0,
+        **kw,
+    )
+
+
 def plot_basis(
     basis: Basis,
     path,
@@ -434,9 +512,6 @@ def plot_basis(
     """
     fmt = output_format(path)
     require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     panels = plan_panels(basis, functions, n, sections)
     s = basis.setting
     zs = list(dict.fromkeys(p["z"] for p in panels))
@@ -467,45 +542,16 @@ def plot_basis(
     scale = max([float(np.nanmax(np.abs(v))) for v in grids.values()] + [0.0]) or 1.0
 
     # layout in inches: title band, panels (each with a caption line), legend band; colour bar at the right
-    top, cap, gap, bottom, left, right = 0.42, 0.2, 0.08, (0.5 if basis.dim == 3 else 0.3), 0.1, 0.75
-    fig_w = left + ncols * panel_w + (ncols - 1) * gap + right
-    fig_h = top + nrows * (panel_h + cap) + (nrows - 1) * gap + bottom
-    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
-    FigureCanvasAgg(fig)
-    fig.text(0.5, 1 - 0.2 / fig_h, title, ha="center", va="center", fontsize=8.5)
+    page = _PanelPage(nrows, ncols, panel_w, panel_h, 0.5 if basis.dim == 3 else 0.3, dpi, title)
     cmap = _cmap()
     image = None
     for i, p in enumerate(panels):
-        r, c = divmod(i, ncols)
-        x = left + c * (panel_w + gap)
-        y = fig_h - top - (r + 1) * (panel_h + cap) - r * gap
-        ax = fig.add_axes((x / fig_w, y / fig_h, panel_w / fig_w, panel_h / fig_h))
+        ax = page.axes(i)
         key = (p["column"], p["z"])
         if key in grids:
-            image = ax.imshow(
-                grids[key],
-                origin="lower",
-                extent=extent,
-                cmap=cmap,
-                vmin=-scale,
-                vmax=scale,
-                interpolation="nearest",
-                zorder=0,
-            )
+            image = _heatmap(ax, grids[key], extent, cmap, scale)
         else:
-            ax.text(
-                0.5,
-                0.5,
-                "0 on this section",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                color="0.3",
-                zorder=6,
-                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
-                gid="zero-label",
-            )
+            _zero_label(ax)
         _draw_cell_edges(ax, axes, cells)
         _draw_elements(ax, p["elements"], axes)
         _finish(ax, extent)
@@ -514,19 +560,9 @@ def plot_basis(
         if plane:
             label += f"   ({'mirror' if 'm' in plane else '/'.join(sorted(plane)) + '-glide'} plane)"
         ax.set_title(label, fontsize=6.5, pad=2.5)
-    _colorbar(
-        fig, image, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "value of the basis function", 6
-    )
-    fig.text(
-        0.5 * (fig_w - right) / fig_w,
-        0.5 * bottom / fig_h,
-        _legend_text(basis),
-        ha="center",
-        va="center",
-        fontsize=6,
-        color="0.2",
-        wrap=True,
-    )
+    page.colorbar(image, scale, cmap, "value of the basis function", 6)
+    page.legend(_legend_text(basis), wrap=True)
+    fig = page.fig
     _save(fig, path, fmt, dpi)
     return Path(path)
 
@@ -664,19 +700,7 @@ def plot_structure(
     cmap = _cmap()
     res = int(min(panel_w * dpi, 450))
     if zero:
-        ax.text(
-            0.5,
-            0.5,
-            f"#{column} is 0 on this section",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="0.3",
-            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
-            gid="zero-label",
-            zorder=6,
-        )
+        _zero_label(ax, f"#{column} is 0 on this section", fontsize=7)
         scale = 1.0
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
@@ -686,17 +710,7 @@ def plot_structure(
     else:
         vals, extent = _panel_values(basis, values, [column], cells, z, res, axes)
         scale = float(np.nanmax(np.abs(vals))) or 1.0
-        image = ax.imshow(
-            vals[0],
-            origin="lower",
-            extent=extent,
-            cmap=cmap,
-            vmin=-scale,
-            vmax=scale,
-            interpolation="nearest",
-            zorder=0,
-            alpha=0.85,
-        )
+        image = _heatmap(ax, vals[0], extent, cmap, scale, alpha=0.85)
     _draw_cell_edges(ax, axes, cells)
     _draw_elements(ax, el, axes, small=1.3)
     # atoms near the section, with their lattice images in the drawn cells

@@ -17,12 +17,14 @@ from ._basis import Basis
 from ._plot import (
     DEFAULT_DPI,
     _cmap,
-    _colorbar,
     _draw_cell_edges,
     _draw_elements,
     _finish,
     _fmt_z,
+    _heatmap,
+    _PanelPage,
     _save,
+    _zero_label,
     output_format,
     page_axes,
     require_matplotlib,
@@ -81,8 +83,6 @@ def plot_vector(
     """Write a picture of real equivariant vector fields (one row per field, one column per section)."""
     fmt = output_format(path)
     require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     panels = vector_panels(basis, kind, functions, 4 if n is None else n, sections)
     v = basis.vector(kind)
@@ -93,10 +93,10 @@ def plot_vector(
     for z in zs:
         frac, shape = _section_points(cells, z, _ARROWS)
         f = v.evaluate(frac)[:, columns]  # (P, c, 3) contravariant
-        page = f[:, :, :2] @ axes.T  # in-page components
+        in_page = f[:, :, :2] @ axes.T  # in-page components
         xy = frac[:, :2] @ axes.T
         for i, c in enumerate(columns):
-            fields[(c, z)] = (xy, page[:, i], f[:, i, 2])
+            fields[(c, z)] = (xy, in_page[:, i], f[:, i, 2])
     arrow = max(float(np.hypot(*p.T).max()) for _, p, _ in fields.values()) or 1.0
     corners = axes @ np.array([[0, cells, 0, cells], [0, 0, cells, cells]], dtype=float)
     (x0, y0), (x1, y1) = corners.min(axis=1), corners.max(axis=1)
@@ -119,57 +119,23 @@ def plot_vector(
     nrows, ncols = len(columns), len(zs)
     panel_w = 1.9
     panel_h = panel_w * (y1 - y0) / (x1 - x0)
-    top, cap, gap, bottom, left, right = 0.42, 0.2, 0.08, 0.35, 0.1, 0.75
-    fig_w = left + ncols * panel_w + (ncols - 1) * gap + right
-    fig_h = top + nrows * (panel_h + cap) + (nrows - 1) * gap + bottom
-    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
-    FigureCanvasAgg(fig)
-    fig.text(
-        0.5,
-        1 - 0.2 / fig_h,
-        f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): {kind} vector fields, K = {basis.kmax}",
-        ha="center",
-        va="center",
-        fontsize=8.5,
-    )
+    title = f"{s.hm_extended} (No. {s.number}, hall {s.hall_number}): {kind} vector fields, K = {basis.kmax}"
+    page = _PanelPage(nrows, ncols, panel_w, panel_h, 0.35, dpi, title)
     cmap = _cmap()
     quiv = None
     for i, p in enumerate(panels):
-        r, c = divmod(i, ncols)
-        x = left + c * (panel_w + gap)
-        y = fig_h - top - (r + 1) * (panel_h + cap) - r * gap
-        ax = fig.add_axes((x / fig_w, y / fig_h, panel_w / fig_w, panel_h / fig_h))
-        xy, page, _ = fields[(p["column"], p["z"])]
+        ax = page.axes(i)
+        xy, arrows, _ = fields[(p["column"], p["z"])]
         if p["zero"]:
-            ax.text(
-                0.5,
-                0.5,
-                "0 on this section",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                color="0.3",
-                zorder=6,
-                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.6", "lw": 0.5},
-            )
+            _zero_label(ax)
         else:
-            quiv = ax.imshow(
-                images[(p["column"], p["z"])],
-                origin="lower",
-                extent=(x0, x1, y0, y1),
-                cmap=cmap,
-                vmin=-scale,
-                vmax=scale,
-                interpolation="nearest",
-                zorder=0,
-            )
-            big = np.hypot(*page.T) > 1e-3 * arrow
+            quiv = _heatmap(ax, images[(p["column"], p["z"])], (x0, x1, y0, y1), cmap, scale)
+            big = np.hypot(*arrows.T) > 1e-3 * arrow
             ax.quiver(
                 xy[big, 0],
                 xy[big, 1],
-                page[big, 0],
-                page[big, 1],
+                arrows[big, 0],
+                arrows[big, 1],
                 color="0.1",
                 angles="xy",
                 scale_units="xy",
@@ -181,15 +147,8 @@ def plot_vector(
         _draw_elements(ax, section_elements(basis, p["z"]), axes)
         _finish(ax, (x0, x1, y0, y1))
         ax.set_title(f"#{p['column']}   z = {_fmt_z(p['z'])}", fontsize=6.5, pad=2.5)
-    _colorbar(fig, quiv, scale, cmap, (fig_w, fig_h, right, top, bottom, cap), "component along c", 5.5)
-    fig.text(
-        0.5 * (fig_w - right) / fig_w,
-        0.5 * bottom / fig_h,
-        "arrows: components along a, b (as drawn); colour: along c (perpendicular); contravariant",
-        ha="center",
-        va="center",
-        fontsize=6,
-        color="0.2",
-    )
+    page.colorbar(quiv, scale, cmap, "component along c", 5.5)
+    page.legend("arrows: components along a, b (as drawn); colour: along c (perpendicular); contravariant")
+    fig = page.fig
     _save(fig, path, fmt, dpi)
     return Path(path)
