@@ -84,6 +84,22 @@ _plane_option = click.option(
 )
 
 
+_hall_option = click.option("--hall", type=int, default=None, help=f"Select by hall_number 1..{N_SETTINGS}.")
+_kmax_option = click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
+
+
+def _vector_option(help: str):
+    """--vector [polar|axial]: '--vector' alone means polar."""
+    return click.option(
+        "--vector",
+        type=click.Choice(["polar", "axial"]),
+        is_flag=False,
+        flag_value="polar",
+        default=None,
+        help=help,
+    )
+
+
 def _resolve_any(db: Database, group: str | None, hall: int | None, plane: bool):
     """A Setting, or a PlaneGroup with --plane."""
     if not plane:
@@ -261,7 +277,7 @@ def _parse_halls(spec: str) -> list[int] | None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> None:
     """Build the database (needs spglib and networkx)."""
-    from basisdb_build import build_database, check_build_request, check_output_path, parse_selection
+    from basisdb.builder import build_database, check_build_request, check_output_path, parse_selection
 
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     # validate everything before the progress bar appears
@@ -356,7 +372,7 @@ def list_(
 
 @cli.command()
 @click.argument("group", required=False)
-@click.option("--hall", type=int, default=None, help=f"Select by hall_number 1..{N_SETTINGS}.")
+@_hall_option
 @_plane_option
 @_db_option
 @_magnetic_option
@@ -377,20 +393,13 @@ def info(
 
 @cli.command()
 @click.argument("group", required=False)
-@click.option("--hall", type=int, default=None, help=f"Select by hall_number 1..{N_SETTINGS}.")
+@_hall_option
 @click.option(
     "--ops", default=None, help="Instead of GROUP: operations 'x,y,z;-x,-y,-z;...' (built on the fly)."
 )
-@click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
+@_kmax_option
 @click.option("--limit", type=int, default=20, show_default=True, help="Orbits to show (0 = all).")
-@click.option(
-    "--vector",
-    type=click.Choice(["polar", "axial"]),
-    is_flag=False,
-    flag_value="polar",
-    default=None,
-    help="The equivariant vector-field basis instead ('--vector' alone: polar; or '--vector axial').",
-)
+@_vector_option("The equivariant vector-field basis instead ('--vector' alone: polar; or '--vector axial').")
 @_plane_option
 @_db_option
 @_magnetic_option
@@ -512,7 +521,7 @@ def _parse_floats(spec: str, what: str) -> list[float]:
 
 @cli.command()
 @click.argument("group", required=False)
-@click.option("--hall", type=int, default=None, help="Select by hall_number 1..530.")
+@_hall_option
 @_plane_option
 @click.option(
     "--cif",
@@ -546,15 +555,10 @@ def _parse_floats(spec: str, what: str) -> list[float]:
     default=None,
     help="Space groups: z of the sections, fractions allowed (default '0,1/4,1/2'; with --cif: the first one, default the height with most atoms).",
 )
-@click.option("--kmax", "-k", type=int, default=None, help="Cut-off (default: the artifact's).")
+@_kmax_option
 @click.option("--dpi", type=int, default=120, show_default=True, help="Resolution of PNG output.")
-@click.option(
-    "--vector",
-    type=click.Choice(["polar", "axial"]),
-    is_flag=False,
-    flag_value="polar",
-    default=None,
-    help="Space groups: equivariant vector fields as arrows on the sections ('--vector' alone: polar).",
+@_vector_option(
+    "Space groups: equivariant vector fields as arrows on the sections ('--vector' alone: polar)."
 )
 @_db_option
 def plot(
