@@ -4,7 +4,7 @@ KMAX ?= 8
 JOBS ?= 2
 ARTIFACT := data/basisdb.h5
 
-.PHONY: help install test test-all data check-data verify bench bench-structures bench-dataset measure-symprec bench-scale bad-input-doc gallery clean
+.PHONY: help install test test-all data check-data verify bench bench-core bench-structures bench-dataset bench-dataset-scale measure-symprec bench-scale bad-input-doc gallery docs lint clean
 
 help:
 	@echo "install     pip install -e '.[test]'"
@@ -13,13 +13,17 @@ help:
 	@echo "data        rebuild the shipped artifact $(ARTIFACT) (K=$(KMAX), all 530 settings)"
 	@echo "check-data  rebuild into a temporary file and check it is byte-identical to $(ARTIFACT)"
 	@echo "verify      checksums + invariance self-check of $(ARTIFACT)"
-	@echo "bench       benchmark harness (build, lookup, evaluate)"
+	@echo "bench       core, detectors (spglib, moyopy), featurize stages, dataset 1 and 2 workers, one table (~5 min; BENCH_ARGS=...)"
+	@echo "bench-core  build, lookup, evaluate only (bench/bench_core.py, 100,000 points)"
 	@echo "bench-structures featurize all carbon_24 CIFs per stage, presentation invariance, batched torch (needs ../shared)"
 	@echo "bench-dataset featurize_dataset on 600 carbon_24 structures vs spglib alone, 1 and 2 Dask workers, profile (needs ../shared)"
+	@echo "bench-dataset-scale  $(SCALE_N) re-presented structures, 1 and 2 Dask workers: throughput and memory per window (needs ../shared): docs/dataset_scale.png"
 	@echo "measure-symprec  space-group detection against symprec / angle_tolerance on the measuring set BSS-1 (~4 min): bench/symprec_measurement.json"
 	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
 	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/structures/test_bad_input.py"
 	@echo "gallery     pictures of basis functions from $(ARTIFACT) into $(GALLERY)/ (needs matplotlib)"
+	@echo "lint        ruff check, ruff format --check and mypy (package and builder); pip install -e '.[test,lint]'"
+	@echo "docs        API reference from the docstrings + the guides of docs/ into $(DOCS_OUT)/ (Sphinx, warnings are errors; pip install -e '.[test,docs]')"
 
 install:
 	$(PYTHON) -m pip install -e '.[test]'
@@ -41,7 +45,11 @@ check-data:
 verify:
 	$(PYTHON) -m basisdb verify $(ARTIFACT)
 
+BENCH_ARGS ?=
 bench:
+	$(PYTHON) bench/bench_all.py --kmax $(KMAX) --jobs $(JOBS) $(BENCH_ARGS)
+
+bench-core:
 	$(PYTHON) bench/bench_core.py --kmax $(KMAX) --jobs $(JOBS)
 
 bench-structures:
@@ -49,6 +57,10 @@ bench-structures:
 
 bench-dataset:
 	$(PYTHON) bench/bench_dataset.py --n 600 --kmax 4 --profile
+
+SCALE_N ?= 100000
+bench-dataset-scale:
+	$(PYTHON) bench/bench_dataset_scale.py --n $(SCALE_N) --workers 1,2 --json bench/dataset_scale.json --plot docs/dataset_scale.png
 
 measure-symprec:
 	$(PYTHON) bench/measure_symprec.py --json bench/symprec_measurement.json
@@ -79,5 +91,20 @@ gallery:
 	$(PLOT) --hall 488 --vector axial --n 3 --kmax 3 -o $(GALLERY)/P6_3mmc-axial-vector.png
 	@ls -l $(GALLERY)/*.png
 
+# Sphinx: configuration and reference pages in docs/api/, source folder docs/ (so the Markdown guides
+# are pages of the same site); -E rereads every source, so no warning hides in a cached page
+DOCS_OUT := docs/_build/html
+
+docs:
+	$(PYTHON) -m sphinx -E -W --keep-going -q -b html -c docs/api -d docs/_build/doctrees docs $(DOCS_OUT)
+	@echo "API reference and guides: $(DOCS_OUT)/index.html"
+
+# ruff over the whole tree (configuration in pyproject.toml), mypy over the package and the
+# builder's sources in build/ ([tool.mypy] in pyproject.toml)
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy basisdb build
+
 clean:
-	rm -rf .setuptools-build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf .setuptools-build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache docs/_build

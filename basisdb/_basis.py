@@ -29,15 +29,17 @@ def _sparse():
 class Setting:
     """Metadata of one spglib Hall setting (one row of ``Database.settings()``).
 
-    hall_number: 1..530, spglib / International Tables order (the key).
-    number: space-group number 1..230.
-    hall_symbol, hm_short ('P2_1/c'), hm_full ('P 1 2_1/c 1'),
-    hm_extended (setting-specific, with ':1'/':2'/':H'/':R' qualifier, e.g. 'F d -3 m:2').
-    choice: spglib's setting choice ('', 'b1', '2', 'H', ...).
-    crystal_system, point_group: names ('cubic', 'm-3m').
-    order: number of operations modulo lattice translations (centring included).
-    n_orbits, n_frequencies, n_extinct: sizes at the artifact's kmax.
-    is_default: spglib's standard setting for this number (what ``get(number)`` returns).
+    Fields:
+        hall_number: 1..530, spglib / International Tables order (the key).
+        number: space-group number 1..230.
+        hall_symbol, hm_short, hm_full, hm_extended: the Hall symbol and the Hermann-Mauguin symbols,
+          short ('P2_1/c'), full ('P 1 2_1/c 1') and setting-specific (with a ':1'/':2'/':H'/':R'
+          qualifier, e.g. 'F d -3 m:2').
+        choice: spglib's setting choice ('', 'b1', '2', 'H', ...).
+        crystal_system, point_group: names ('cubic', 'm-3m').
+        order: number of operations modulo lattice translations (centring included).
+        n_orbits, n_frequencies, n_extinct: sizes at the artifact's kmax.
+        is_default: spglib's standard setting for this number (what ``get(number)`` returns).
     """
 
     hall_number: int
@@ -60,12 +62,14 @@ class Setting:
 class PlaneGroup:
     """Metadata of one of the 17 plane (wallpaper) groups (one row of ``Database.plane_groups()``).
 
-    number: 1..17, International Tables Vol. A order (the key; ``db.get(plane=number)``).
-    hm_short ('p4g'), hm_full ('p4gm'): Hermann-Mauguin symbols.
-    lattice: 'oblique', 'rectangular', 'square' or 'hexagonal'.
-    point_group: '4mm', ...
-    order: number of operations modulo lattice translations (centring included).
-    n_orbits, n_frequencies, n_extinct: sizes at the artifact's kmax.
+    Fields:
+        number: 1..17, International Tables Vol. A order (the key; ``db.get(plane=number)``).
+        hm_short, hm_full: Hermann-Mauguin symbols ('p4g', 'p4gm').
+        lattice: 'oblique', 'rectangular', 'square' or 'hexagonal'.
+        point_group: '4mm', ...
+        order: number of operations modulo lattice translations (centring included).
+        n_orbits, n_frequencies, n_extinct: sizes at the artifact's kmax.
+
     The operations are those of ITA's standard description (cm and cmm c-centred).
     """
 
@@ -81,7 +85,7 @@ class PlaneGroup:
 
     @property
     def hall_number(self) -> int:
-        """0: a plane group has no spglib Hall setting (as for ``basis_from_operations``)."""
+        """Always 0, since a plane group has no spglib Hall setting (as for ``basis_from_operations``)."""
         return 0
 
     @property
@@ -101,6 +105,11 @@ def readonly_copy(a) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a
+
+
+def _concat(parts: list[np.ndarray], shape, dtype) -> np.ndarray:
+    """``np.concatenate(parts)``, or an empty array of ``shape`` and ``dtype`` when there are no parts."""
+    return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +134,7 @@ class Basis:
 
     Fields:
       setting:      Setting metadata.
-      kmax:         cut-off K; every orbit lies wholly in |h|,|k|,|l| <= K.
+      kmax:         cut-off K; every orbit lies wholly in the box ``|h|, |k|, |l| <= K``.
       denominator:  phase denominator (``basisdb.DEN`` = 24).
       frequencies:  (n, 3) int64, non-extinct frequencies in canonical orbit order.
       orbit_ptr:    (n_orbits + 1,) int64; orbit j is rows orbit_ptr[j]:orbit_ptr[j+1].
@@ -135,7 +144,7 @@ class Basis:
       translations: (order, 3) int64 numerators of t over ``denominator``.
     """
 
-    setting: Setting
+    setting: Setting | PlaneGroup
     kmax: int
     denominator: int
     frequencies: np.ndarray
@@ -174,7 +183,7 @@ class Basis:
 
     @property
     def dim(self) -> int:
-        """Dimension d: 3 for space groups, 2 for plane groups."""
+        """The dimension d, 3 for space groups and 2 for plane groups."""
         return self.rotations.shape[-1]
 
     @property
@@ -188,7 +197,7 @@ class Basis:
 
     @property
     def n_basis(self) -> int:
-        """Number of basis functions (complex or real: the same)."""
+        """Number of basis functions (the same for the complex and the real basis)."""
         return self.n_orbits
 
     @property
@@ -229,7 +238,7 @@ class Basis:
         return _readonly(np.exp(2j * np.pi * self.phases / self.denominator) / np.sqrt(size))
 
     def orbit(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frequencies (|O|, 3) and exact phase numerators (|O|,) of orbit ``j``."""
+        """Frequencies ``(|O|, 3)`` and exact phase numerators ``(|O|,)`` of orbit ``j``."""
         if not -self.n_orbits <= j < self.n_orbits:
             raise IndexError(f"orbit index {j} out of range for {self.n_orbits} orbits")
         j %= self.n_orbits
@@ -263,7 +272,7 @@ class Basis:
 
         For a self-conjugate orbit with representative k0, m = phases[-k0]
         (0 for other orbits).  Exact: the real function's coefficient at k is
-        exp(2 pi i (2 phases[k] - m) / (2 den)) / sqrt(|O|).
+        ``exp(2 pi i (2 phases[k] - m) / (2 den)) / sqrt(|O|)``.
         """
         m = np.zeros(self.n_orbits, dtype=np.int64)
         lookup = np.full(self.n_box, -1, dtype=np.int64)
@@ -294,8 +303,7 @@ class Basis:
                 # sqrt(2) Re phi: (c, conj c)/2 ; sqrt(2) Im phi: (c/i, -conj(c)/i)/2 == (-ic, conj(-ic))/2
                 vals += [c / 2, np.conj(c) / 2]
                 cols += [np.full(size, col), np.full(size, col)]
-        cat = lambda a, dt: np.concatenate(a) if a else np.zeros(0, dtype=dt)
-        return cat(rows, np.int64), cat(cols, np.int64), cat(vals, np.complex128)
+        return _concat(rows, 0, np.int64), _concat(cols, 0, np.int64), _concat(vals, 0, np.complex128)
 
     # ------------------------------------------------------- sparse matrices
     def complex_basis(self) -> sp.csc_array:
@@ -352,7 +360,8 @@ class Basis:
         the first orbit of each pair (its real and imaginary parts are two columns)."""
         orbit, kind = self.real_layout
         rank = canonical_rank(self.kmax, self.dim)
-        freqs, weights, sizes, col_acc, col_part, col_scale = [], [], [], [], [], []
+        freqs, weights, col_acc, col_part, col_scale = [], [], [], [], []
+        sizes: list[int] = []
         den2 = 2 * self.denominator
         for j, t in zip(orbit, kind):
             if t == 2:  # shares the accumulator of the preceding kind-1 column
@@ -381,10 +390,9 @@ class Basis:
             col_part.append(0)
         ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum(sizes)
-        cat = lambda a, shape, dt: np.concatenate(a) if a else np.zeros(shape, dtype=dt)
         return EvaluationPlan(
-            freqs=cat(freqs, (0, self.dim), np.int64),
-            weights=cat(weights, (0,), np.complex128),
+            freqs=_concat(freqs, (0, self.dim), np.int64),
+            weights=_concat(weights, (0,), np.complex128),
             acc_ptr=ptr,
             col_acc=np.array(col_acc, dtype=np.int64),
             col_part=np.array(col_part, dtype=np.int8),

@@ -151,7 +151,7 @@ _MAGN_NAMES = (
     "_space_group.magn_name_BNS",
     "_space_group.magn_number_BNS",
 )
-_SUPERSPACE = (
+_SUPERSPACE: tuple[str, ...] = (
     "_space_group_symop_magn_ssg_operation.algebraic",
     "_space_group_symop_ssg_operation_algebraic",
     "_space_group_symop.ssg_operation_algebraic",
@@ -503,7 +503,7 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
                 raise CIFError(f"{name}: {tag} value {value!r} is not a magnetic operation 'x,y,z,+1'")
             text = ",".join(parts[:3])
 
-        def snap(m):
+        def snap(m, value=value):  # used at once, by the re.sub below
             v = float(m.group(1))
             k = round(v * DEN)
             if abs(v - k / DEN) > SNAP_TOLERANCE + 1e-12:
@@ -613,6 +613,8 @@ def _database_ops(hall: int) -> tuple[np.ndarray, np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # spglib's OLD_ERROR_HANDLING notice
         sym = spglib.get_symmetry_from_database(int(hall))
+    if sym is None:
+        raise ValueError(f"spglib has no Hall number {hall}")
     rot = np.array(sym["rotations"], dtype=np.int64)
     translations = np.rint(np.asarray(sym["translations"]) * DEN).astype(np.int64) % DEN
     rot.setflags(write=False)
@@ -629,7 +631,10 @@ def _halls_of_number() -> dict[int, tuple[int, ...]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for hall in range(1, N_SETTINGS + 1):
-            out.setdefault(int(spglib.get_spacegroup_type(hall).number), []).append(hall)
+            t = spglib.get_spacegroup_type(hall)
+            if t is None:
+                raise ValueError(f"spglib has no Hall number {hall}")
+            out.setdefault(int(t.number), []).append(hall)
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -872,9 +877,9 @@ def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np
         )
     else:
         ops = declared.time_reversals
-    rot, tra, theta = ops
-    tra = tra / DEN
-    site_of = {}
+    rot, tra_num, theta = ops
+    tra = tra_num / DEN
+    site_of: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
         site_of.setdefault(label, []).append(i)
     norms = np.linalg.norm(lattice, axis=1)
@@ -940,6 +945,8 @@ def _bns_note(block, ops, lattice) -> str:
                 np.asarray(theta == -1, dtype=np.intc),
                 lattice=lattice,
             )
+        if t is None:  # not a magnetic space group
+            return ""
         found = str(t.bns_number)
     except Exception:
         return ""

@@ -1,10 +1,9 @@
 """The numbers fixed by crystallography and by the artifact format, each defined once.
 
-Imported by the reader (``basisdb``) and by the builder (``basisdb_build``): this
-module, ``_format`` (names, dtypes and the content hash of the HDF5 file, see
-docs/FORMAT.md), ``_ops`` (exact operations) and ``_boxindex`` (the shared box
-index) are the whole contract between the two.  Like gemmi's ``Op::DEN``, each
-number lives here and nowhere else.
+Imported by the reader (``basisdb``) and by the builder (``basisdb.builder``); the
+format's numbers (``DEN``, ``MAX_KMAX``) reach the builder through ``_format``, the one
+module that states the contract between the two (docs/FORMAT.md).  Like gemmi's
+``Op::DEN``, each number lives here and nowhere else.
 
 Names: an operation is ``(R, t)`` with ``t = translations / DEN``; arrays of the
 integer numerators are called ``translations`` everywhere (as the dataset of the

@@ -15,13 +15,10 @@ __all__ = ["basis_from_operations"]
 
 def _builder():
     try:
-        from basisdb_build import check_build_request
-        from basisdb_build.orbits import solve_orbits
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            f"building a basis needs the builder and its dependencies (networkx): {exc}; "
-            "reinstall basisdb with `pip install basisdb`"
-        ) from None
+        from basisdb.builder import check_build_request
+        from basisdb.builder.orbits import solve_orbits
+    except ImportError as exc:  # the builder's message names `pip install 'basisdb[build]'`
+        raise ImportError(f"basis_from_operations needs the builder: {exc}") from None
     return check_build_request, solve_orbits
 
 
@@ -37,7 +34,8 @@ def basis_from_operations(
     pair with fractional translations.  The set must be a group modulo lattice
     translations (identity, closure, inverses; translations mod 1), else
     NotAGroupError says which condition fails.  The result has
-    ``setting.hall_number == 0``.
+    ``setting.hall_number == 0``.  Needs the builder's ``build`` extra (spglib, networkx):
+    ImportError naming ``pip install 'basisdb[build]'`` without it.
     """
     if isinstance(operations, tuple) and len(operations) == 2 and not isinstance(operations[0], str):
         rot, translations = as_exact_operations(*operations)

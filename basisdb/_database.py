@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 import h5py
 import numpy as np
@@ -28,12 +29,14 @@ from ._format import (
     FORMAT_VERSION,
     INDEX_INTEGERS,
     INDEX_STRINGS,
+    INTEGERS,
     MIN_FORMAT_VERSION,
     PAYLOAD_FIELDS,
     PLANE_INDEX,
     PLANE_INDEX_INTEGERS,
     PLANE_INDEX_STRINGS,
     PLANE_PAYLOAD_FIELDS,
+    STRINGS,
     payload_sha256,
     plane_group_name,
     setting_group_name,
@@ -42,6 +45,9 @@ from ._h5read import MAX_ROWS, attr_int, attr_str, h5_message, read_datasets, re
 from ._index import PlaneIndex, SettingIndex, hall_keyword
 from ._symbol_resolver import SymbolResolver
 from ._validate import check_payload
+
+if TYPE_CHECKING:
+    from ._magnetic import MagneticBasis
 
 __all__ = ["Database", "open", "default_database", "default_path", "ENV_PATH"]
 
@@ -151,8 +157,8 @@ class Database:
             raise ArtifactError(f"{self.path}: unknown format version {self.format_version}")
         self.kmax = attr_int(f, "kmax", 1, MAX_KMAX)
         self.denominator = attr_int(f, "denominator", 1, 10_000)
-        ints = read_table(self.path, f, "integers", INDEX_INTEGERS, "iu")
-        strs = read_table(self.path, f, "strings", INDEX_STRINGS, "S")
+        ints = read_table(self.path, f, INTEGERS, INDEX_INTEGERS, "iu")
+        strs = read_table(self.path, f, STRINGS, INDEX_STRINGS, "S")
         self._index = SettingIndex(
             self.path, ints, strs, self.kmax
         )  # Settings are made on demand (fast open)
@@ -161,6 +167,13 @@ class Database:
             raise ArtifactError(
                 f"{self.path}: root attribute 'n_settings' = {n_settings} but /index has {len(self._index)} rows"
             )
+
+    @property
+    def _setting_index(self) -> SettingIndex:
+        """The /index tables (``__init__`` reads them with the header, or raises)."""
+        if self._index is None:  # pragma: no cover - no Database exists without its header
+            raise ArtifactError(f"{self.path}: the artifact's header has not been read")
+        return self._index
 
     # ----------------------------------------------------------------- file
     def _h5(self) -> h5py.File:
@@ -181,9 +194,11 @@ class Database:
             same = (
                 attr_int(f, "kmax", 1, MAX_KMAX) == self.kmax
                 and np.array_equal(
-                    read_table(self.path, f, "integers", INDEX_INTEGERS, "iu"), self._index.ints
+                    read_table(self.path, f, INTEGERS, INDEX_INTEGERS, "iu"), self._setting_index.ints
                 )
-                and np.array_equal(read_table(self.path, f, "strings", INDEX_STRINGS, "S"), self._index.strs)
+                and np.array_equal(
+                    read_table(self.path, f, STRINGS, INDEX_STRINGS, "S"), self._setting_index.strs
+                )
             )
         except (ArtifactError, KeyError, RuntimeError, ValueError):
             same = False
@@ -199,8 +214,8 @@ class Database:
         import hashlib
 
         h = hashlib.sha256(f"{self.format_version},{self.kmax},{self.denominator};".encode())
-        h.update(np.ascontiguousarray(self._index.ints, dtype="<i8").tobytes())
-        h.update(np.ascontiguousarray(self._index.strs).tobytes())
+        h.update(np.ascontiguousarray(self._setting_index.ints, dtype="<i8").tobytes())
+        h.update(np.ascontiguousarray(self._setting_index.strs).tobytes())
         return h.hexdigest()
 
     def _open_file(self) -> h5py.File:
@@ -235,7 +250,7 @@ class Database:
         return {"path": self.path, "content": self._content_digest()}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        type(self).__init__(self, state["path"])
         if state.get("content") not in (None, self._content_digest()):
             self.close()
             raise ArtifactError(
@@ -256,23 +271,23 @@ class Database:
     # ------------------------------------------------------------- settings
     def settings(self) -> list[Setting]:
         """All settings in the artifact, ascending hall_number."""
-        return self._index.settings()
+        return self._setting_index.settings()
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._setting_index)
 
     def __iter__(self) -> Iterator[Setting]:
-        return iter(self._index.settings())
+        return iter(self._setting_index.settings())
 
     def _symbols(self) -> SymbolResolver:
         """The symbol resolver over this artifact's settings (built on the first symbol lookup)."""
-        return self._index.symbols()
+        return self._setting_index.symbols()
 
     def find_setting(
         self, group=None, *, hall: int | None = None, hall_number: int | None = None
     ) -> Setting | None:
         """Like ``get_setting`` but returns None when nothing matches (bad input still raises)."""
-        return self._index.find_setting(group, hall=hall, hall_number=hall_number)
+        return self._setting_index.find_setting(group, hall=hall, hall_number=hall_number)
 
     def get_setting(self, group=None, *, hall: int | None = None, hall_number: int | None = None) -> Setting:
         """Resolve a space-group number, a symbol or ``hall=`` to a Setting.
@@ -286,7 +301,7 @@ class Database:
         in hall_number order.  ``hall_number=`` is spglib's name for ``hall=``.
         Raises SettingNotFoundError / ValueError / TypeError.
         """
-        return self._index.get_setting(group, hall=hall, hall_number=hall_number)
+        return self._setting_index.get_setting(group, hall=hall, hall_number=hall_number)
 
     # --------------------------------------------------------- plane groups
     def _plane_index(self) -> PlaneIndex:
@@ -297,8 +312,8 @@ class Database:
                 if PLANE_INDEX not in f:  # a valid file without plane groups (FORMAT.md section 13)
                     self._plane_tables = PlaneIndex.empty(self.path)
                 else:
-                    ints = read_table(self.path, f, "integers", PLANE_INDEX_INTEGERS, "iu", index=PLANE_INDEX)
-                    strs = read_table(self.path, f, "strings", PLANE_INDEX_STRINGS, "S", index=PLANE_INDEX)
+                    ints = read_table(self.path, f, INTEGERS, PLANE_INDEX_INTEGERS, "iu", index=PLANE_INDEX)
+                    strs = read_table(self.path, f, STRINGS, PLANE_INDEX_STRINGS, "S", index=PLANE_INDEX)
                     self._plane_tables = PlaneIndex(self.path, ints, strs, self.kmax)
             return self._plane_tables
 
@@ -330,6 +345,7 @@ class Database:
         return _magnetic_io.magnetic_index(self).find_magnetic_group(key)
 
     # ---------------------------------------------------------------- bases
+    @overload
     def get(
         self,
         group=None,
@@ -338,8 +354,29 @@ class Database:
         kmax: int | None = None,
         plane=None,
         hall_number: int | None = None,
-        magnetic=None,
-    ) -> Basis:
+        magnetic: None = None,
+    ) -> Basis: ...
+    @overload
+    def get(
+        self,
+        group=None,
+        *,
+        hall: int | None = None,
+        kmax: int | None = None,
+        plane=None,
+        hall_number: int | None = None,
+        magnetic: int | str,
+    ) -> MagneticBasis: ...
+    def get(
+        self,
+        group=None,
+        *,
+        hall: int | None = None,
+        kmax: int | None = None,
+        plane=None,
+        hall_number: int | None = None,
+        magnetic: int | str | None = None,
+    ) -> Basis | MagneticBasis:
         """The Basis of a setting (see ``get_setting`` for ``group``/``hall``) at ``kmax`` (default: the artifact's).
 
         ``plane=``: instead, one of the 17 plane groups, by number 1..17 or symbol
@@ -359,8 +396,8 @@ class Database:
         if plane is not None:
             if group is not None or hall is not None:
                 raise ValueError("give either plane= or a space group (number, symbol or hall=), not both")
-            setting = self.plane_group(plane)
-            ident = ("plane", setting.number)
+            setting: Setting | PlaneGroup = self.plane_group(plane)
+            ident: tuple[str, int] | int = ("plane", setting.number)
         else:
             setting = self.get_setting(group, hall=hall)
             ident = setting.hall_number
@@ -439,7 +476,7 @@ class Database:
         else:
             what = f"setting {setting.hall_number}"
             payload = self._read_payload(setting.hall_number)
-            expected = self._index.sha256(setting.hall_number)
+            expected = self._setting_index.sha256(setting.hall_number)
         if payload_sha256(payload) != expected:
             raise ArtifactError(f"{self.path}: {what} fails its SHA-256 check (damaged file)")
         check_payload(self.path, what, payload, setting, self.kmax, self.denominator)

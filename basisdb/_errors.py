@@ -68,10 +68,12 @@ def warn(warning: Warning) -> None:
     """``warnings.warn`` attributed to the first caller outside the basisdb package."""
     import os
     import sys
+    import types
     import warnings
 
     package = os.path.dirname(os.path.abspath(__file__))
-    level, frame = 2, sys._getframe(1)
+    level = 2
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
         frame, level = frame.f_back, level + 1
     warnings.warn(warning, stacklevel=level)

@@ -1,6 +1,12 @@
-"""Names, versions and the content hash of the HDF5 artifact (see docs/FORMAT.md).
+"""The contract between the builder and the reader: the HDF5 artifact's format (docs/FORMAT.md).
 
-Shared by the reader and the builder so that both agree on every name.
+The one module both sides import for what the file means: the format name and version, the
+root attributes, the layout (group, table and dataset names, dtypes and shapes), the content
+hash, the operation encoding (integer numerators over ``DEN``, frequencies as int8 up to
+``MAX_KMAX``) and the box index with its canonical order.  The builder (``basisdb.builder``)
+takes all of these from here; the reader (``basisdb``) never imports the builder.  Each name
+is defined once: the numbers in ``_constants``, the box index in ``_boxindex`` (both
+re-exported here, so that this module alone states the contract), the rest below.
 """
 
 from __future__ import annotations
@@ -9,9 +15,26 @@ import hashlib
 
 import numpy as np
 
+from ._boxindex import box_frequencies, box_index, canonical_rank, canonical_sort
+from ._constants import DEN, MAX_KMAX
+
 __all__ = [
+    "DEN",
+    "MAX_KMAX",
+    "box_frequencies",
+    "box_index",
+    "canonical_rank",
+    "canonical_sort",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MIN_FORMAT_VERSION",
+    "ROOT_ATTRIBUTES",
+    "root_attributes",
+    "SETTINGS",
+    "INDEX",
+    "INTEGERS",
+    "STRINGS",
+    "COLUMNS",
     "INDEX_INTEGERS",
     "INDEX_STRINGS",
     "PAYLOAD_FIELDS",
@@ -25,6 +48,12 @@ __all__ = [
     "PLANE_PAYLOAD_FIELDS",
     "plane_group_name",
     "MAGNETIC",
+    "MAGNETIC_TYPES",
+    "MAGNETIC_BASES",
+    "MAGNETIC_INDEX",
+    "MAGNETIC_BASIS_INDEX",
+    "magnetic_type_name",
+    "magnetic_basis_name",
     "MAGNETIC_INDEX_INTEGERS",
     "MAGNETIC_INDEX_STRINGS",
     "MAGNETIC_OPS_FIELDS",
@@ -37,6 +66,28 @@ FORMAT_NAME = "basisdb"
 FORMAT_VERSION = 2
 #: oldest format version a reader of this version still reads (version 1: no /magnetic section)
 MIN_FORMAT_VERSION = 1
+
+#: root attributes (FORMAT.md section 2), in the order the builder writes them
+ROOT_ATTRIBUTES = (
+    "format",
+    "format_version",
+    "kmax",
+    "denominator",
+    "n_settings",
+    "conventions",
+    "builder_version",
+    "spglib_version",
+)
+
+#: group of the settings' payloads, /settings/<hall_number> (FORMAT.md section 1)
+SETTINGS = "settings"
+#: group of the settings' index tables (FORMAT.md section 3)
+INDEX = "index"
+#: the two tables of every index group (/index, /index_plane, /magnetic/index, /magnetic/basis_index)
+INTEGERS = "integers"
+STRINGS = "strings"
+#: attribute of each index table: its column names, comma-separated
+COLUMNS = "columns"
 
 #: columns of /index/integers, an (n_settings, 7) int32 table, one row per setting, ascending hall_number
 INDEX_INTEGERS = ("hall_number", "number", "order", "n_orbits", "n_frequencies", "n_extinct", "is_default")
@@ -74,9 +125,27 @@ CONVENTIONS = (
 )
 
 
+def root_attributes(kmax: int, n_settings: int, builder_version: str, spglib_version: str) -> dict:
+    """The root attributes of an artifact, ``{name: value}`` in ``ROOT_ATTRIBUTES`` order.
+
+    ``kmax`` and ``n_settings`` become int32 scalars; the format name, version, ``DEN`` and
+    ``CONVENTIONS`` come from this module; the two versions are informative strings.
+    """
+    return {
+        "format": FORMAT_NAME,
+        "format_version": np.int32(FORMAT_VERSION),
+        "kmax": np.int32(kmax),
+        "denominator": np.int32(DEN),
+        "n_settings": np.int32(n_settings),
+        "conventions": CONVENTIONS,
+        "builder_version": str(builder_version),
+        "spglib_version": str(spglib_version),
+    }
+
+
 def setting_group_name(hall_number: int) -> str:
     """HDF5 path of a setting's payload group, e.g. ``/settings/526``."""
-    return f"/settings/{int(hall_number)}"
+    return f"/{SETTINGS}/{int(hall_number)}"
 
 
 def payload_sha256(arrays: dict[str, np.ndarray], fields: dict | None = None) -> str:
@@ -115,6 +184,11 @@ def plane_group_name(number: int) -> str:
 # ------------------------------------------------------------------ magnetic groups (FORMAT.md section 15)
 #: group of the 1,651 magnetic space-group types (format version >= 2; optional)
 MAGNETIC = "magnetic"
+#: its subgroups: operations per type, deduplicated bases, and the two index groups
+MAGNETIC_TYPES = "types"
+MAGNETIC_BASES = "bases"
+MAGNETIC_INDEX = "index"
+MAGNETIC_BASIS_INDEX = "basis_index"
 #: columns of /magnetic/index/integers, one row per type, ascending uni_number.  The last 12 are
 #: the transformation x_std = P x + p to the family group's standard setting, numerators over DEN
 MAGNETIC_INDEX_INTEGERS = (
@@ -148,3 +222,13 @@ MAGNETIC_BASIS_INDEX_STRINGS = ("sha256",)
 MAGNETIC_BASIS_FIELDS = {
     name: PAYLOAD_FIELDS[name] for name in ("frequencies", "orbit_ptr", "phases", "extinct")
 }
+
+
+def magnetic_type_name(uni_number: int) -> str:
+    """HDF5 path of a magnetic type's operations, e.g. ``/magnetic/types/1651``."""
+    return f"/{MAGNETIC}/{MAGNETIC_TYPES}/{int(uni_number)}"
+
+
+def magnetic_basis_name(basis: int) -> str:
+    """HDF5 path of a stored magnetic basis, e.g. ``/magnetic/bases/0``."""
+    return f"/{MAGNETIC}/{MAGNETIC_BASES}/{int(basis)}"

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from ._errors import ArtifactError
+from ._format import COLUMNS, INDEX
 
 __all__ = [
     "MAX_ROWS",
@@ -113,16 +114,18 @@ def child(path, parent: h5py.Group, name: str):
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(f"{path}: cannot open {full()} (damaged file?): {exc}") from None
-    if isinstance(obj, h5py.Dataset) and obj.chunks is None:  # chunked data cannot live in other files
-        if obj.is_virtual or obj.id.get_create_plist().get_external_count() > 0:
-            raise ArtifactError(
-                f"{path}: {full()} keeps its data outside the file (external or virtual dataset)"
-            )
+    # chunked data cannot live in other files
+    if (
+        isinstance(obj, h5py.Dataset)
+        and obj.chunks is None
+        and (obj.is_virtual or obj.id.get_create_plist().get_external_count() > 0)
+    ):
+        raise ArtifactError(f"{path}: {full()} keeps its data outside the file (external or virtual dataset)")
     return obj
 
 
 def read_table(
-    path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: str, index: str = "index"
+    path, f: h5py.File, name: str, columns: tuple[str, ...], kinds: str, index: str = INDEX
 ) -> np.ndarray:
     """The 2-D table ``/<index>/<name>`` with the named ``columns`` (its ``columns`` attribute) and a
     dtype of kind ``kinds`` ('iu': any integer, returned as int64; 'S': fixed-length ASCII)."""
@@ -133,7 +136,7 @@ def read_table(
         raise ArtifactError(f"{path}: /{index}/{name} has an absurd number of rows {ds.shape[0]}")
     if ds.dtype.kind not in kinds or ds.dtype.itemsize > MAX_STRING:
         raise ArtifactError(f"{path}: /{index}/{name} has unexpected dtype {ds.dtype}")
-    found = ds.attrs.get("columns")
+    found = ds.attrs.get(COLUMNS)
     if isinstance(found, bytes):
         found = found.decode("ascii", "replace")
     if not isinstance(found, str) or found != ",".join(columns):

@@ -163,7 +163,7 @@ class SettingIndex:
     def _by_number(self, number: int) -> Setting:
         if not 1 <= number <= N_SPACE_GROUPS:
             raise SettingNotFoundError(f"space-group number must be in 1..{N_SPACE_GROUPS}, got {number}")
-        matches = [self.setting_at(i) for i in np.flatnonzero(self.ints[:, 1] == number)]
+        matches = [self.setting_at(int(i)) for i in np.flatnonzero(self.ints[:, 1] == number)]
         if not matches:
             raise SettingNotFoundError(f"space group {number} is not in {self.source}")
         for s in matches:

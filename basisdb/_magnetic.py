@@ -3,7 +3,7 @@
 A magnetic operation is (R, t, theta), theta = 1 when it reverses time.  A *time-odd* scalar
 field (e.g. the spin density of a collinear magnet) obeys f(R x + t) = (-1)**theta f(x); a
 *time-even* one (the charge density) ignores theta.  docs/CONVENTIONS.md section 14 and
-docs/FORMAT.md section 15 give the conventions; the builder is ``basisdb_build.magnetic``.
+docs/FORMAT.md section 15 give the conventions; the builder is ``basisdb.builder.magnetic``.
 """
 
 from __future__ import annotations
@@ -33,20 +33,21 @@ TYPE_NAMES = {
 class MagneticGroup:
     """Metadata of one magnetic space-group type (one row of ``Database.magnetic_groups()``).
 
-    uni_number: 1..1651, spglib's UNI number (the key; ``db.get(magnetic=uni_number)``).
-    litvin_number, bns_number ('136.499'), og_number ('136.4.1155'): spglib's numbers.
-    type: 1 (no primed operation), 2 (grey: contains 1'), 3 (black-white), 4 (anti-translations).
-    number: spglib's ``number`` of the type (ITA number of its reference setting).
-    order: number of magnetic operations (R, t, theta) modulo the BNS lattice.
-    family_hall_number, family_number: the family space group F = {(R, t)} (time reversal
-      ignored), as spglib's symmetry dataset of an F-invariant crystal reports it.
-    transformation: (3, 3) exact numerators over ``denominator`` of P, and origin_shift (3,)
-      those of p, with x_std = P x + p taking BNS-setting coordinates to F's standard setting
-      (spglib's ``transformation_matrix`` and ``origin_shift``); ``transformation_matrix`` and
-      ``origin_shift_fractional`` give them as floats.
-    even_hall_number: the hall_number whose basis is this type's time-even basis (its
-      operation set is exactly F's), or 0 when F is not one of the 530 settings (most type IV).
-    n_even, n_odd: number of time-even / time-odd basis functions at the artifact's kmax.
+    Fields:
+        uni_number: 1..1651, spglib's UNI number (the key; ``db.get(magnetic=uni_number)``).
+        litvin_number, bns_number, og_number: spglib's numbers (BNS '136.499', OG '136.4.1155').
+        type: 1 (no primed operation), 2 (grey: contains 1'), 3 (black-white), 4 (anti-translations).
+        number: spglib's ``number`` of the type (ITA number of its reference setting).
+        order: number of magnetic operations (R, t, theta) modulo the BNS lattice.
+        family_hall_number, family_number: the family space group F = {(R, t)} (time reversal
+          ignored), as spglib's symmetry dataset of an F-invariant crystal reports it.
+        transformation: (3, 3) exact numerators over ``denominator`` of P, and origin_shift (3,)
+          those of p, with x_std = P x + p taking BNS-setting coordinates to F's standard setting
+          (spglib's ``transformation_matrix`` and ``origin_shift``); ``transformation_matrix`` and
+          ``origin_shift_fractional`` give them as floats.
+        even_hall_number: the hall_number whose basis is this type's time-even basis (its
+          operation set is exactly F's), or 0 when F is not one of the 530 settings (most type IV).
+        n_even, n_odd: number of time-even / time-odd basis functions at the artifact's kmax.
     """
 
     uni_number: int
@@ -151,12 +152,13 @@ def derived_odd(group: MagneticGroup, even: Basis) -> Basis:
 class MagneticBasis:
     """The exact bases of one magnetic space-group type in its BNS setting.
 
-    group: MagneticGroup metadata (``type``, numbers, family group, transformation).
-    time_even: Basis of fields that ignore time reversal (charge density): the family group's.
-    time_odd:  Basis of fields that change sign under primed operations (collinear spin density):
-      phi(R x + t) = (-1)**theta phi(x).  Empty for type 2; equal to ``time_even`` for type 1.
-    rotations (order, 3, 3), translations (order, 3) numerators over ``denominator``,
-    time_reversals (order,) 0/1: the magnetic operations (R, t, theta), spglib's order.
+    Fields:
+        group: MagneticGroup metadata (``type``, numbers, family group, transformation).
+        time_even: Basis of fields that ignore time reversal (charge density): the family group's.
+        time_odd:  Basis of fields that change sign under primed operations (collinear spin density):
+          phi(R x + t) = (-1)**theta phi(x).  Empty for type 2; equal to ``time_even`` for type 1.
+        rotations, translations, time_reversals: the magnetic operations (R, t, theta) in spglib's order:
+          (order, 3, 3), (order, 3) numerators over ``denominator``, (order,) 0/1.
 
     Both views are ordinary ``Basis`` objects (``hall_number`` 0) whose ``rotations`` /
     ``translations`` are the magnetic operations without theta (duplicated (R, t) pairs for

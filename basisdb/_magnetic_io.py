@@ -8,13 +8,19 @@ import numpy as np
 
 from ._errors import ArtifactError
 from ._format import (
+    INTEGERS,
     MAGNETIC,
     MAGNETIC_BASIS_FIELDS,
+    MAGNETIC_BASIS_INDEX,
     MAGNETIC_BASIS_INDEX_INTEGERS,
     MAGNETIC_BASIS_INDEX_STRINGS,
+    MAGNETIC_INDEX,
     MAGNETIC_INDEX_INTEGERS,
     MAGNETIC_INDEX_STRINGS,
     MAGNETIC_OPS_FIELDS,
+    STRINGS,
+    magnetic_basis_name,
+    magnetic_type_name,
     payload_sha256,
 )
 from ._h5read import read_datasets, read_table
@@ -35,13 +41,22 @@ def magnetic_index(db) -> MagneticIndex:
         if MAGNETIC not in f:  # version-1 files, and builds of fewer than 530 settings
             db._magnetic_tables = EMPTY_MAGNETIC
             return EMPTY_MAGNETIC
-        ints = read_table(db.path, f, "integers", MAGNETIC_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/index")
-        strs = read_table(db.path, f, "strings", MAGNETIC_INDEX_STRINGS, "S", index=f"{MAGNETIC}/index")
+        ints = read_table(
+            db.path, f, INTEGERS, MAGNETIC_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/{MAGNETIC_INDEX}"
+        )
+        strs = read_table(
+            db.path, f, STRINGS, MAGNETIC_INDEX_STRINGS, "S", index=f"{MAGNETIC}/{MAGNETIC_INDEX}"
+        )
         bints = read_table(
-            db.path, f, "integers", MAGNETIC_BASIS_INDEX_INTEGERS, "iu", index=f"{MAGNETIC}/basis_index"
+            db.path,
+            f,
+            INTEGERS,
+            MAGNETIC_BASIS_INDEX_INTEGERS,
+            "iu",
+            index=f"{MAGNETIC}/{MAGNETIC_BASIS_INDEX}",
         )
         bstrs = read_table(
-            db.path, f, "strings", MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/basis_index"
+            db.path, f, STRINGS, MAGNETIC_BASIS_INDEX_STRINGS, "S", index=f"{MAGNETIC}/{MAGNETIC_BASIS_INDEX}"
         )
         db._magnetic_tables = MagneticIndex.from_tables(
             db.path, ints, strs, bints, bstrs, settings=db._index, kmax=db.kmax, denominator=db.denominator
@@ -54,7 +69,7 @@ def _read_group(db, name: str, fields: dict, limit: int) -> dict:
 
 
 def _read_operations(db, index: MagneticIndex, uni: int) -> dict:
-    name = f"/{MAGNETIC}/types/{uni}"
+    name = magnetic_type_name(uni)
     with db._lock:
         ops = _read_group(db, name, MAGNETIC_OPS_FIELDS, MAX_MAGNETIC_ORDER)
     if payload_sha256(ops, MAGNETIC_OPS_FIELDS) != index.sha[uni]:
@@ -72,7 +87,7 @@ def _read_operations(db, index: MagneticIndex, uni: int) -> dict:
 
 
 def _read_stored_basis(db, index: MagneticIndex, basis_id: int, ops: dict, what: str) -> dict:
-    name = f"/{MAGNETIC}/bases/{basis_id}"
+    name = magnetic_basis_name(basis_id)
     limit = (2 * db.kmax + 1) ** 3 + 1
     with db._lock:
         arrays = _read_group(db, name, MAGNETIC_BASIS_FIELDS, limit)

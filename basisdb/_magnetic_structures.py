@@ -17,11 +17,15 @@ are the time-even basis at the canonical position and the time-odd basis there t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._basis import readonly_copy as _readonly
 from ._canonical import DEN, QUANTUM, _lex_less, _smallest_row, group_data, normaliser_representatives
+
+if TYPE_CHECKING:
+    from ._magnetic import MagneticBasis
 
 __all__ = ["MagneticFeaturized", "featurize_magnetic", "collinear_magmoms", "collinear_from_vectors"]
 
@@ -45,7 +49,7 @@ class MagneticFeaturized:
                         the CIF's moment vectors were read as ``magmoms``; None otherwise.
     """
 
-    basis: object
+    basis: MagneticBasis
     uni_number: int
     bns_number: str
     og_number: str
@@ -244,7 +248,7 @@ def _magnetic_primitive(spglib, lattice, positions, numbers, moments, symprec, a
     xp = positions @ B.T
     xp -= np.floor(xp)
     # one atom per primitive site: the first of each set of copies
-    keep = []
+    keep: list[int] = []
     for a in range(len(xp)):
         d = xp[keep] - xp[a] if keep else np.zeros((0, 3))
         d -= np.rint(d)
@@ -252,8 +256,8 @@ def _magnetic_primitive(spglib, lattice, positions, numbers, moments, symprec, a
             (np.linalg.norm(d @ basis, axis=1) < max(float(symprec), 1e-8)) & (key[keep] == key[a])
         ):
             keep.append(a)
-    keep = np.array(keep)
-    return B, basis, xp[keep], numbers[keep], moments[keep]
+    rows = np.array(keep)
+    return B, basis, xp[rows], numbers[rows], moments[rows]
 
 
 def _content(x: np.ndarray, cen: np.ndarray, key: np.ndarray, chol: np.ndarray, tol: float):
@@ -420,7 +424,8 @@ def featurize_magnetic(
     Ys = np.stack([presentation(r, a)[0] for r, a in cands])  # (c, m, 3) BNS frame
     q = np.rint((Ys - np.floor(Ys)) * QUANTUM).astype(np.int64) % QUANTUM
     packed = (q[..., 0] * QUANTUM + q[..., 1]) * QUANTUM + q[..., 2]
-    best_key = best = None
+    best_key: np.ndarray | None = None
+    best: tuple[int, int] | None = None
     for flip in (1, -1):
         lab = cspecies * 3 + 1 - flip * csigns  # positive moments sort first: a ferromagnet keeps flip = +1
         zorder = np.argsort(lab, kind="stable")
@@ -435,6 +440,7 @@ def featurize_magnetic(
         full = np.concatenate([zs, keys[k]])
         if best_key is None or _lex_less(full, best_key):
             best_key, best = full, (k, flip)
+    assert best is not None  # the first flip always sets it
     k, flip = best
     Y, AF, shiftF = presentation(*cands[k])
     Y = Y - np.floor(Y)

@@ -37,7 +37,8 @@ def _exact_numerator(value: Fraction | float, what: str) -> int:
     """``value * DEN`` as an int, or ValueError if it is not a multiple of 1/DEN."""
     scaled = Fraction(value) * DEN if isinstance(value, Fraction) else value * DEN
     nearest = round(scaled)
-    if abs(scaled - nearest) > 1e-6:
+    residual = scaled - nearest
+    if residual > 1e-6 or residual < -1e-6:
         raise ValueError(f"{what} = {float(value)!r} is not a multiple of 1/{DEN}")
     return int(nearest)
 
@@ -151,7 +152,7 @@ def check_group(rotations: np.ndarray, translations: np.ndarray) -> None:
             f"operation {bad[0]} has det(R) = {dets[bad[0]]}; rotations must be unimodular (det = +-1)"
         )
     keys = [_key(r, t) for r, t in zip(rotations, translations)]
-    index = {}
+    index: dict[tuple[int, ...], int] = {}
     for i, k in enumerate(keys):
         if k in index:
             raise NotAGroupError(f"operations {index[k]} and {i} are the same modulo lattice translations")

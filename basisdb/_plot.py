@@ -26,12 +26,16 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._basis import Basis
 from ._boxindex import box_frequencies
 from ._plot_elements import section_elements, symmetry_elements
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = [
     "require_matplotlib",
@@ -104,7 +108,7 @@ class _Values:
 
     def __init__(self, basis: Basis):
         self.basis = basis
-        self._real = None
+        self._real: sp.csc_array | None = None
 
     def __call__(self, columns, frac: np.ndarray) -> np.ndarray:
         """Real basis columns ``columns`` at fractional points ``frac`` (N, d): (N, len(columns)).
@@ -173,7 +177,11 @@ def function_max(basis: Basis, columns, values: _Values | None = None) -> np.nda
 def _section_grid(basis: Basis, z: float | None, g: int) -> np.ndarray:
     u = np.arange(g) / g
     xx, yy = np.meshgrid(u, u, indexing="xy")
-    pts = [xx.ravel(), yy.ravel()] + ([np.full(xx.size, float(z))] if basis.dim == 3 else [])
+    pts = [xx.ravel(), yy.ravel()]
+    if basis.dim == 3:
+        if z is None:
+            raise ValueError("a section of a 3-D basis needs its height z")
+        pts.append(np.full(xx.size, float(z)))
     return np.stack(pts, axis=1)
 
 
@@ -225,7 +233,7 @@ def _panel_values(
     corners = axes @ np.array([[0, cells, 0, cells], [0, 0, cells, cells]], dtype=float)
     (x0, y0), (x1, y1) = corners.min(axis=1), corners.max(axis=1)
     px = np.linspace(x0, x1, res)
-    py = np.linspace(y0, y1, max(2, int(round(res * (y1 - y0) / (x1 - x0)))))
+    py = np.linspace(y0, y1, max(2, round(res * (y1 - y0) / (x1 - x0))))
     gx, gy = np.meshgrid(px, py, indexing="xy")
     frac = np.linalg.solve(axes, np.stack([gx.ravel(), gy.ravel()]))
     pts = frac.T if z is None else np.column_stack([frac.T, np.full(gx.size, float(z))])
@@ -591,7 +599,8 @@ def cell_content(basis: Basis, positions, numbers, tol: float = 1e-6) -> tuple[n
     rots, trans = basis.operations()
     pos = np.asarray(positions, dtype=float)
     imgs = (np.einsum("oij,nj->noi", rots, pos) + trans[None]) % 1.0  # (n, order, 3)
-    out_p, out_z = [], []
+    out_p: list[np.ndarray] = []
+    out_z: list[int] = []
     for i in range(len(pos)):
         for q in imgs[i]:
             q = np.where(q > 1 - tol, 0.0, q)
@@ -678,7 +687,7 @@ def plot_structure(
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.15 / fig_w, 0.45 / fig_h, panel_w / fig_w, panel_h / fig_h))
     s = basis.setting
-    counts = {}
+    counts: dict[int, int] = {}
     for n in cell_z:
         counts[int(n)] = counts.get(int(n), 0) + 1
     from math import gcd as _gcd

@@ -113,7 +113,7 @@ def _fixes(w, t2, p) -> bool:
 def _fixed_points(w, t2) -> set:
     """Points p in [0, 1)^2 with w p + t2 = p modulo the lattice (w a rotation, w != I)."""
     a = np.eye(2, dtype=np.int64) - w
-    det = int(round(np.linalg.det(a)))
+    det = round(np.linalg.det(a))
     adj = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]])
     pts = set()
     for m0 in range(-abs(det), abs(det) + 1):
@@ -153,7 +153,7 @@ def _key_to_line(key):
 def _reflection_lines(w, t2):
     """For the 2-D map p -> w p + t2 with w a reflection: {line key: in-line translation is integer}."""
     v = _axis_direction(w)
-    out = {}
+    out: dict[tuple, bool] = {}
     for m0 in range(-2, 3):
         for m1 in range(-2, 3):
             u = (t2[0] + m0, t2[1] + m1)
@@ -197,7 +197,7 @@ def section_elements(basis, z=None, axes: np.ndarray | None = None) -> SectionEl
     centres: set = set()
     point_ops: dict = {}
     for w, s, t2, tz in ops:
-        detw = int(round(np.linalg.det(w)))
+        detw = round(np.linalg.det(w))
         on_section = s == -1 and _is_int(
             2 * z0 - tz
         )  # an element at height tz/2 (mod 1/2) lies in the section

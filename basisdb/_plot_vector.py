@@ -37,7 +37,7 @@ __all__ = ["plot_vector", "vector_panels"]
 _ARROWS = 8
 
 
-def _section_points(cells: int, z: float, m: int) -> tuple[np.ndarray, np.ndarray]:
+def _section_points(cells: int, z: float, m: int) -> tuple[np.ndarray, tuple[int, ...]]:
     u = (np.arange(m * cells) + 0.5) / m
     gx, gy = np.meshgrid(u, u, indexing="xy")
     frac = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, float(z))])
@@ -91,7 +91,7 @@ def plot_vector(
     axes = page_axes(basis)
     fields = {}
     for z in zs:
-        frac, shape = _section_points(cells, z, _ARROWS)
+        frac, _shape = _section_points(cells, z, _ARROWS)
         f = v.evaluate(frac)[:, columns]  # (P, c, 3) contravariant
         in_page = f[:, :, :2] @ axes.T  # in-page components
         xy = frac[:, :2] @ axes.T
@@ -103,7 +103,7 @@ def plot_vector(
     # the component along c as a background image on a page-aligned pixel grid
     res = 96
     gx, gy = np.meshgrid(
-        np.linspace(x0, x1, res), np.linspace(y0, y1, max(2, int(round(res * (y1 - y0) / (x1 - x0)))))
+        np.linspace(x0, x1, res), np.linspace(y0, y1, max(2, round(res * (y1 - y0) / (x1 - x0))))
     )
     frac2 = np.linalg.solve(axes, np.stack([gx.ravel(), gy.ravel()]))
     inside = np.all((frac2 > -1e-9) & (frac2 < cells + 1e-9), axis=0).reshape(gx.shape)

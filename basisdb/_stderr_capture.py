@@ -21,11 +21,22 @@ import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from typing import IO
 
 __all__ = ["capture_stderr", "CapturedStderr"]
 
 _LOCK = threading.Lock()
-_STATE = {"depth": 0, "saved_fd": None, "file": None}
+
+
+class _Redirect:
+    """The process-wide state (under ``_LOCK``): open blocks, the saved descriptor 2, the capture file."""
+
+    depth: int = 0
+    saved_fd: int | None = None
+    file: IO[bytes] | None = None
+
+
+_STATE = _Redirect()
 
 
 class CapturedStderr:
@@ -60,24 +71,27 @@ def capture_stderr(enabled: bool = True):
         return
     owner = False
     with _LOCK:
-        if _STATE["depth"] == 0:
+        if _STATE.depth == 0:
+            tmp: IO[bytes] | None = None
+            saved: int | None = None
             try:
                 _flush_python_stderr()
-                tmp = tempfile.TemporaryFile(mode="w+b")
+                # held open across the blocks, closed by the last one to leave (below)
+                tmp = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115
                 saved = os.dup(2)
                 os.dup2(tmp.fileno(), 2)
             except OSError:
                 tmp = saved = None
-            _STATE["file"], _STATE["saved_fd"] = tmp, saved
-        _STATE["depth"] += 1
+            _STATE.file, _STATE.saved_fd = tmp, saved
+        _STATE.depth += 1
     try:
         yield cap
     finally:
         with _LOCK:
-            _STATE["depth"] -= 1
-            if _STATE["depth"] == 0 and _STATE["file"] is not None:
+            _STATE.depth -= 1
+            if _STATE.depth == 0 and _STATE.file is not None and _STATE.saved_fd is not None:
                 owner = True
-                tmp, saved = _STATE["file"], _STATE["saved_fd"]
+                tmp, saved = _STATE.file, _STATE.saved_fd
                 _flush_python_stderr()
                 try:
                     os.dup2(saved, 2)
@@ -86,7 +100,7 @@ def capture_stderr(enabled: bool = True):
                 tmp.seek(0)
                 data = tmp.read()
                 tmp.close()
-                _STATE["file"], _STATE["saved_fd"] = None, None
+                _STATE.file, _STATE.saved_fd = None, None
         if owner:
             text = data.decode("utf-8", errors="replace")
             cap.lines = [line for line in text.splitlines() if line.strip()]

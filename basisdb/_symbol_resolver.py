@@ -75,15 +75,26 @@ _READINGS = {"hm": "an H-M symbol", "hall": "a Hall symbol", "schoenflies": "a S
 
 
 class _Names(Protocol):
-    hall_number: int
-    number: int
-    hall_symbol: str
-    hm_short: str
-    hm_full: str
-    hm_extended: str
-    choice: str
-    point_group: str
-    is_default: bool
+    """What the resolver reads of a setting (read-only, so a frozen ``Setting`` qualifies)."""
+
+    @property
+    def hall_number(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def hall_symbol(self) -> str: ...
+    @property
+    def hm_short(self) -> str: ...
+    @property
+    def hm_full(self) -> str: ...
+    @property
+    def hm_extended(self) -> str: ...
+    @property
+    def choice(self) -> str: ...
+    @property
+    def point_group(self) -> str: ...
+    @property
+    def is_default(self) -> bool: ...
 
 
 def hall_key(text: str) -> str:

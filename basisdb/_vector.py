@@ -128,7 +128,9 @@ def _point_matrices(rotations: np.ndarray, kind: str) -> np.ndarray:
 class VectorBasis:
     """Equivariant vector-field basis of one setting (``Basis.vector(kind)``).
 
-    Fields (read-only arrays):
+    Its arrays are read-only.
+
+    Fields:
       basis:         the scalar Basis it was derived from (setting, operations, kmax).
       kind:          'polar' or 'axial'.
       frequencies:   (n, 3) int64, members of every orbit that carries vector functions
@@ -139,6 +141,7 @@ class VectorBasis:
       scalar_extinct:(n_orbits,) bool, the orbit is a systematic absence for scalars.
       metric:        (3, 3) float64 W, the invariant inner product on components; the complex
                      and the real basis are orthonormal in sum_k c_k^H W c'_k.
+
     Orbit j carries the complex functions (j, a), a < orbit_dim[j], with coefficient vectors
     ``orbit(j)[1][:, :, a]``; ``coefficients(real)`` gives all of them as one sparse matrix,
     ``complex_layout`` / ``real_layout`` say which column is which.
@@ -181,7 +184,10 @@ class VectorBasis:
         return np.repeat(np.arange(self.n_orbits), self.orbit_sizes)
 
     def orbit(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(members (|O|, 3) int64, coefficient vectors (|O|, 3, d) complex) of the complex functions of orbit j."""
+        """(members, coefficient vectors) of the complex functions of orbit j.
+
+        members: ``(|O|, 3)`` int64; coefficient vectors: ``(|O|, 3, d)`` complex.
+        """
         a, b = self.orbit_ptr[j], self.orbit_ptr[j + 1]
         return self.frequencies[a:b].copy(), self._coef[a:b, :, : self.orbit_dim[j]].copy()
 
@@ -207,7 +213,9 @@ class VectorBasis:
             d = int(self.orbit_dim[j])
             blocks = [self._coef[a0:b0, :, a] for a in range(d)]
             for blk in blocks:
-                rows_c.append(rows), cols_c.append(np.full(len(rows), col)), coef_c.append(blk)
+                rows_c.append(rows)
+                cols_c.append(np.full(len(rows), col))
+                coef_c.append(blk)
                 col += 1
             cj = conj_orbit[j]
             if cj == j:  # self-conjugate: a real basis of the conjugation-closed span
@@ -219,7 +227,9 @@ class VectorBasis:
                 kept = _gram_schmidt(cands, self.metric, d)
                 for a, blk in enumerate(kept):
                     layout.append((j, a, 0))
-                    rows_r.append(rows), cols_r.append(np.full(len(rows), rcol)), coef_r.append(blk)
+                    rows_r.append(rows)
+                    cols_r.append(np.full(len(rows), rcol))
+                    coef_r.append(blk)
                     rcol += 1
             elif j < cj:
                 neg_rows = self._conj_row[a0:b0]
@@ -242,7 +252,7 @@ class VectorBasis:
 
     @property
     def real_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(orbit j, slot a, part) of each real column: part 1/2 = sqrt(2) Re/Im of complex function
+        """(orbit j, slot a, part) of each real column; part 1/2 = sqrt(2) Re/Im of complex function
         (j, a) of an orbit pair O != -O (at the first orbit of the pair); part 0 = the a-th real field of a
         self-conjugate orbit (Gram-Schmidt over Re f_0, Im f_0, Re f_1, ... in the metric)."""
         lay = self._terms["layout"]
@@ -346,7 +356,7 @@ class VectorBasis:
 
 
 def _gram_schmidt(cands, w, d):
-    kept = []
+    kept: list[np.ndarray] = []
     for c in cands:
         v = c.copy()
         for q in kept:

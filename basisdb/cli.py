@@ -40,7 +40,8 @@ class _OneLineErrors(click.Group):
                 self._fail(
                     f"space-group number must be in 1..{N_SPACE_GROUPS}, got {name}", exc.exit_code or 2
                 )
-            if takes_group and len(name) == 2 and name[1] in "PABCIRFpabcirf":  # '-P 2ybc', a Hall symbol
+            if command is not None and takes_group and len(name) == 2 and name[1] in "PABCIRFpabcirf":
+                # '-P 2ybc', a Hall symbol
                 self._fail(
                     f"No such option: {name} (a Hall symbol that starts with '-' goes after --: "
                     f"basisdb {command.name} -- '-P 2ybc')",
@@ -261,7 +262,7 @@ def _parse_halls(spec: str) -> list[int] | None:
 
 
 @cli.command()
-@click.option("--kmax", "-k", type=int, default=8, show_default=True, help="Cut-off: |h|,|k|,|l| <= K.")
+@click.option("--kmax", "-k", type=int, default=8, show_default=True, help="Cut-off: -K <= h,k,l <= K.")
 @click.option(
     "--halls", default="all", show_default=True, help="Settings to build: 'all' or e.g. '1-10,81,526'."
 )
@@ -276,7 +277,7 @@ def _parse_halls(spec: str) -> list[int] | None:
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes (default: number of CPUs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> None:
-    """Build the database (needs spglib and networkx)."""
+    """Build the database (needs the build extra: pip install 'basisdb[build]')."""
     from basisdb.builder import build_database, check_build_request, check_output_path, parse_selection
 
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,12 @@ import numpy as np
 
 from ._boxindex import box_frequencies
 from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
+
+if TYPE_CHECKING:
+    from jax.typing import DTypeLike
+
+    from ._basis import Basis
+    from ._vector import VectorBasis
 
 __all__ = [
     "JaxBasis",
@@ -127,13 +134,13 @@ class JaxBasis:
     dim: int
     n_basis: int
     n_box: int
-    dtype: object
+    dtype: DTypeLike
     jit: bool
     frequencies: jax.Array
     box_index: jax.Array
     orbit: jax.Array
     coefficients: jax.Array
-    _basis: object
+    _basis: Basis
     _tables: dict
 
     def _t(self, name: str) -> _Tables:
@@ -440,7 +447,10 @@ def check_halls(tables: EncoderTables, hall_number) -> None:
 
 
 def frequency_lengths(tables: EncoderTables, lattice):
-    """|k| = |L^-1 k| in 1/Angstrom of every box frequency: (..., n_box); lattice (..., 3, 3) rows in Angstrom."""
+    """``|k| = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
+
+    lattice: (..., 3, 3) rows in Angstrom.
+    """
     L = jnp.asarray(lattice, dtype=tables.box_frequencies.dtype)
     k = jnp.broadcast_to(tables.box_frequencies.T, L.shape[:-2] + tables.box_frequencies.T.shape)
     q = jnp.linalg.solve(L, k)  # (..., 3, n_box)
@@ -480,7 +490,7 @@ def invariant_encoder_init(
 
 
 def radial_weights(tables: EncoderTables, radial, lattice, radial_max: float | None = None):
-    """w(|k|) = 1 + sum_r radial_r exp(-((|k| - mu_r)/sigma)^2 / 2) of every encoding column: (..., n_out)
+    """``w(|k|) = 1 + sum_r radial_r exp(-((|k| - mu_r)/sigma)^2 / 2)`` of every encoding column: (..., n_out)
     (see ``basisdb.torch.InvariantEncoder``; centres on [0, radial_max], default 0.75 kmax)."""
     n = radial.shape[0]
     rmax = 0.75 * tables.kmax if radial_max is None else radial_max  # may be traced
@@ -529,9 +539,9 @@ class JaxVectorBasis:
     hall_number: int
     kmax: int
     n_basis: int
-    dtype: object
+    dtype: DTypeLike
     jit: bool
-    _vector: object
+    _vector: VectorBasis
     _tables: dict
 
     def _t(self, real: bool) -> _Tables:

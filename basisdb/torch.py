@@ -27,15 +27,21 @@ supports (``device=None`` keeps tensors where they are / on the CPU).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ._boxindex import box_frequencies
 from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
+
+if TYPE_CHECKING:
+    from ._basis import Basis
+    from ._vector import VectorBasis
 
 __all__ = [
     "TorchBasis",
@@ -60,10 +66,8 @@ def _dtype(dtype) -> torch.dtype:
     """torch.float32 / torch.float64, also given as a name ("float32", "float64") or numpy dtype."""
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype):
-        try:
+        with contextlib.suppress(TypeError):  # not a dtype numpy knows: refused below
             dtype = {"float32": torch.float32, "float64": torch.float64}.get(np.dtype(dtype).name, dtype)
-        except TypeError:
-            pass
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     return dtype
@@ -172,7 +176,7 @@ class TorchBasis:
     coefficients: torch.Tensor
     real_orbit: torch.Tensor
     real_kind: torch.Tensor
-    _basis: object
+    _basis: Basis
     _kernels: dict
 
     def __repr__(self) -> str:
@@ -488,6 +492,12 @@ class InvariantEncoding(torch.nn.Module):
     Attributes: kmax, n_box, n_out (width of the encoding), packing, hall_numbers (tuple).
     """
 
+    # non-persistent buffers, registered in __init__ (with those named in BatchPlan.ARRAYS)
+    row_of_hall: torch.Tensor
+    slot_box: torch.Tensor
+    box_frequencies: torch.Tensor
+    _anchor: torch.Tensor
+
     def __init__(
         self, kmax: int = 3, *, db=None, hall_numbers=None, packing: str = "complex", dtype=None, device=None
     ):
@@ -595,7 +605,7 @@ class InvariantEncoding(torch.nn.Module):
         return _plan_encode(tables, x, rows, self.kmax, self.n_cols, self.n_out, self.dtype)
 
     def frequency_lengths(self, lattice: torch.Tensor) -> torch.Tensor:
-        """|k| = sqrt(k^T G* k) = |L^-1 k| in 1/Angstrom of every box frequency: (..., n_box).
+        """``|k| = sqrt(k^T G* k) = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
 
         lattice: (..., 3, 3), rows = lattice vectors in Angstrom (G* = (L L^T)^-1, no 2 pi).
         """
@@ -625,7 +635,7 @@ class InvariantEncoder(torch.nn.Module):
             tables of all of them once (all 530: ~0.2 s and 18 MB at K = 3; ~1 s and 112 MB at K = 6);
             the first use of a database also reads its 530 settings (~2-4 s on 2 cores).
         frequency_weighting: None, or "metric": multiply the encoding's column for frequency k by
-            w(|k|) = 1 + sum_r theta_r exp(-((|k| - mu_r) / sigma)**2 / 2), |k| = sqrt(k^T G* k) in
+            ``w(|k|) = 1 + sum_r theta_r exp(-((|k| - mu_r) / sigma)**2 / 2)``, ``|k| = sqrt(k^T G* k)`` in
             1/Angstrom from the crystal's lattice (G* the reciprocal metric, no 2 pi), n_radial
             Gaussians with centres mu_r evenly spaced on [0, radial_max] and sigma their spacing;
             theta (``radial``) starts at 0, so w starts at 1.  Needs ``lattice`` in forward.
@@ -680,7 +690,10 @@ class InvariantEncoder(torch.nn.Module):
         return self.encoding.hall_numbers
 
     def radial_weights(self, lattice: torch.Tensor) -> torch.Tensor:
-        """w(|k|) of every encoding column for each lattice: (..., n_out); lattice (..., 3, 3) rows in Angstrom."""
+        """``w(|k|)`` of every encoding column for each lattice: (..., n_out).
+
+        lattice: (..., 3, 3) rows in Angstrom.
+        """
         n = self.radial.shape[0]
         centres = torch.linspace(0.0, self.radial_max, n, dtype=self.radial.dtype, device=self.radial.device)
         q = self.encoding.frequency_lengths(lattice).to(self.radial.dtype)  # (..., n_box)
@@ -776,7 +789,7 @@ class TorchVectorBasis:
     n_basis: int
     dtype: torch.dtype
     device: torch.device
-    _vector: object
+    _vector: VectorBasis
     _kernels: dict
 
     def __repr__(self) -> str:

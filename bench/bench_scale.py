@@ -36,7 +36,7 @@ DEFAULT_K = (4, 8, 12, 16, 24)
 
 def bench_build(kmax: int, jobs: int, out: Path) -> dict:
     """Build all 530 settings at ``kmax`` into ``out`` in a subprocess; time, CPU, peak RSS, size."""
-    from basisdb_build import estimate_peak_memory
+    from basisdb.builder import estimate_peak_memory
 
     r = measure_build(kmax, jobs, out)
     return {
@@ -132,7 +132,7 @@ def markdown(rows: list[dict]) -> str:
     head = (
         "| K | n_box = (2K+1)^3 | build wall (s) | build CPU (s) | CPU per setting per frequency (µs) | peak RSS (MiB) "
         "| estimate (MiB) | file (MiB) | bytes per setting per frequency | open + first get (ms) | cold read of all 530 (s) "
-        "| warm get (µs) | CPU / n_box, rel. K=%d | file / n_box, rel. | read / n_box, rel. |\n" % ref["kmax"]
+        f"| warm get (µs) | CPU / n_box, rel. K={ref['kmax']} | file / n_box, rel. | read / n_box, rel. |\n"
     )
     head += "|" + "---|" * 15 + "\n"
     body = ""

@@ -120,7 +120,7 @@ def stage_torch(results, n_crystals: int, kmax: int, db) -> dict:
             times.append(time.perf_counter() - t0)
         return min(times), value
 
-    t_batch, (feats, mask) = best(lambda: batched.features(xt, hall))
+    t_batch, (feats, _mask) = best(lambda: batched.features(xt, hall))
     t_enc, enc = best(lambda: batched.encode(xt, hall))
     bases = [batched.basis(p[0]) for p in picks]
     sizes = [len(p[1]) for p in picks]
@@ -247,7 +247,7 @@ def report_invariance(args) -> None:
     lit = crystals.real_crystals()
     rng = np.random.default_rng(1)
     ok = tot = 0
-    for name, cell in lit.items():
+    for _name, cell in lit.items():
         ref = basisdb.featurize(cell)
         for kinds in [
             ("shift", "cell", "supercell", "permute", "rotate", "unwrap"),

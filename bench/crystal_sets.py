@@ -168,7 +168,7 @@ def random_unimodular(rng, det: int = 1, steps: int = 4) -> np.ndarray:
 def supercell(lattice, positions, numbers, S):
     """Supercell with rows S @ lattice; returns (lattice, positions, numbers, index of the original atom)."""
     S = np.asarray(S, dtype=np.int64)
-    d = int(round(abs(np.linalg.det(S))))
+    d = round(abs(np.linalg.det(S)))
     Sinv = np.linalg.inv(S.astype(float))
     rng = range(-d, d + 1)
     pts = np.array([[a, b, c] for a in rng for b in rng for c in rng], float) @ Sinv

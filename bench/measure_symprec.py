@@ -233,7 +233,7 @@ def part_cod() -> list[Item]:
 def part_pmg() -> list[Item]:
     out = []
     for f in sorted(glob.glob(str(SITE / "pymatgen/util/structures/*.json"))):
-        d = json.load(open(f))
+        d = json.loads(Path(f).read_text())
         sites = d["sites"]
         if any(len(s["species"]) != 1 or s["species"][0].get("occu", 1) != 1 for s in sites):
             continue  # disordered (Li10GeP2S12): featurize refuses it

@@ -61,7 +61,8 @@ def reference(db, x, hall, kmax=KMAX, packing="complex"):
     return np.stack(out)
 
 
-def mixed_batch(seed=0, B=len(HALLS), N=7, dtype=np.float32):
+def mixed_batch(seed=0, B: int | None = None, N=7, dtype=np.float32):
+    B = len(HALLS) if B is None else B
     rng = np.random.default_rng(seed)
     x = (rng.random((B, N, 3)) * 3 - 1).astype(dtype)  # outside [0, 1) too
     hall = np.array(HALLS[:B]) if len(HALLS) >= B else rng.choice(HALLS, B)

@@ -42,7 +42,7 @@ def test_gradients(db):
     x = jnp.asarray(np.random.default_rng(0).random((2, 3)))
     check_grads(jb.evaluate, (x,), order=1, modes=["rev"])
     for f in (jb.evaluate, jb.encode):
-        g = jax.grad(lambda p: jnp.sum(f(p) ** 2))(x)
+        g = jax.grad(lambda p, f=f: jnp.sum(f(p) ** 2))(x)
         assert np.isfinite(np.asarray(g)).all() and np.abs(np.asarray(g)).sum() > 0
 
 

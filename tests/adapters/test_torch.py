@@ -106,7 +106,7 @@ def test_collate_featurized():
     results = [basisdb.featurize(crystals.literature(n), kmax=3) for n in ("NaCl", "wurtzite-ZnO")]
     batch = bt.collate(results, dtype=torch.float64)
     assert batch["positions"].shape == (12, 3) and batch["crystal"].tolist() == [0] * 8 + [1] * 4
-    feats, mask = bt.BatchedBasis(kmax=3, dtype=torch.float64).features(batch["positions"], batch["hall"])
+    feats, _mask = bt.BatchedBasis(kmax=3, dtype=torch.float64).features(batch["positions"], batch["hall"])
     assert np.abs(feats[:8, : results[0].features.shape[1]].numpy() - results[0].features).max() < 1e-12
     assert np.abs(feats[8:, : results[1].features.shape[1]].numpy() - results[1].features).max() < 1e-12
 
@@ -146,5 +146,5 @@ def test_dtype_names_and_one_line_repr(db):
     assert bt.to_torch(b, dtype="float64").dtype == torch.float64
     r = repr(bt.to_torch(b, dtype="float32"))
     assert "\n" not in r and "tensor(" not in r and "hall_number=523" in r
-    with pytest.raises(ValueError, match="float32 or torch.float64"):
+    with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
         bt.to_torch(b, dtype="int32")

@@ -24,7 +24,7 @@ import pytest
 from conftest import env_without_artifact_override
 
 import basisdb
-from basisdb_build import build_database
+from basisdb.builder import build_database
 
 HALLS = [1, 2, 81, 460, 488, 523, 526]
 KMAX = 4
@@ -142,7 +142,7 @@ def test_fork_children_share_a_database_opened_before_fork(shipped_path, referen
         for p in procs:
             p.start()
         results = _collect(q, procs, N_WORKERS)
-        for i, pid, inherited, after, digests, err in results:
+        for _i, pid, inherited, after, digests, err in results:
             assert err is None, err
             assert inherited == parent_pid  # the child started with the parent's handle...
             assert after == pid != parent_pid  # ...and reopened the file in its own process
@@ -164,7 +164,7 @@ def test_processes_opening_their_own_database(shipped_path, reference, method):
     procs = [ctx.Process(target=_own_worker, args=(shipped_path, i, q)) for i in range(N_WORKERS)]
     for p in procs:
         p.start()
-    for i, pid, _, _, digests, err in _collect(q, procs, N_WORKERS):
+    for _i, _pid, _, _, digests, err in _collect(q, procs, N_WORKERS):
         assert err is None, err
         assert digests == reference
 
@@ -178,7 +178,7 @@ def test_spawned_processes_receive_a_pickled_database(shipped_path, reference):
         for p in procs:
             p.start()
         results = _collect(q, procs, N_WORKERS)
-    for i, pid, _, after, digests, err in results:
+    for _i, pid, _, after, digests, err in results:
         assert err is None, err
         assert after == pid
         assert digests == reference

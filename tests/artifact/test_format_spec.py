@@ -281,7 +281,7 @@ def test_index_tables():
     # Hall symbols are not unique (FORMAT.md section 3.2)
     for a, b in ((322, 324), (326, 328), (330, 332)):
         assert h["rows"][a]["hall_symbol"] == h["rows"][b]["hall_symbol"]
-    for name, st in h["storage"].items():
+    for _name, st in h["storage"].items():
         assert st["chunks"] == st["shape"]
         assert st["filters"] == [2, 1, 3]  # multi-byte elements: shuffle, deflate, fletcher32
         assert st["gzip_level"] == 9

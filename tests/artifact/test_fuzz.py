@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import basisdb
-from basisdb_build import build_database
+from basisdb.builder import build_database
 
 HALLS = [1, 2, 14, 81, 460, 461, 488, 523, 526, 530]  # > 8 settings: /settings uses dense link storage
 KMAX = 2

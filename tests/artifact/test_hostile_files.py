@@ -21,8 +21,8 @@ import pytest
 
 import basisdb
 from basisdb._format import INDEX_INTEGERS, INDEX_STRINGS, PAYLOAD_FIELDS, payload_sha256
-from basisdb_build import build_database
-from basisdb_build.writer import write_dataset
+from basisdb.builder import build_database
+from basisdb.builder.writer import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 HALLS = [1, 2, 81, 523]
@@ -502,7 +502,7 @@ def test_no_unsafe_loading_in_the_library():
         r"numpy\.load\(|np\.load\(|allow_pickle\s*=\s*True)|(?<![\w.])compile\("
     )
     offenders = []
-    for folder in ("basisdb", "build/basisdb_build"):
+    for folder in ("basisdb", "build/builder"):
         for py in sorted((REPO / folder).rglob("*.py")):
             for n, line in enumerate(py.read_text().splitlines(), 1):
                 code = line.split("#", 1)[0]

@@ -299,7 +299,7 @@ RESTRICT_HALLS = (
 
 def _fresh(hall: int, kmax: int):
     from basisdb._ops import as_exact_operations
-    from basisdb_build.orbits import solve_orbits
+    from basisdb.builder.orbits import solve_orbits
 
     rot, tra = spglib_operations(hall)
     r, t = as_exact_operations(rot, tra)

@@ -82,7 +82,7 @@ def _reynolds_trace(rots, trans, freqs) -> int:
         total += np.exp(2j * np.pi * (freqs[fixed] @ t) / DEN).sum()
     value = total / len(rots)
     assert abs(value.imag) < 1e-9 and abs(value.real - round(value.real)) < 1e-9, value
-    return int(round(value.real))
+    return round(value.real)
 
 
 # --------------------------------------------------------------------------- strategies

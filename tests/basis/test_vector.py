@@ -372,7 +372,7 @@ def test_fixed_space_is_decided_exactly_in_the_cyclotomic_ring():
 
 def test_real_layout(db):
     v = db.get("P 1 2_1 1", kmax=2).vector()
-    j, a, part = v.real_layout
+    j, _a, part = v.real_layout
     assert len(j) == v.n_basis and set(part.tolist()) <= {0, 1, 2}
     assert (j[0], part[0]) == (0, 0)  # k = 0 is self-conjugate
     # the scalar-extinct (0,1,0) and (0,-1,0) are a pair O != -O: sqrt2 Re, sqrt2 Im of 2 functions

@@ -15,8 +15,8 @@ import pytest
 from conftest import env_without_artifact_override
 
 import basisdb
-from basisdb_build import build_database, check_build_request, estimate_peak_memory
-from basisdb_build.writer import remove_stale_partials
+from basisdb.builder import build_database, check_build_request, estimate_peak_memory
+from basisdb.builder.writer import remove_stale_partials
 
 HALLS = [1, 2, 81, 460, 461, 523, 526]
 KMAX = 3
@@ -180,7 +180,7 @@ def test_sigkill_during_build(small, tmp_path):
     target = tmp_path / "db.h5"
     target.write_bytes(good.read_bytes())
     before = target.read_bytes()
-    code = f"from basisdb_build import build_database; build_database({str(target)!r}, kmax=6, jobs=1)"
+    code = f"from basisdb.builder import build_database; build_database({str(target)!r}, kmax=6, jobs=1)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=tmp_path,
@@ -192,7 +192,7 @@ def test_sigkill_during_build(small, tmp_path):
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob(f".{target.name}.*.partial")):
             if proc.poll() is not None:
-                out, err = proc.communicate()
+                _out, err = proc.communicate()
                 pytest.fail(
                     f"builder exited ({proc.returncode}) before writing a partial file: {err.decode()[-2000:]}"
                 )
@@ -269,7 +269,7 @@ def test_bad_jobs(tmp_path, jobs):
     "halls, text", [([0], "0"), ([531], "531"), ([1, 600], "600"), ([], "no settings")], ids=repr
 )
 def test_bad_halls(tmp_path, halls, text):
-    with pytest.raises(ValueError, match="hall|settings") as info:
+    with pytest.raises(ValueError, match=r"hall|settings") as info:
         build_database(tmp_path / "x.h5", kmax=1, halls=halls, jobs=1)
     assert text in str(info.value)
     assert list(tmp_path.iterdir()) == []
@@ -395,3 +395,58 @@ def test_custom_not_a_group_is_value_error():
 def test_custom_bad_kmax(kmax):
     with pytest.raises(ValueError, match="kmax"):
         basisdb.basis_from_operations(["x,y,z"], kmax=kmax)
+
+
+# --------------------------------------------------------------------------- (g) the `build` extra
+def _without(missing: tuple[str, ...], body: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``body`` in a fresh interpreter in which ``missing`` cannot be imported (a None entry in
+    sys.modules: what an installation without the `build` extra looks like to an import)."""
+    code = f"import sys\nfor _m in {missing!r}:\n    sys.modules[_m] = None\n{body}"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env_without_artifact_override(),
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("missing", [("networkx",), ("spglib",), ("networkx", "spglib")])
+def test_build_without_the_build_extra_fails_in_one_line(tmp_path, missing):
+    out = tmp_path / "never.h5"
+    argv = ["build", "--kmax", "1", "--halls", "1", "-o", str(out), "-q", "--jobs", "1"]
+    proc = _without(missing, f"from basisdb.cli import main\nmain({argv!r})\n", tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("basisdb: error: the basisdb builder needs ")
+    assert missing[0] in lines[0] and lines[0].endswith("pip install 'basisdb[build]'")
+    assert proc.stdout == "" and not out.exists() and _partials(tmp_path) == []
+
+
+def test_basis_from_operations_without_the_build_extra_names_it(tmp_path):
+    body = (
+        "import basisdb\n"
+        "try:\n"
+        "    basisdb.basis_from_operations(['x,y,z', '-x,-y,-z'], kmax=2)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = _without(("networkx",), body, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "networkx" in proc.stdout and "pip install 'basisdb[build]'" in proc.stdout
+
+
+def test_readme_commands_need_no_build_extra(small, tmp_path):
+    """The README's first set-up command (`basisdb verify`, `basisdb show "F d -3 m:2" --limit 5`)
+    runs with spglib and networkx unimportable: `verify` on a small artifact (same code path as
+    on the shipped one, minus its 30 s of checksums), `show` on the shipped artifact."""
+    path, _ = small
+    for argv in (["verify", str(path)], ["show", "F d -3 m:2", "--limit", "5"]):
+        proc = _without(("networkx", "spglib"), f"from basisdb.cli import main\nmain({argv!r})\n", tmp_path)
+        assert proc.returncode == 0, (argv, proc.stderr)
+        assert proc.stderr == "", (argv, proc.stderr)
+    assert proc.stdout.startswith("F d -3 m:2 (hall 526, No. 227)"), proc.stdout
+    assert "... 44 more orbits" in proc.stdout

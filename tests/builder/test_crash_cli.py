@@ -11,6 +11,7 @@ some from the moment the temporary ``.partial`` file appears (writing).  Then:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,10 +39,8 @@ def _partials(directory: Path) -> list[Path]:
 
 def _kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the builder; its pool workers (same session) go too, so nothing keeps running."""
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def test_kill_cli_build_at_random_moments(tmp_path):

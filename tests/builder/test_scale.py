@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from conftest import env_without_artifact_override
 
 import basisdb
-import basisdb_build.builder as builder
+import basisdb.builder.builder as builder
+from basisdb.builder import build_database, check_build_request, estimate_peak_memory
 from basisdb.cli import cli
-from basisdb_build import build_database, check_build_request, estimate_peak_memory
 
 GiB = 2**30
 

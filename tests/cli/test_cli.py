@@ -38,7 +38,7 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def small_artifact(tmp_path_factory) -> Path:
     """A small artifact (4 settings, K=2) built with the library API."""
-    from basisdb_build import build_database
+    from basisdb.builder import build_database
 
     path = tmp_path_factory.mktemp("small") / "small.h5"
     build_database(path, kmax=SMALL_KMAX, halls=SMALL_HALLS, jobs=1)
@@ -428,7 +428,7 @@ def test_build_into_directory(invoke, tmp_path):
 
 
 def test_build_absurd_kmax_refused_up_front(invoke):
-    from basisdb_build import estimate_peak_memory
+    from basisdb.builder import estimate_peak_memory
 
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -208,7 +208,7 @@ def test_mcif_files_are_cifs_and_unknown_files_one_line(tmp_path):
     pytest.importorskip("ase.io")
     odd = tmp_path / "x.unknownsuffix"
     odd.write_text("hello\n")
-    with pytest.raises(ValueError, match="x.unknownsuffix: not a file type basisdb or ASE reads"):
+    with pytest.raises(ValueError, match=r"x\.unknownsuffix: not a file type basisdb or ASE reads"):
         basisdb.featurize_dataset(odd, None, scheduler="sync", progress=False)
     res = CliRunner().invoke(
         cli, ["featurize", str(odd), "-o", str(tmp_path / "out"), "--scheduler", "sync", "-q"]
@@ -254,7 +254,7 @@ def test_cli_writes_and_refuses_other_options(tmp_path, small_csv, reference):
 
 
 _KILL_SCRIPT = textwrap.dedent(
-    """
+    f"""
     import sys, time
     import basisdb
     from basisdb import _dataset_io
@@ -264,10 +264,9 @@ _KILL_SCRIPT = textwrap.dedent(
             time.sleep(float(sys.argv[3]))
             yield x
     _dataset_io.iter_file_items = slow
-    basisdb.featurize_dataset(sys.argv[1], sys.argv[2], kmax=%d, partition_size=3, scheduler="sync",
+    basisdb.featurize_dataset(sys.argv[1], sys.argv[2], kmax={KMAX}, partition_size=3, scheduler="sync",
                               carry=["energy_per_atom"], progress=False)
 """
-    % KMAX
 )
 
 

@@ -86,7 +86,7 @@ def _op_set(rot, t) -> set:
 def test_space_group_names(number):
     import spglib
 
-    full, hall, name = SPACE_GROUP_OF[number]
+    _full, hall, name = SPACE_GROUP_OF[number]
     assert spglib.get_spacegroup_type(hall).international_full == name
 
 
@@ -199,7 +199,7 @@ def test_features_in_box_space(db):
 @pytest.mark.parametrize("number", [1, 5, 12, 17])
 @pytest.mark.parametrize("kp", [1, 3])
 def test_restriction_equals_a_fresh_build(db, number, kp):
-    from basisdb_build.plane_groups import plane_group_record, solve_plane_group
+    from basisdb.builder.plane_groups import plane_group_record, solve_plane_group
 
     rec = plane_group_record(number)
     sol = solve_plane_group(rec.rotations, rec.translations, kp)
@@ -269,7 +269,7 @@ def test_evaluate_checks_dimension(db):
 
 def test_file_without_plane_groups_is_still_readable(tmp_path):
     """A file that lacks the optional plane-group section (e.g. an older build) reads normally."""
-    from basisdb_build import build_database
+    from basisdb.builder import build_database
 
     path = tmp_path / "noplane.h5"
     build_database(path, kmax=2, halls=[1, 2], jobs=1)

@@ -116,7 +116,7 @@ def _reference(hall: int, z0: float):
                 angle = np.degrees(np.arctan2(m[1, 0], m[0, 0]))
                 if n != 2 and abs(angle - 360 / n) > 1e-6:
                     continue  # the screw sense is read from the counter-clockwise rotation
-                k = int(round(n * tz)) % n
+                k = round(n * tz) % n
                 cand = (n, 1, -k, f"{n}_{k}" if k else str(n))
             else:
                 n = _power_order(-w)

@@ -1,5 +1,6 @@
 """Packaging: the wheel carries the artifact and the builder, a plain (non-editable) install
-finds the shipped artifact, and ``import basisdb`` stays light.
+finds the shipped artifact and runs the README's commands without the `build` extra (spglib,
+networkx), ``basisdb build`` works once the extra is installed, and ``import basisdb`` stays light.
 
 The wheel/venv test needs the package index (for numpy, scipy, h5py, ...); it is skipped,
 not failed, when pip cannot reach it.
@@ -62,13 +63,13 @@ def _run(cmd, *, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
 def test_import_basisdb_is_light(tmp_path):
     code = (
         "import sys, basisdb\n"
-        "heavy = ('spglib', 'networkx', 'scipy', 'basisdb_build', 'click')\n"
+        "heavy = ('spglib', 'networkx', 'scipy', 'basisdb.builder', 'click')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "db = basisdb.open()\n"
         "b = db.get(225)\n"
         "import numpy as np\n"
         "b.evaluate(np.random.default_rng(0).random((4, 3)))\n"
-        "print(sorted(m for m in ('spglib', 'networkx', 'basisdb_build') if m in sys.modules))\n"
+        "print(sorted(m for m in ('spglib', 'networkx', 'basisdb.builder') if m in sys.modules))\n"
     )
     proc = _run([sys.executable, "-c", code], cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -98,8 +99,17 @@ def test_wheel_contents(wheel):
         info = {i.filename: i for i in zf.infolist()}
     assert "basisdb/data/basisdb.h5" in names
     assert info["basisdb/data/basisdb.h5"].file_size == (REPO / "data" / "basisdb.h5").stat().st_size
-    assert "basisdb_build/orbits.py" in names
-    assert "basisdb_build/__init__.py" in names
+    assert "basisdb/builder/orbits.py" in names
+    assert "basisdb/builder/__init__.py" in names
+    # exactly the sources of the checkout: no stale module left in setuptools' scratch folder
+    # (.setuptools-build/lib is reused between builds), e.g. the former top-level basisdb_build
+    expected = (
+        {f"basisdb/{p.name}" for p in (REPO / "basisdb").glob("*.py")}
+        | {f"basisdb/builder/{p.name}" for p in (REPO / "build" / "builder").glob("*.py")}
+        | {f"basisdb/data/{p.name}" for p in (REPO / "data").glob("*.py")}
+    )
+    shipped = {n for n in names if n.endswith(".py")}
+    assert shipped == expected, {"stale": sorted(shipped - expected), "missing": sorted(expected - shipped)}
     assert "basisdb/cli.py" in names
     top = {n.split("/", 1)[0] for n in names}
     assert "build" not in top, sorted(n for n in names if n.startswith("build/"))
@@ -213,9 +223,64 @@ def test_installed_console_script(installed):
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("basisdb: error:")
 
 
-def test_installed_builder_works(installed):
-    """The builder ships as basisdb_build: `basisdb build` works from the installed wheel."""
+def test_readme_commands_without_the_build_extra(installed):
+    """A plain `pip install` has no spglib or networkx; the README's commands run all the same, and
+    `basisdb build` fails in one line naming the extra."""
     env = _venv_env(installed)
+    script = installed["bindir"] / "basisdb"
+    proc = _run(
+        [
+            installed["python"],
+            "-c",
+            "import importlib.util as u; print(u.find_spec('spglib'), u.find_spec('networkx'))",
+        ],
+        cwd=installed["cwd"],
+        env=env,
+    )
+    assert proc.stdout.split() == ["None", "None"], "the plain install pulled in spglib or networkx"
+    proc = _run([script, "verify"], cwd=installed["cwd"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok:") and "530 settings" in proc.stdout
+    proc = _run([script, "show", "F d -3 m:2", "--limit", "5"], cwd=installed["cwd"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("F d -3 m:2 (hall 526, No. 227)")
+    out = installed["cwd"] / "never.h5"
+    proc = _run(
+        [script, "build", "--kmax", "1", "--halls", "1", "-o", out, "-q"], cwd=installed["cwd"], env=env
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.strip().endswith("pip install 'basisdb[build]'") and not out.exists()
+
+
+def test_installed_builder_works(installed, wheel):
+    """The builder ships as basisdb.builder: with the `build` extra installed (after the test
+    above), `basisdb build` works from the installed wheel."""
+    env = _venv_env(installed)
+    proc = _run(
+        [
+            installed["python"],
+            "-m",
+            "pip",
+            "install",
+            "--retries",
+            "2",
+            "--timeout",
+            "30",
+            "--disable-pip-version-check",
+            f"basisdb[build] @ {wheel.as_uri()}",
+        ],
+        cwd=installed["cwd"],
+        env=env,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if any(m in text for m in _NETWORK_MARKERS):
+            pytest.skip(
+                f"pip cannot reach the package index for the build extra: {text.strip().splitlines()[-1]}"
+            )
+        pytest.fail(f"pip install of the build extra failed:\n{text[-4000:]}")
     script = installed["bindir"] / "basisdb"
     out = installed["cwd"] / "tiny.h5"
     proc = _run(
@@ -229,8 +294,9 @@ def test_installed_builder_works(installed):
     assert proc.stdout.startswith("ok:") and "3 settings, K=1" in proc.stdout
     # the builder came from the venv, not from this checkout's build/ folder
     proc = _run(
-        [installed["python"], "-c", "import basisdb_build; print(basisdb_build.__file__)"],
+        [installed["python"], "-c", "import basisdb.builder; print(basisdb.builder.__file__)"],
         cwd=installed["cwd"],
         env=env,
     )
+    assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).resolve().is_relative_to(installed["purelib"])

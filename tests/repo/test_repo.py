@@ -39,37 +39,103 @@ def test_each_constant_has_one_home():
         if path.name == "_constants.py":
             continue
         for node in ast.parse(path.read_text()).body:  # module level only
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
-                if type(node.value.value) is int and node.value.value in values:
-                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            if (
+                isinstance(node, (ast.Assign, ast.AnnAssign))
+                and isinstance(node.value, ast.Constant)
+                and type(node.value.value) is int
+                and node.value.value in values
+            ):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert found == [], f"constants defined outside basisdb/_constants.py: {found}"
 
 
-def test_builder_imports_only_the_reader_contract():
-    """The builder shares with the reader only the constants, the format, exact operations,
-    the box index, crystal systems and the version (build/basisdb_build/__init__.py)."""
+def _basisdb_imports(folder: Path) -> dict[str, set[str]]:
+    """{module of basisdb imported by the files under ``folder``: the names imported from it}."""
     import ast
 
-    contract = {
-        "basisdb._constants",
-        "basisdb._format",
-        "basisdb._ops",
-        "basisdb._boxindex",
-        "basisdb._symbols",
-        "basisdb._version",
-    }
-    used = set()
-    for path in (REPO / "build").rglob("*.py"):
+    used: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.ImportFrom)
                 and node.level == 0
                 and (node.module or "").split(".")[0] == "basisdb"
             ):
-                used.add(node.module)
+                used.setdefault(node.module, set()).update(a.name for a in node.names)
             elif isinstance(node, ast.Import):
-                used |= {a.name for a in node.names if a.name.split(".")[0] == "basisdb"}
-    assert used and used <= contract, sorted(used - contract)
+                for a in node.names:
+                    if a.name.split(".")[0] == "basisdb":
+                        used.setdefault(a.name, set())
+    return used
+
+
+def test_builder_imports_only_the_reader_contract():
+    """The builder takes the format (names, layout, hash, DEN, MAX_KMAX, the box index) from the one
+    contract module basisdb._format; besides it only shared code and numbers: exact operations,
+    crystal systems, the counts and the version (build/builder/__init__.py)."""
+    used = _basisdb_imports(REPO / "build")
+    contract = {
+        "basisdb._format",
+        "basisdb._ops",
+        "basisdb._symbols",
+        "basisdb._constants",
+        "basisdb._version",
+    }
+    assert "basisdb._format" in used and set(used) <= contract, sorted(set(used) - contract)
+    from basisdb import _format
+
+    format_names = {"DEN", "MAX_KMAX", "box_frequencies", "box_index", "canonical_rank", "canonical_sort"}
+    assert format_names <= set(_format.__all__)
+    leaked = used.get("basisdb._constants", set()) & format_names
+    assert leaked == set(), f"the builder takes {sorted(leaked)} around the contract module basisdb._format"
+    assert used["basisdb._format"] <= set(_format.__all__), sorted(
+        used["basisdb._format"] - set(_format.__all__)
+    )
+
+
+def test_reader_never_imports_the_builder():
+    """The wing hangs off the package, not the other way round: only the two lazy entry points
+    (`basisdb build`, basis_from_operations) import basisdb.builder, inside a function."""
+    import ast
+
+    users = []
+    for path in sorted((REPO / "basisdb").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top_level = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.ImportFrom):
+                mods = [node.module or ""] if node.level == 0 else [f"basisdb.{node.module or ''}"]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            if any(m == "basisdb.builder" or m.startswith("basisdb.builder.") for m in mods):
+                users.append((path.name, id(node) in top_level))
+    assert sorted(users) == [("_custom.py", False), ("_custom.py", False), ("cli.py", False)], users
+
+
+def test_root_attributes_follow_the_format():
+    """The builder writes the root attributes of _format.root_attributes, in ROOT_ATTRIBUTES order,
+    and every root attribute the reader reads is one of them."""
+    import ast
+
+    from basisdb import _format
+
+    attrs = _format.root_attributes(8, 530, "0", "0")
+    assert tuple(attrs) == _format.ROOT_ATTRIBUTES
+    assert attrs["denominator"] == _format.DEN and attrs["format_version"] == _format.FORMAT_VERSION
+    read = set()
+    for path in sorted((REPO / "basisdb").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"attr_int", "attr_str"}
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                read.add(node.args[1].value)
+    assert {"format", "format_version", "kmax", "denominator", "n_settings"} <= read
+    assert read <= set(_format.ROOT_ATTRIBUTES), sorted(read - set(_format.ROOT_ATTRIBUTES))
 
 
 # ------------------------------------------------------------------ docs follow the code
@@ -119,7 +185,7 @@ def test_architecture_names_only_files_in_the_repo():
 def test_architecture_lists_every_module():
     """Each module of the package and the builder has a place in docs/ARCHITECTURE.md."""
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
-    modules = [*(REPO / "basisdb").glob("*.py"), *(REPO / "build" / "basisdb_build").glob("*.py")]
+    modules = [*(REPO / "basisdb").glob("*.py"), *(REPO / "build" / "builder").glob("*.py")]
     unlisted = [str(p.relative_to(REPO)) for p in modules if p.name != "__init__.py" and p.name not in text]
     assert unlisted == [], f"modules missing from docs/ARCHITECTURE.md: {unlisted}"
 
@@ -155,6 +221,5 @@ def test_version_is_written_once():
             found.append(str(path.relative_to(REPO)))
     assert found == [], found
     assert (
-        "from basisdb._version import __version__"
-        in (REPO / "build" / "basisdb_build" / "builder.py").read_text()
+        "from basisdb._version import __version__" in (REPO / "build" / "builder" / "builder.py").read_text()
     )

@@ -709,7 +709,7 @@ def write_doc() -> None:
 def files(tmp_path_factory) -> dict[str, str]:
     import h5py
 
-    from basisdb_build import build_database
+    from basisdb.builder import build_database
 
     d = tmp_path_factory.mktemp("badinput")
     small = d / "small.h5"
@@ -762,7 +762,7 @@ def _pattern(message: str, files: dict[str, str]) -> re.Pattern:
 
 
 def _memory_refusal_applies() -> bool:
-    from basisdb_build import estimate_peak_memory
+    from basisdb.builder import estimate_peak_memory
 
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -409,7 +409,7 @@ _atom_site_occupancy
 Na1+ 0.0000(1) 0 0 1.000(2)
 Cl1- 0.5 0.5 0.5 ?
 """
-    L, x, z = read_cif(text)
+    L, _x, z = read_cif(text)
     assert np.allclose(L, 4 * np.eye(3)) and sorted(z.tolist()) == [11] * 4 + [17] * 4
 
 

@@ -84,7 +84,7 @@ def test_validate_screen_agrees_with_the_exact_search():
         x = rng.uniform(-2, 3, size=(n, 3))
         if n > 1 and rng.random() < 0.5:
             x[1] = x[0] + rng.normal(size=3) * 10 ** rng.uniform(-4, -0.5) + rng.integers(-1, 2, 3)
-        d, (i, j) = _closest_pair(L, x)
+        d, (_i, _j) = _closest_pair(L, x)
         for md in (0.1, 1.0, d, np.nextafter(d, 0), np.nextafter(d, 10)):
             msg = _refused(L, x, md)
             assert (msg is not None) == (d < md)

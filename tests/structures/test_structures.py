@@ -171,7 +171,7 @@ def test_presentation_invariance_settings_via_cif(refs, name, halls, tmp_path):
     cell and origin) reads back to the same features, through every CIF route."""
     ref = refs[name]
     for hall in halls:
-        L, x, z, index, ops = crystals.in_setting(CRYSTALS[name], hall)
+        L, x, z, _index, ops = crystals.in_setting(CRYSTALS[name], hall)
         text = crystals.to_cif(L, x, z, ops, name=f"{name}_{hall}", number=ref.number)
         path = tmp_path / f"{name}_{hall}.cif"
         path.write_text(text)
@@ -426,7 +426,7 @@ Fe1 Fe 0 0 0 0.5
 
 
 def test_bad_cifs():
-    with pytest.raises(CIFError, match="no atoms|atom"):
+    with pytest.raises(CIFError, match=r"no atoms|atom"):
         featurize(CIF_NO_ATOMS)
     with pytest.raises(CIFError, match="partial occupanc"):
         featurize(CIF_PARTIAL)
@@ -524,7 +524,7 @@ def test_all_530_settings_random_crystal():
     for s in db.settings():
         cell = crystals.random_crystal(s, rng)
         for kinds in (("shift", "cell", "permute", "rotate", "unwrap"), ("shift", "supercell", "lefthanded")):
-            ref, err = _presentation_check(cell, rng, kinds)
+            _ref, err = _presentation_check(cell, rng, kinds)
             assert err <= TOL, (s.hall_number, kinds, err)
 
 

@@ -105,7 +105,7 @@ def test_distorted_cubic_at_tiny_symprec_warns_lattice():
     with pytest.warns(LowSymmetryWarning, match=r"finds only P1 .*lattice alone has point group m-3m") as rec:
         r = featurize(_distorted_nacl(1e-3), kmax=2, symprec=1e-5, angle_tolerance=None)
     assert r.number == 1
-    w = [x.message for x in rec if isinstance(x.message, LowSymmetryWarning)][0]
+    w = next(x.message for x in rec if isinstance(x.message, LowSymmetryWarning))
     assert w.number == 1 and w.lattice_pointgroup == "m-3m" and w.symprec == 1e-5
     # the default recovers the group
     assert featurize(_distorted_nacl(1e-3), kmax=2).number == 225
@@ -119,7 +119,7 @@ def test_distorted_cubic_warns_with_the_looser_group():
     ) as rec:
         r = featurize(cell, kmax=2, symprec=5e-4, angle_tolerance=None)
     assert r.number == 1
-    w = [x.message for x in rec if isinstance(x.message, LowSymmetryWarning)][0]
+    w = next(x.message for x in rec if isinstance(x.message, LowSymmetryWarning))
     assert w.looser_symprec == pytest.approx(5e-3) and w.looser_number == 225
     assert featurize(cell, kmax=2).number == 225
 

@@ -231,7 +231,7 @@ def test_forces_of_an_invariant_potential_lie_in_each_atoms_polar_span(name):
     V = featurize((L, x, z), kmax=K).vector_features("polar")
     scale = np.abs(F).max()  # O(1) where the site allows a force; round-off (1e-16) at centrosymmetric sites
     for i in range(len(x)):
-        u, s, vt = np.linalg.svd(V[i], full_matrices=False)
+        _u, s, vt = np.linalg.svd(V[i], full_matrices=False)
         span = vt[s > 1e-6 * max(s.max(initial=0.0), 1.0)]  # orthonormal rows spanning the atom's vectors
         resid = F[i] - span.T @ (span @ F[i])
         assert np.abs(resid).max() <= 1e-10 * max(scale, 1.0), (name, i, z[i], F[i], resid)

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from basisdb._boxindex import box_frequencies, box_index, canonical_rank
-from basisdb._constants import DEN
+from basisdb._format import DEN, box_frequencies, box_index, canonical_rank
 from basisdb._ops import group_generators
 
 
@@ -53,7 +52,7 @@ def solve_orbits(
     operations must already form a group (see ``basisdb._ops.check_group``).
     ``phase_offsets`` (n,) ints over ``DEN``, optional: a constant added to the phase of
     every edge of an operation, e.g. ``DEN // 2`` for the primed (time-reversing)
-    operations of a magnetic group acting on a time-odd field (basisdb_build.magnetic);
+    operations of a magnetic group acting on a time-odd field (basisdb.builder.magnetic);
     ``generators`` then names a generating set of the operations *with* that extra label.
     """
     freqs = box_frequencies(kmax)  # (nbox, 3) int64, box-index order

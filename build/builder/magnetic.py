@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from basisdb._constants import DEN, N_MAGNETIC_TYPES
+from basisdb._constants import N_MAGNETIC_TYPES
+from basisdb._format import DEN
 from basisdb._ops import as_exact_operations
 
 from .orbits import OrbitSolution, solve_orbits

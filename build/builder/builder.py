@@ -11,27 +11,35 @@ from typing import Callable
 
 import numpy as np
 
-from basisdb._constants import DEN, MAX_KMAX, N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS
+from basisdb._constants import N_MAGNETIC_TYPES, N_PLANE_GROUPS, N_SETTINGS
 from basisdb._format import (
-    CONVENTIONS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
+    COLUMNS,
+    INDEX,
     INDEX_INTEGERS,
     INDEX_STRINGS,
+    INTEGERS,
     MAGNETIC,
+    MAGNETIC_BASES,
     MAGNETIC_BASIS_FIELDS,
+    MAGNETIC_BASIS_INDEX,
     MAGNETIC_BASIS_INDEX_INTEGERS,
     MAGNETIC_BASIS_INDEX_STRINGS,
+    MAGNETIC_INDEX,
     MAGNETIC_INDEX_INTEGERS,
     MAGNETIC_INDEX_STRINGS,
     MAGNETIC_OPS_FIELDS,
+    MAGNETIC_TYPES,
+    MAX_KMAX,
     PAYLOAD_FIELDS,
     PLANE_GROUPS,
     PLANE_INDEX,
     PLANE_INDEX_INTEGERS,
     PLANE_INDEX_STRINGS,
     PLANE_PAYLOAD_FIELDS,
+    SETTINGS,
+    STRINGS,
     payload_sha256,
+    root_attributes,
 )
 from basisdb._version import __version__
 
@@ -145,20 +153,14 @@ def build_database(
     index: dict[str, list] = {name: [] for name in INDEX_INTEGERS + INDEX_STRINGS}
 
     with atomic_h5(path) as f:
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = np.int32(FORMAT_VERSION)
-        f.attrs["kmax"] = np.int32(kmax)
-        f.attrs["denominator"] = np.int32(DEN)
-        f.attrs["n_settings"] = np.int32(len(selected))
-        f.attrs["conventions"] = CONVENTIONS
-        f.attrs["builder_version"] = __version__
-        f.attrs["spglib_version"] = spglib_version()
-        settings = create_group(f, "settings")
+        for name, value in root_attributes(kmax, len(selected), __version__, spglib_version()).items():
+            f.attrs[name] = value
+        settings = create_group(f, SETTINGS)
         for built in _map(tasks, jobs):
             _write_setting(settings, built, index)
             if progress is not None:
                 progress(1)
-        _write_index(create_group(f, "index"), index, INDEX_INTEGERS, INDEX_STRINGS)
+        _write_index(create_group(f, INDEX), index, INDEX_INTEGERS, INDEX_STRINGS)
         _write_plane_groups(f, int(kmax), jobs)
         if magnetic or (magnetic is None and len(selected) == N_SETTINGS):
             _write_magnetic(f, int(kmax), jobs, frozenset(selected))
@@ -170,8 +172,9 @@ def build_database(
     }
 
 
-def _map(tasks: list[tuple[int, int]], jobs: int, func: Callable = _build_one) -> Iterable:
-    """Solve settings in hall_number order, in ``jobs`` processes (results in order)."""
+def _map(tasks: list[tuple], jobs: int, func: Callable = _build_one) -> Iterable:
+    """``func`` over ``tasks`` (the arguments of one setting or magnetic type each), in ``jobs``
+    processes, results in order."""
     if jobs == 1 or len(tasks) == 1:
         yield from map(func, tasks)
         return
@@ -185,11 +188,11 @@ def _write_index(
 ) -> None:
     """The two index tables of ``group``: integers (int32) and strings (NUL-padded ASCII), with ``columns``."""
     integers = np.array([index[name] for name in int_columns], dtype=np.int32).T
-    write_dataset(group, "integers", integers).attrs["columns"] = ",".join(int_columns)
+    write_dataset(group, INTEGERS, integers).attrs[COLUMNS] = ",".join(int_columns)
     strings = [[v.encode("ascii") for v in index[name]] for name in str_columns]
     width = max(len(v) for col in strings for v in col)
     table = np.array(strings, dtype=f"S{max(1, width)}").T
-    write_dataset(group, "strings", table).attrs["columns"] = ",".join(str_columns)
+    write_dataset(group, STRINGS, table).attrs[COLUMNS] = ",".join(str_columns)
 
 
 # ------------------------------------------------------------------ plane groups (FORMAT.md section 13)
@@ -283,8 +286,8 @@ def _write_magnetic(f, kmax: int, jobs: int, halls: frozenset) -> None:
 
     prepare()  # computed once here; forked workers inherit it
     root = create_group(f, MAGNETIC)
-    types = create_group(root, "types")
-    bases = create_group(root, "bases")
+    types = create_group(root, MAGNETIC_TYPES)
+    bases = create_group(root, MAGNETIC_BASES)
     index: dict[str, list] = {name: [] for name in MAGNETIC_INDEX_INTEGERS + MAGNETIC_INDEX_STRINGS}
     basis_index: dict[str, list] = {
         name: [] for name in MAGNETIC_BASIS_INDEX_INTEGERS + MAGNETIC_BASIS_INDEX_STRINGS
@@ -346,9 +349,9 @@ def _write_magnetic(f, kmax: int, jobs: int, halls: frozenset) -> None:
         row.update({f"p{i}": int(rec.origin_shift[i]) for i in range(3)})
         for name in index:
             index[name].append(row[name])
-    _write_index(create_group(root, "index"), index, MAGNETIC_INDEX_INTEGERS, MAGNETIC_INDEX_STRINGS)
+    _write_index(create_group(root, MAGNETIC_INDEX), index, MAGNETIC_INDEX_INTEGERS, MAGNETIC_INDEX_STRINGS)
     _write_index(
-        create_group(root, "basis_index"),
+        create_group(root, MAGNETIC_BASIS_INDEX),
         basis_index,
         MAGNETIC_BASIS_INDEX_INTEGERS,
         MAGNETIC_BASIS_INDEX_STRINGS,

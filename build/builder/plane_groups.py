@@ -31,7 +31,8 @@ from functools import cache
 
 import numpy as np
 
-from basisdb._constants import DEN, N_PLANE_GROUPS
+from basisdb._constants import N_PLANE_GROUPS
+from basisdb._format import DEN
 from basisdb._ops import check_group, parse_triplet
 
 from .orbits import OrbitSolution, solve_orbits
