@@ -1,10 +1,10 @@
-"""Data for the reference model: CSV of CIFs -> cached, featurised arrays.
+"""Data for the reference model: CSV of CIFs -> featurised records, cached as a basisdb Parquet dataset.
 
 Per structure we keep (no encoding is stored here: the invariant encoding is computed by
 the library layer ``basisdb.torch.InvariantEncoder`` from these arrays, see model.py):
 
-  numbers       (n,) atomic numbers
-  positions     (n, 3) basisdb's canonical standardised coordinates (``Featurized.positions``)
+  numbers       (n,) int64 atomic numbers
+  positions     (n, 3) float64 basisdb's canonical standardised coordinates (``Featurized.positions``)
   hall_number, number: the detected setting and space group
   cell          (3, 3) the canonical cell's vectors (rows, Angstrom; ``Featurized.lattice``)
   lattice       (7,) Niggli-reduced primitive cell: a, b, c (A), alpha, beta, gamma (deg), volume
@@ -13,19 +13,24 @@ the library layer ``basisdb.torch.InvariantEncoder`` from these arrays, see mode
                 non-invariant baseline's input)
   lattice_raw   (7,) the parameters of the cell as written
   max_displacement: the largest shift (A) made by basisdb's symmetrisation
+  index         the structure's position in the input list
 
-Structures that cannot be read or featurised are recorded (index, material_id, error) and
-skipped; they do not stop the run.
+A dataset is featurised by the library (``basisdb.featurize_many``: Dask workers, Parquet
+output, failures table, restartable) into a folder keyed by the content of the inputs and every
+option (``featurize_structures``).  The fields the library does not compute (raw_*, lattice,
+lattice_raw) are computed here from the crystal as read, stored in the same folder, and joined
+with the library's rows by index.  Structures that cannot be read or featurised are recorded
+(index, material_id, error) and skipped; they do not stop the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
-import json
-import multiprocessing
 import os
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -38,19 +43,12 @@ from basisdb.structures import as_cell, featurize
 
 csv.field_size_limit(sys.maxsize)
 
-# Layout of the cached arrays; bump when the record layout below changes.
-CACHE_LAYOUT = "cft-records-v2"
-RECORD_KEYS = ("numbers", "positions", "raw_positions")  # per-atom (ragged) arrays
-STRUCT_KEYS = (
-    "cell",
-    "raw_cell",
-    "lattice",
-    "lattice_raw",
-    "number",
-    "hall_number",
-    "max_displacement",
-    "index",
-)
+# Part of the cache key; bump when the record layout or the options passed to the library change.
+CACHE_LAYOUT = "cft-records-v3"
+# Fields computed here from the crystal as read (a run's raw.parquet, flattened) and their shapes.
+RAW_SHAPES = {"raw_cell": (3, 3), "raw_positions": (-1, 3), "lattice": (7,), "lattice_raw": (7,)}
+PARTITION_SIZE = 256  # structures per task and Parquet file of the library's dataset
+READ_COLUMNS = ("index", "id", "hall_number", "number", "lattice", "positions", "numbers", "max_displacement")
 
 
 @dataclass
@@ -98,44 +96,42 @@ def niggli_parameters(
     return cell_parameters(reduced, len(prim[2]))
 
 
+def raw_fields(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, symprec: float) -> dict:
+    """The fields of a crystal as given (lattice rows in A, fractional positions (n, 3), Z (n,)) that
+    basisdb does not compute: raw_positions, raw_cell, lattice (Niggli parameters) and lattice_raw."""
+    lattice, positions = np.asarray(lattice, dtype=np.float64), np.asarray(positions, dtype=np.float64)
+    return {
+        "raw_positions": positions,
+        "raw_cell": lattice,
+        "lattice": niggli_parameters(lattice, positions, numbers, symprec),
+        "lattice_raw": cell_parameters(lattice, len(numbers)),
+    }
+
+
 def featurize_cell(
     lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, kmax: int, symprec: float
 ) -> dict:
     """Model inputs of one crystal given as arrays (lattice rows in A, fractional positions, Z)."""
-    lattice, positions, numbers = (
-        np.asarray(lattice, float),
-        np.asarray(positions, float),
-        np.asarray(numbers),
-    )
+    numbers = np.asarray(numbers)
     with warnings.catch_warnings():  # low-symmetry detections are expected in these DFT sets
         warnings.simplefilter("ignore", basisdb.LowSymmetryWarning)
-        f = featurize((lattice, positions, numbers), kmax=kmax, symprec=symprec)
+        f = featurize(
+            (np.asarray(lattice, float), np.asarray(positions, float), numbers), kmax=kmax, symprec=symprec
+        )
     return {
         "numbers": f.numbers.astype(np.int64),
         "positions": np.asarray(f.positions, dtype=np.float64),
-        "raw_positions": np.asarray(positions, dtype=np.float64),
         "cell": np.asarray(f.lattice, dtype=np.float64),
-        "raw_cell": lattice.astype(np.float64),
-        "lattice": niggli_parameters(lattice, positions, numbers, symprec),
-        "lattice_raw": cell_parameters(lattice, len(numbers)),
         "number": int(f.number),
         "hall_number": int(f.hall_number),
         "max_displacement": float(f.max_displacement),
+        **raw_fields(lattice, positions, numbers, symprec),
     }
 
 
 def featurize_text(cif: str, kmax: int, symprec: float) -> dict:
     """Featurise one CIF text; raises on unreadable or unfeaturisable input."""
     return featurize_cell(*as_cell(cif), kmax=kmax, symprec=symprec)
-
-
-def _featurize_safe(item: tuple[str, int, float]):
-    """(record, None) or (None, error message); run in worker processes."""
-    cif, kmax, symprec = item
-    try:
-        return featurize_text(cif, kmax, symprec), None
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
 
 
 def artifact_digest() -> str:
@@ -150,123 +146,156 @@ def artifact_digest() -> str:
 
 def featurize_code_digest() -> str:
     """SHA-256 of the code that turns a crystal into canonical coordinates (basisdb.structures and
-    basisdb._canonical) and spglib's version: a change of featurize's defaults or of the
-    canonicalisation must not reuse features computed before it."""
+    basisdb._canonical), the library's dataset layout and spglib's version: a change of featurize's
+    defaults or of the canonicalisation must not reuse features computed before it."""
     import spglib
 
     import basisdb._canonical
+    import basisdb._dataset_io
     import basisdb.structures
 
-    h = hashlib.sha256(f"spglib={spglib.__version__};".encode())
+    h = hashlib.sha256(f"spglib={spglib.__version__};dataset={basisdb._dataset_io.LAYOUT};".encode())
     for mod in (basisdb.structures, basisdb._canonical):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()
 
 
-def cache_key(source: bytes | str, kmax: int, symprec: float, limit: int | None = None) -> str:
-    """Hash of everything that produced the cached features: the input bytes, limit, kmax,
-    symprec, the artifact's digest, the featurising code and the record layout (not the
-    package version)."""
+def cache_key(structures: list[Structure], symprec: float, partition_size: int = PARTITION_SIZE) -> str:
+    """Hex SHA-256 of everything that produced the cached records: every structure's material_id and
+    CIF text in order, symprec, the partition size (the library's layout), the artifact's digest, the
+    featurising code and CACHE_LAYOUT (not the package version, not K: the records do not depend on K)."""
     h = hashlib.sha256()
-    h.update(source if isinstance(source, bytes) else source.encode())
+    for s in structures:
+        h.update(f"{len(s.material_id)}:{s.material_id};{len(s.cif)}:".encode())
+        h.update(s.cif.encode())
     h.update(
-        f";limit={limit};kmax={int(kmax)};symprec={float(symprec)!r};artifact={artifact_digest()};"
+        f";symprec={float(symprec)!r};partition_size={int(partition_size)};artifact={artifact_digest()};"
         f"code={featurize_code_digest()};{CACHE_LAYOUT}".encode()
     )
     return h.hexdigest()
 
 
-def featurize_dataset(
-    structures: list[Structure],
-    kmax: int,
-    symprec: float,
-    cache_dir: str | os.PathLike | None,
-    jobs: int = 1,
-    source: bytes | None = None,
-) -> tuple[list[dict], float, list[dict]]:
-    """Featurise (or load from the cache) every structure.
+def _raw_part(structures: list[Structure], symprec: float, path: Path) -> list:
+    """Read every CIF; write the RAW_SHAPES columns (flattened; null where they fail, with the error
+    in raw_error) to ``path``, atomically.  Returns the library's inputs: the crystal as arrays
+    (lattice, positions, numbers), or the CIF text where it cannot be read (the library then records
+    its failure)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    Returns (records, seconds spent featurising, failures).  ``records`` holds the
-    structures that featurised, each with ``index`` = its position in ``structures``;
-    ``failures`` lists {index, material_id, error} of those that did not.
-    ``source``: the bytes the structures were read from (e.g. the CSV file) for the cache
-    key; by default the CIF texts themselves.
-    """
-    if source is None:
-        source = "\x00".join(s.cif for s in structures).encode()
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{cache_key(source, kmax, symprec, len(structures))[:20]}.npz"
-        if cache.is_file():
-            records, failures = _load_cache(cache)
-            return records, 0.0, failures
-    t0 = time.perf_counter()
-    items = [(s.cif, kmax, symprec) for s in structures]
-    if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(_featurize_safe, items, chunksize=16)
-    else:
-        results = [_featurize_safe(it) for it in items]
-    records, failures = [], []
-    for i, (rec, err) in enumerate(results):
-        if rec is None:
-            failures.append({"index": i, "material_id": structures[i].material_id, "error": err})
-        else:
-            rec["index"] = i
-            records.append(rec)
-    seconds = time.perf_counter() - t0
-    if cache is not None:
-        _save_cache(cache, records, failures)
-    return records, seconds, failures
-
-
-def _save_cache(path: Path, records: list[dict], failures: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "sizes": np.array([len(r["numbers"]) for r in records], dtype=np.int64),
-        "failures": np.array(json.dumps(failures)),
-    }
-    for k in RECORD_KEYS:
-        arrays[k] = (
-            np.concatenate([r[k] for r in records])
-            if records
-            else np.zeros((0,) if k == "numbers" else (0, 3))
-        )
-    for k in STRUCT_KEYS:
-        arrays[k] = np.array([r[k] for r in records])
-    tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
-    np.savez(tmp, **arrays)
+    cols: dict[str, list] = {k: [] for k in ("raw_error", *RAW_SHAPES)}
+    cells = []
+    for s in structures:
+        cell = raw = err = None
+        try:
+            cell = as_cell(s.cif)
+            raw = raw_fields(*cell, symprec)
+        except Exception as exc:
+            err = f"{type(exc).__name__}: {exc}"
+        cells.append(s.cif if cell is None else cell)
+        cols["raw_error"].append(err)
+        for k in RAW_SHAPES:
+            cols[k].append(None if raw is None else raw[k].ravel().tolist())
+    f64 = pa.list_(pa.float64())
+    table = pa.table({k: pa.array(v, type=pa.string() if k == "raw_error" else f64) for k, v in cols.items()})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
+    return cells
 
 
-def _load_cache(path: Path) -> tuple[list[dict], list[dict]]:
-    with np.load(path) as z:
-        a = {k: z[k] for k in z.files}
-    bounds = np.concatenate([[0], np.cumsum(a["sizes"])])
+def featurize_structures(
+    structures: list[Structure],
+    symprec: float,
+    cache_dir: str | os.PathLike | None = None,
+    jobs: int = 1,
+    partition_size: int = PARTITION_SIZE,
+) -> tuple[list[dict], float, list[dict]]:
+    """Featurise every structure with ``basisdb.featurize_many`` (or read the cached result).
+
+    The run's folder is ``cache_dir/features-<cache_key>/``: raw.parquet (the RAW_SHAPES columns,
+    one row per structure) and the library's Parquet dataset in dataset/.  A changed input or option
+    gets another folder; a run that was killed resumes there (the library keeps its done partitions).
+    ``jobs > 1``: a Dask LocalCluster of that many worker processes when there is more than one
+    partition of ``partition_size`` structures to share out; otherwise this process.
+    ``cache_dir=None``: a temporary folder, removed afterwards.
+
+    Returns (records, seconds spent featurising (0.0 when read from the cache), failures):
+    ``records`` (dicts, see the module docstring) in input order, each with ``index`` = its position
+    in ``structures``; ``failures`` lists {index, material_id, error} of the others, by index (the
+    library's error where it failed, else the error of the raw fields).
+    """
+    import pyarrow.parquet as pq
+
+    run_dir = (
+        None
+        if cache_dir is None
+        else Path(cache_dir) / f"features-{cache_key(structures, symprec, partition_size)[:20]}"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="cft-features-")
+        if run_dir is None
+        else contextlib.nullcontext(run_dir)
+    ) as d:
+        d, seconds = Path(d), 0.0
+        out = d / "dataset"
+        if not (out.is_dir() and basisdb.dataset.read_summary(out)["structures"] == len(structures)):
+            t0 = time.perf_counter()
+            d.mkdir(parents=True, exist_ok=True)
+            basisdb.featurize_many(
+                _raw_part(structures, symprec, d / "raw.parquet"),
+                out,
+                ids=[s.material_id for s in structures],
+                symprec=symprec,
+                features=False,  # the model needs positions, group and cells only; they do not depend on K
+                partition_size=partition_size,
+                workers=max(int(jobs), 1),
+                scheduler=None if jobs > 1 and len(structures) > partition_size else "sync",
+            )
+            seconds = time.perf_counter() - t0
+        table = basisdb.read_features(out, columns=list(READ_COLUMNS))
+        lib_failures = basisdb.read_failures(out).to_pylist()
+        raw = pq.read_table(d / "raw.parquet").to_pydict()
+    failures = [
+        {"index": f["index"], "material_id": f["id"], "error": f"{f['error_type']}: {f['error']}"}
+        for f in lib_failures
+    ]
     records = []
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        r = {k: a[k][lo:hi] for k in RECORD_KEYS}
-        for k in STRUCT_KEYS:
-            v = a[k][i]
-            r[k] = v if v.ndim else v.item()
-        records.append(r)
-    return records, json.loads(str(a["failures"]))
+    for r in basisdb.dataset.records(table):  # the library's rows, input order; index = row of raw.parquet
+        i = r.index
+        if raw["raw_error"][i] is not None:
+            failures.append({"index": i, "material_id": r.id, "error": raw["raw_error"][i]})
+            continue
+        records.append(
+            {
+                "numbers": r.numbers,
+                "positions": r.positions,
+                "cell": r.lattice,
+                "number": r.number,
+                "hall_number": r.hall_number,
+                "max_displacement": float(r.extra["max_displacement"]),
+                **{
+                    k: np.asarray(raw[k][i], dtype=np.float64).reshape(shape)
+                    for k, shape in RAW_SHAPES.items()
+                },
+                "index": i,
+            }
+        )
+    failures.sort(key=lambda f: f["index"])
+    return records, seconds, failures
 
 
 def load_dataset(
     data_dir: Path,
     dataset: str,
     target: str,
-    kmax: int,
     symprec: float,
     cache,
     jobs: int = 1,
     limit: int | None = None,
 ):
     """(structures, records, y aligned with records, featurise seconds, failures) of one dataset CSV."""
-    path = Path(data_dir) / dataset / f"{dataset}.csv"
-    structures = load_csv(path, [target], limit=limit)
-    source = path.read_bytes()
-    records, secs, failures = featurize_dataset(structures, kmax, symprec, cache, jobs, source=source)
+    structures = load_csv(Path(data_dir) / dataset / f"{dataset}.csv", [target], limit=limit)
+    records, secs, failures = featurize_structures(structures, symprec, cache, jobs)
     y = np.array([structures[r["index"]].targets[target] for r in records])
     return structures, records, y, secs, failures

@@ -12,6 +12,7 @@ Writes a CSV with one row per file: file, prediction, space_group, hall_number, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
@@ -99,14 +100,11 @@ def main(argv=None) -> int:
     if not Path(args.cifs).is_dir():
         ap.error(f"--cifs {args.cifs}: not a folder")
     rows = predict_folder(args.checkpoint, args.cifs)
-    fh = sys.stdout if args.output == "-" else open(args.output, "w", newline="")
-    try:
+    with contextlib.ExitStack() as stack:  # closes the output file, never sys.stdout
+        fh = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w", newline=""))
         w = csv.DictWriter(fh, fieldnames=["file", "prediction", "space_group", "hall_number", "error"])
         w.writeheader()
         w.writerows(rows)
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
     failed = sum(bool(r["error"]) for r in rows)
     print(f"{len(rows) - failed} predicted, {failed} failed (see the error column)", file=sys.stderr)
     return 0 if rows and failed < len(rows) else 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def _f(v, digits=4):
@@ -57,4 +58,5 @@ def summarize(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(summarize(json.load(open(sys.argv[1] if len(sys.argv) > 1 else "runs/cft/report.json"))))
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/cft/report.json")
+    print(summarize(json.loads(path.read_text())))

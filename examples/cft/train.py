@@ -466,7 +466,6 @@ def run(cfg: dict, out: Path, limit: int | None = None) -> dict:
                 data_dir,
                 exp["dataset"],
                 exp["target"],
-                cfg["kmax"],
                 cfg["symprec"],
                 cfg.get("cache"),
                 cfg.get("jobs", 1),

@@ -4,11 +4,15 @@ Asserts that the training loss decreases; that the invariant model's predictions
 change (float32 round-off) under each crystal's own symmetry operations and under random
 re-presentations, while the plain-Fourier baseline's do; that a fixed seed reproduces a
 run exactly; that a checkpoint predicts from a folder of CIFs (predict.py) with bad files
-recorded and skipped; and the fold construction of the transfer study (study.py).
+recorded and skipped; that the feature cache (a basisdb Parquet dataset keyed by inputs and
+options) gives what featurising each crystal directly gives, is read back without featurising,
+is never reused for another option, and resumes a run that lost a partition; and the fold
+construction of the transfer study (study.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
@@ -108,24 +112,21 @@ def test_cft_smoke(tmp_path):
     )
     csv_path = tmp_path / "pred.csv"
     assert predict_main(["--checkpoint", str(ckpt), "--cifs", str(cifs), "--output", str(csv_path)]) == 0
-    assert len(list(csv.DictReader(open(csv_path)))) == 4
+    with open(csv_path, newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 4
 
 
 @needs_data
 def test_fixed_seed_reproduces_and_failures_are_skipped(tmp_path):
-    from examples.cft.data import Structure, featurize_dataset, load_csv
+    from examples.cft.data import Structure, featurize_structures, load_csv
     from examples.cft.train import Trainer
 
     rows = load_csv(DATA / "carbon_24" / "carbon_24.csv", ["energy_per_atom"], limit=24)
     rows.insert(5, Structure("bad", "not a cif", {"energy_per_atom": 0.0}))
-    records, _, failures = featurize_dataset(rows, 2, 0.1, tmp_path / "cache")
+    records, secs, failures = featurize_structures(rows, 0.1, tmp_path / "cache")
     assert [f["index"] for f in failures] == [5] and failures[0]["material_id"] == "bad"
-    assert len(records) == 24 and 5 not in [r["index"] for r in records]
-    cached, secs, failures2 = featurize_dataset(rows, 2, 0.1, tmp_path / "cache")
-    assert secs == 0.0 and failures2 == failures and len(cached) == 24  # from the cache
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    featurize_dataset(rows, 2, 0.05, tmp_path / "cache")  # another symprec: another cache entry
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert "no such CIF file" in failures[0]["error"]
+    assert len(records) == 24 and 5 not in [r["index"] for r in records] and secs > 0
 
     y = np.array([rows[r["index"]].targets["energy_per_atom"] for r in records])
     split = {"train": np.arange(16), "val": np.arange(16, 20), "test": np.arange(20, 24)}
@@ -136,6 +137,89 @@ def test_fixed_seed_reproduces_and_failures_are_skipped(tmp_path):
         tr.fit()
         preds.append(tr.predict(split["test"]))
     np.testing.assert_array_equal(preds[0], preds[1])
+
+
+@needs_data
+def test_feature_cache(tmp_path, monkeypatch):
+    import basisdb
+    from examples.cft.data import (
+        Structure,
+        as_cell,
+        cache_key,
+        featurize_cell,
+        featurize_structures,
+        load_csv,
+    )
+
+    rows = load_csv(DATA / "carbon_24" / "carbon_24.csv", ["energy_per_atom"], limit=24)
+    rows.insert(3, Structure("garbage", "data_x\n_cell_length_a 3\n", {"energy_per_atom": 0.0}))
+    cache = tmp_path / "cache"
+
+    def featurize(*args, **kwargs):  # 8 structures per partition: 4 partitions, shared out to workers
+        return featurize_structures(*args, partition_size=8, **kwargs)
+
+    def direct(symprec):  # the reference: basisdb.featurize on each crystal, no dataset machinery, K = 3
+        out = []
+        for i, s in enumerate(rows):
+            with contextlib.suppress(Exception):
+                out.append({**featurize_cell(*as_cell(s.cif), kmax=3, symprec=symprec), "index": i})
+        return out
+
+    def same(recs, ref):
+        assert [r["index"] for r in recs] == [r["index"] for r in ref]
+        for a, b in zip(recs, ref):
+            assert set(a) == set(b)
+            for k in a:  # bit for bit, dtypes included (the models' inputs must not change)
+                va, vb = np.asarray(a[k]), np.asarray(b[k])
+                assert va.dtype == vb.dtype and va.shape == vb.shape and np.array_equal(va, vb), (
+                    a["index"],
+                    k,
+                )
+
+    recs, secs, fails = featurize(rows, 0.1, cache)
+    assert secs > 0 and [f["index"] for f in fails] == [3] and fails[0]["material_id"] == "garbage"
+    same(recs, direct(0.1))  # records do not depend on K: the dataset is featurised without features
+
+    # a second run reads the cache: the library is not called
+    def refuse(*args, **kwargs):
+        raise AssertionError("featurised again instead of reading the cache")
+
+    monkeypatch.setattr(basisdb, "featurize_many", refuse)
+    again, secs2, fails2 = featurize(rows, 0.1, cache)
+    assert secs2 == 0.0 and fails2 == fails
+    same(again, recs)
+    # a changed option or input never reuses the rows: a looser symprec finds other groups here
+    with pytest.raises(AssertionError, match="featurised again"):
+        featurize(rows, 0.2, cache)
+    with pytest.raises(AssertionError, match="featurised again"):
+        featurize(rows[:-1], 0.1, cache)
+    monkeypatch.undo()
+    loose, _, _ = featurize(rows, 0.2, cache)
+    ref = direct(0.2)
+    assert [r["hall_number"] for r in ref] != [r["hall_number"] for r in recs]  # the check below can fail
+    same(loose, ref)
+    assert len(list(cache.glob("features-*"))) == 3  # 0.1, 0.2, and the shorter input (refused unfinished)
+
+    # a run that lost a partition (killed before writing it) is completed, and only that partition
+    parts = sorted(
+        (cache / f"features-{cache_key(rows, 0.1, 8)[:20]}" / "dataset" / "features").glob("*.parquet")
+    )
+    assert len(parts) == 4
+    kept = {p: p.stat().st_mtime_ns for p in parts if p != parts[1]}
+    parts[1].unlink()
+    resumed, secs3, fails3 = featurize(rows, 0.1, cache)
+    assert secs3 > 0 and fails3 == fails and parts[1].is_file()
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    same(resumed, recs)
+
+    # two Dask workers (a LocalCluster) give the same records and failures as this process
+    schedulers, real = [], basisdb.featurize_many
+    monkeypatch.setattr(
+        basisdb, "featurize_many", lambda *a, **k: schedulers.append(k["scheduler"]) or real(*a, **k)
+    )
+    par, _, pfails = featurize(rows, 0.1, None, jobs=2)
+    assert schedulers == [None] and pfails == fails  # None: a LocalCluster of `workers` processes
+    same(par, recs)
 
 
 def test_study_folds():
