@@ -19,6 +19,7 @@ themselves: rotations are integer matrices and translations integers over
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from dataclasses import dataclass
 
@@ -69,24 +70,51 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
     These are the isometries of the lattice Z^3 with metric g (Angstrom^2), i.e.
     its holohedry in this basis, including accidental metric symmetry.  Two inner
     products agree when they differ by at most 2 symprec (|a_i| + |a_j|) + 1e-9 g_max.
-    Returns (k, 3, 3) int64, the identity first.
+    Returns (k, 3, 3) int64, the identity first (read-only: the sign-change answers are shared arrays).
     """
     g = np.asarray(metric, dtype=np.float64)
     diag = g.diagonal()
-    lens = np.sqrt(diag)
-    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(diag.max())
+    # the tolerances in Python floats (the same IEEE operations as numpy's, without its per-call cost)
+    gl = g.tolist()
+    d = (gl[0][0], gl[1][1], gl[2][2])
+    lens = [math.sqrt(v) for v in d]
+    big = 1e-9 * max(d)
+    t = [[2.0 * symprec * (li + lj) + big for lj in lens] for li in lens]
     norms = _BOX_OUTER @ g.ravel()
-    c = [np.flatnonzero(np.abs(norms - diag[i]) <= tol[i, i]) for i in range(3)]
-    if (
-        len(c[0]) == 2 and len(c[1]) == 2 and len(c[2]) == 2
-    ):  # only +-a, +-b, +-c have the right lengths: sign changes
+    # (342, 3): box vectors as long as a, b, c
+    hit = np.abs(norms[:, None] - diag) <= np.array((t[0][0], t[1][1], t[2][2]))
+    ax, idx = np.nonzero(hit.T)  # axis by axis, box vectors in order
+    if len(ax) == 6:  # only +-a, +-b, +-c have the right lengths: sign changes
         # s_i s_j g_ij agrees with g_ij when s_i s_j = 1, and when |-g_ij - g_ij| <= tol_ij otherwise
-        flip = np.abs(-g - g) <= tol
-        return _SIGN_MATS[_signs_ok(flip)]  # the identity (all +1) comes first
+        bits = sum(
+            w for w, (i, j) in ((1, (0, 1)), (2, (0, 2)), (4, (1, 2))) if abs(-gl[i][j] - gl[i][j]) <= t[i][j]
+        )
+        return _SIGN_SUBSETS[bits]  # the identity (all +1) comes first
+    n0, n1, _ = np.bincount(ax, minlength=3).tolist()
+    c = [idx[:n0], idx[n0 : n0 + n1], idx[n0 + n1 :]]
     v = [_BOXF[ci] for ci in c]
-    ok01 = np.abs(v[0] @ g @ v[1].T - g[0, 1]) <= tol[0, 1]
-    ok02 = np.abs(v[0] @ g @ v[2].T - g[0, 2]) <= tol[0, 2]
-    ok12 = np.abs(v[1] @ g @ v[2].T - g[1, 2]) <= tol[1, 2]
+    ok01 = np.abs(v[0] @ g @ v[1].T - g[0, 1]) <= t[0][1]
+    ok02 = np.abs(v[0] @ g @ v[2].T - g[0, 2]) <= t[0][2]
+    ok12 = np.abs(v[1] @ g @ v[2].T - g[1, 2]) <= t[1][2]
+    # the answer is a function of these tests alone: cached by them (the same arrays as computing it)
+    key = b"".join((hit.tobytes(), ok01.tobytes(), ok02.tobytes(), ok12.tobytes()))
+    A = _AUTO_CACHE.get(key)
+    if A is None:
+        A = _automorphisms_from_tests(c, ok01, ok02, ok12)
+        with _LOCK:
+            if len(_AUTO_CACHE) > 4096:
+                _AUTO_CACHE.clear()
+            _AUTO_CACHE[key] = A
+    return A
+
+
+_AUTO_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def _automorphisms_from_tests(c, ok01, ok02, ok12) -> np.ndarray:
+    """``lattice_automorphisms``' answer from its tests: c, the box-vector indices (into ``_BOX``) as
+    long as a, b, c; ok_ij (len(c_i), len(c_j)) bool, which pairs keep the inner product g_ij.
+    Returns (k, 3, 3) int64, the identity first, read-only."""
     i0, i1, i2 = np.nonzero(ok01[:, :, None] & ok02[:, None, :] & ok12[None, :, :])
     A = np.stack([_BOX[c[0][i0]], _BOX[c[1][i1]], _BOX[c[2][i2]]], axis=2)  # columns: images of a, b, c
     det = (
@@ -95,7 +123,9 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
         + A[:, 0, 2] * (A[:, 1, 0] * A[:, 2, 1] - A[:, 1, 1] * A[:, 2, 0])
     )
     A = A[(np.abs(det) == 1) & ~np.all(A == _EYE, axis=(1, 2))]
-    return np.concatenate([_EYE[None], A])
+    out = np.concatenate([_EYE[None], A])
+    out.setflags(write=False)
+    return out
 
 
 #: the 8 sign changes diag(s) in itertools.product((1, -1), repeat=3) order (the identity first)
@@ -113,6 +143,19 @@ def _signs_ok(flip: np.ndarray) -> np.ndarray:
         if not flip[i, j]:
             ok &= ~flips
     return ok
+
+
+def _sign_subset(bits: int) -> np.ndarray:
+    flip = np.zeros((3, 3), dtype=bool)
+    flip[0, 1], flip[0, 2], flip[1, 2] = bool(bits & 1), bool(bits & 2), bool(bits & 4)
+    out = _SIGN_MATS[_signs_ok(flip)]
+    out.setflags(write=False)
+    return out
+
+
+#: the sign changes that keep the metric, by which pairs (0, 1), (0, 2), (1, 2) may flip (bits 1, 2, 4):
+#: the eight possible answers of ``lattice_automorphisms``' sign-change path, shared read-only arrays
+_SIGN_SUBSETS = tuple(_sign_subset(bits) for bits in range(8))
 
 
 def _int_inverse(A: np.ndarray) -> np.ndarray:
@@ -136,6 +179,10 @@ class GroupData:
     pg_codes: np.ndarray  # sorted codes of the point-group rotations
     _cosets: dict
     _bsol: dict
+    centrings_f: np.ndarray  # (c, 3) float64: centrings / DEN
+    rep_translations_f: np.ndarray  # (p, 3) float64: rep_translations / DEN
+    polar_f: np.ndarray  # (3,) float64: 1.0 along the polar axes
+    has_polar: bool  # some axis is polar
 
 
 _GROUPS: dict[int, GroupData] = {}
@@ -194,6 +241,10 @@ def _make_group_data(basis) -> GroupData:
         pg_codes=np.sort(_codes(rep_rot)),
         _cosets={},
         _bsol={},
+        centrings_f=cen / DEN,
+        rep_translations_f=rep_t / DEN,
+        polar_f=polar.astype(np.float64),
+        has_polar=bool(polar.any()),
     )
 
 
@@ -239,13 +290,31 @@ def normaliser_representatives(
     metric: (3, 3) metric tensor of the setting's cell (Angstrom^2); the linear parts A
     are the lattice automorphisms (``lattice_automorphisms``, at tolerance ``symprec``)
     that normalise the point group.  Returns A (r, 3, 3) int64 and b (r, 3) int64
-    numerators over DEN; the identity comes first.
+    numerators over DEN; the identity comes first.  Computed once per setting and set of
+    lattice automorphisms, then cached (shared arrays: do not modify them).
     """
+    return _coset_tables(gd, metric, symprec)[:2]
+
+
+def _coset_tables(gd: GroupData, metric: np.ndarray, symprec: float) -> tuple:
+    """(A, b, A^T as float64 (r, 3, 3), b / DEN (r, 3)): ``normaliser_representatives`` and the float
+    tables ``canonical_choice`` applies, cached per setting and set of lattice automorphisms (the
+    automorphisms are the only thing the cosets depend on: one exact search per metric symmetry)."""
     auto = lattice_automorphisms(metric, symprec)
     key = auto.tobytes()
     hit = gd._cosets.get(key)
     if hit is not None:
         return hit
+    reps = _coset_representatives(gd, auto)
+    out = reps + (reps[0].transpose(0, 2, 1).astype(np.float64), reps[1] / DEN)
+    with _LOCK:
+        if len(gd._cosets) > 256:
+            gd._cosets.clear()
+        gd._cosets[key] = out
+    return out
+
+
+def _coset_representatives(gd: GroupData, auto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inv = _int_inverse(auto)
     ok = np.ones(len(auto), dtype=bool)
     for R in gd.rotations[gd.gens]:
@@ -273,10 +342,6 @@ def normaliser_representatives(
         np.array(reps_A, dtype=np.int64).reshape(-1, 3, 3),
         np.array(reps_b, dtype=np.int64).reshape(-1, 3),
     )
-    with _LOCK:
-        if len(gd._cosets) > 256:
-            gd._cosets.clear()
-        gd._cosets[key] = out
     return out
 
 
@@ -288,6 +353,7 @@ def symmetrize(
     metric: np.ndarray,
     tol: float,
     chol: np.ndarray | None = None,
+    displacement: bool = True,
 ):
     """Exactly G-symmetric positions closest (in the Reynolds sense) to ``x``.
 
@@ -296,18 +362,56 @@ def symmetrize(
     (xbar (n, 3), orbit (n,) int64: smallest index of each atom's G-orbit,
     largest Cartesian displacement |xbar - x| in Angstrom).  Raises ValueError
     when an image of an atom under G has no partner within ``tol`` Angstrom.
-    ``chol``: the caller's Cholesky factor of ``metric``, when it has one.
+    ``chol``: the caller's Cholesky factor of ``metric``, when it has one.  ``displacement=False``:
+    the caller measures the displacement itself (0.0 is returned in its place).
     """
     n = len(x)
     p = len(gd.rep_rot)
     if p == 1 and len(gd.centrings) == 1:  # P 1: nothing to average
         return x.copy(), np.arange(n), 0.0
-    cen = gd.centrings / DEN
+    cen = gd.centrings_f
     if chol is None:
         chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
-    t = gd.rep_translations / DEN
+    t = gd.rep_translations_f
     y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]  # (p, n, 3) images
     other = numbers[:, None] != numbers[None, :]
+    nc = len(cen)
+    if nc * p * n * n <= 200_000:  # every operation and centring at once: (c, p, n, n) distances
+        e = y[None, :, :, None, :] - x[None, None, None, :, :] - cen[:, None, None, None, :]
+        shift = np.rint(e)
+        d2 = (((e - shift) @ chol) ** 2).sum(axis=-1)
+        d2[:, :, other] = np.inf
+        # the first centring with the smallest distance, then the first atom (as the loop below)
+        k = d2.transpose(1, 2, 0, 3).reshape(p, n, nc * n).argmin(axis=2)  # (p, n)
+        kc, best_j = np.divmod(k, n)
+        gi, ii = np.arange(p)[:, None], np.arange(n)
+        best = d2[kc, gi, ii, best_j]
+        best_l = shift[kc, gi, ii, best_j] + cen[kc]
+    else:
+        best, best_j, best_l = _nearest_images(y, x, other, cen, chol)
+    worst = float(np.sqrt(max(float(best.max(initial=0.0)), 0.0)))
+    if not worst <= tol:
+        raise ValueError(
+            f"an atom's image under an operation of the detected space group is {worst:.3g} A from "
+            f"the nearest atom (tolerance {tol:.3g} A); try another symprec"
+        )
+    if np.any(np.sort(best_j, axis=1) != np.arange(n)):
+        raise ValueError("the detected symmetry maps two atoms onto one; try another symprec")
+    # g x_i = x_j + l  =>  x_i = g^-1 (x_j + l); average over the operations (Reynolds projection)
+    pre = x[best_j] + best_l - t[:, None, :]  # (p, n, 3)
+    xbar = np.einsum("gij,gnj->ni", gd.rep_rot_inv, pre) / p
+    orbit = best_j.min(axis=0)  # the images of i under every operation are its whole orbit
+    if not displacement:
+        return xbar, orbit, 0.0
+    disp = (xbar - x) @ chol
+    return xbar, orbit, float(np.sqrt((disp**2).sum(axis=1)).max(initial=0.0))
+
+
+def _nearest_images(y, x, other, cen, chol):
+    """(best (p, n) squared distances, best_j (p, n), best_l (p, n, 3)): the nearest same-species atom to
+    every image y[g, i], over the centrings cen in order (the first strictly smaller wins), in chunks of
+    operations (bounded memory)."""
+    p, n = y.shape[:2]
     best = np.full((p, n), np.inf)
     best_j = np.zeros((p, n), dtype=np.int64)
     best_l = np.zeros((p, n, 3))
@@ -329,20 +433,7 @@ def symmetrize(
             best_j[lo : lo + step] = np.where(better, j, best_j[lo : lo + step])
             sh = shift.reshape(q * n, n, 3)[rows, j.ravel()].reshape(q, n, 3) + c
             best_l[lo : lo + step] = np.where(better[..., None], sh, best_l[lo : lo + step])
-    worst = float(np.sqrt(max(float(best.max(initial=0.0)), 0.0)))
-    if not worst <= tol:
-        raise ValueError(
-            f"an atom's image under an operation of the detected space group is {worst:.3g} A from "
-            f"the nearest atom (tolerance {tol:.3g} A); try another symprec"
-        )
-    if np.any(np.sort(best_j, axis=1) != np.arange(n)):
-        raise ValueError("the detected symmetry maps two atoms onto one; try another symprec")
-    # g x_i = x_j + l  =>  x_i = g^-1 (x_j + l); average over the operations (Reynolds projection)
-    pre = x[best_j] + best_l - t[:, None, :]  # (p, n, 3)
-    xbar = np.einsum("gij,gnj->ni", gd.rep_rot_inv, pre) / p
-    orbit = best_j.min(axis=0)  # the images of i under every operation are its whole orbit
-    disp = (xbar - x) @ chol
-    return xbar, orbit, float(np.sqrt((disp**2).sum(axis=1)).max(initial=0.0))
+    return best, best_j, best_l
 
 
 # ------------------------------------------------------------------ canonical choice
@@ -371,15 +462,21 @@ def canonical_choice(
 
     xbar: (n, 3) symmetrised coordinates of the primitive-cell sites, numbers (n,).
     """
-    cen = gd.centrings / DEN
+    cen = gd.centrings_f
+    nc, n = len(cen), len(xbar)
     conv = (xbar[None, :, :] + cen[:, None, :]).reshape(-1, 3)
-    z = np.broadcast_to(numbers, (len(cen), len(numbers))).ravel()  # np.tile(numbers, len(cen))
-    src = np.broadcast_to(np.arange(len(xbar)), (len(cen), len(xbar))).ravel()
-    reps_A, reps_b = normaliser_representatives(gd, metric, symprec)
-    base = conv @ reps_A.transpose(0, 2, 1).astype(np.float64) + (reps_b / DEN)[:, None, :]  # (r, m, 3)
+    if nc == 1:
+        z, src = numbers, np.arange(n)
+    else:
+        # np.tile(numbers, nc), np.tile(np.arange(n), nc): the same values, without tile's Python overhead
+        z, src = np.concatenate([numbers] * nc), np.concatenate([np.arange(n)] * nc)
+    reps_A, _, reps_AT, reps_bf = _coset_tables(gd, metric, symprec)
+    base = conv @ reps_AT + reps_bf[:, None, :]  # (r, m, 3)
     m = len(conv)
+    r = len(reps_A)
+    polar = gd.has_polar
     # candidates: (coset representative, polar anchor atom); without polar axes the anchor is unused
-    if gd.polar.any():
+    if polar:
         if z.max(initial=0) < 4096:
             counts = np.bincount(z)
             counts[counts == 0] = m + 1
@@ -388,56 +485,62 @@ def canonical_choice(
             species, counts = np.unique(z, return_counts=True)
             rare = species[np.argmin(counts)]
         anchor = np.flatnonzero(z == rare)
+        cand_rep = np.repeat(np.arange(r), len(anchor))
+        cand_anchor = np.concatenate([anchor] * r)  # np.tile(anchor, r)
     else:
-        anchor = np.zeros(1, dtype=np.int64)
-    cand_rep = np.repeat(np.arange(len(reps_A)), len(anchor))
-    cand_anchor = np.broadcast_to(anchor, (len(reps_A), len(anchor))).ravel()  # np.tile(anchor, len(reps_A))
-    zorder = np.argsort(z, kind="stable")
+        cand_rep = np.arange(r)
+        cand_anchor = None
+    zorder: np.ndarray | None = np.argsort(z, kind="stable")
     zs = z[zorder]
-    bounds = (np.flatnonzero(zs[1:] != zs[:-1]) + 1).tolist()
-    polar = gd.polar.astype(np.float64)
+    bounds = np.flatnonzero(zs[1:] != zs[:-1]).tolist()
+    one_species = not bounds
+    bounds = [b + 1 for b in bounds]
+    if one_species:
+        zorder = None  # argsort(kind="stable") of equal labels: the identity
 
     def presentations(sel):
-        Y = base[cand_rep[sel]]  # (c, m, 3)
-        if gd.polar.any():
-            Y = (
-                Y - Y[np.arange(len(sel)), cand_anchor[sel]][:, None, :] * polar
-            )  # anchor atom to 0 along polar axes
-        return Y
+        if cand_anchor is None:  # not polar
+            return base if sel is None else base[sel]
+        rep = cand_rep if sel is None else cand_rep[sel]
+        anc = cand_anchor if sel is None else cand_anchor[sel]
+        Y = base[rep]  # (c, m, 3)
+        return Y - Y[np.arange(len(rep)), anc][:, None, :] * gd.polar_f  # anchor atom to 0 along polar axes
 
-    best_key = best = best_order = None
+    n_cand = len(cand_rep)
     step = max(1, 2_000_000 // (3 * m))  # bounded memory for large cells
-    for lo in range(0, len(cand_rep), step):
-        sel = np.arange(lo, min(lo + step, len(cand_rep)))
+    best_key = best = best_order = None
+    for lo in range(0, n_cand, step):
+        sel = None if n_cand <= step else np.arange(lo, min(lo + step, n_cand))
         Y = presentations(sel)
         q = np.rint((Y - np.floor(Y)) * QUANTUM).astype(np.int64) % QUANTUM  # (c, m, 3)
-        packed = ((q[..., 0] * QUANTUM + q[..., 1]) * QUANTUM + q[..., 2])[:, zorder]  # < 1e18: fits in int64
+        packed = (q[..., 0] * QUANTUM + q[..., 1]) * QUANTUM + q[..., 2]  # < 1e18: fits in int64
         # sort each candidate's rows by (species, position), then pick the smallest candidate
-        if not bounds:  # one species
+        if one_species:
             order = np.argsort(packed, axis=1)
         else:
+            packed = packed[:, zorder]
             order = np.empty_like(packed)
             for a, b in zip([0] + bounds, bounds + [m]):
                 order[:, a:b] = np.argsort(packed[:, a:b], axis=1) + a
-        keys = packed[np.arange(len(sel))[:, None], order]
-        k = _smallest_row(keys) if len(sel) > 1 else 0
+        keys = packed[np.arange(len(packed))[:, None], order]  # np.take_along_axis(packed, order, axis=1)
+        k = _smallest_row(keys) if len(keys) > 1 else 0
         if best_key is None or _lex_less(keys[k], best_key):
-            best_key, best, best_order = keys[k], int(sel[k]), order[k]
+            best_key, best, best_order = keys[k], k + lo, order[k]
     Y = presentations(np.array([best]))[0]
-    rows = zorder[best_order]
+    rows = best_order if zorder is None else zorder[best_order]  # None: one species
     y = Y[rows]
     y = y - np.floor(y)
     y[y >= 1.0] = 0.0
-    shift = reps_b[cand_rep[best]] / DEN
-    if gd.polar.any():
-        shift = shift - base[cand_rep[best], cand_anchor[best]] * polar
+    shift = reps_bf[cand_rep[best]]
+    if cand_anchor is not None:  # polar
+        shift = shift - base[cand_rep[best], cand_anchor[best]] * gd.polar_f
     return CanonicalChoice(
         A=reps_A[cand_rep[best]],
         shift=shift,
         cell_positions=y,
         cell_numbers=z[rows],
         cell_source=src[rows],
-        n_candidates=len(cand_rep),
+        n_candidates=n_cand,
     )
 
 

@@ -67,9 +67,10 @@ def _international(hall_number: int) -> str:
     try:  # spglib is installed with basisdb[structures]; the symbol is only used in messages
         import spglib
 
-        return str(spglib.get_spacegroup_type(int(hall_number)).international_short)
+        t = spglib.get_spacegroup_type(int(hall_number))
     except Exception:  # pragma: no cover
-        return f"Hall {hall_number}"
+        t = None
+    return f"Hall {hall_number}" if t is None else str(t.international_short)
 
 
 def moyopy_dataset(lattice, positions, numbers, symprec: float, angle_tolerance: float | None):

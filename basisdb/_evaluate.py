@@ -46,24 +46,22 @@ class EvaluationPlan:
         return bool(np.any(self.col_part == 2))
 
 
-def _axis_tables(x: np.ndarray, kmax: int, cdtype) -> list[np.ndarray]:
-    """exp(2 pi i h x_d) for h = -K..K: three (c, 2K+1) complex arrays.
+def _axis_tables(x: np.ndarray, kmax: int, cdtype) -> np.ndarray:
+    """exp(2 pi i h x_d) for h = -K..K: (3, c, 2K+1) complex, one table per axis.
 
     One cos/sin per point and axis, then powers by cumulative products
-    (relative error about K * 1e-16) and conjugates for negative h.
+    (relative error about K * 1e-16) and conjugates for negative h.  All three
+    axes at once: every entry is the same sequence of operations as axis by axis.
     """
-    tables = []
-    for d in range(3):
-        ang = (2.0 * np.pi) * np.mod(x[:, d], 1.0)  # reduce mod 1 first: exact for large |x|
-        z = np.empty((len(x), kmax), dtype=np.complex128)
-        z[:] = (np.cos(ang) + 1j * np.sin(ang))[:, None]
-        pos = np.cumprod(z, axis=1)  # z**1 .. z**K
-        t = np.empty((len(x), 2 * kmax + 1), dtype=cdtype)
-        t[:, kmax + 1 :] = pos
-        t[:, kmax] = 1.0
-        t[:, :kmax] = np.conj(pos[:, ::-1])
-        tables.append(t)
-    return tables
+    ang = (2.0 * np.pi) * np.mod(x, 1.0)  # reduce mod 1 first: exact for large |x|
+    z = np.empty((3, len(x), kmax), dtype=np.complex128)
+    z[:] = (np.cos(ang) + 1j * np.sin(ang)).T[:, :, None]
+    pos = np.cumprod(z, axis=2)  # z**1 .. z**K
+    t = np.empty((3, len(x), 2 * kmax + 1), dtype=cdtype)
+    t[:, :, kmax + 1 :] = pos
+    t[:, :, kmax] = 1.0
+    t[:, :, :kmax] = np.conj(pos[:, :, ::-1])
+    return t
 
 
 def evaluate_plan(
@@ -90,8 +88,10 @@ def evaluate_plan(
     if len(x) == 0 or n_out == 0:
         return out
     prep = _prepare(plan)
-    weights = prep["weights"].astype(cdtype)
-    scale = plan.col_scale.astype(real_dtype)
+    cast = prep.get(real_dtype)  # the weights and scales in this precision, converted once per plan
+    if cast is None:
+        cast = prep[real_dtype] = (prep["weights"].astype(cdtype), plan.col_scale.astype(real_dtype))
+    weights, scale = cast
     m = len(plan.freqs)
     chunk = max(64, _CHUNK_BYTES // (cdtype.itemsize * max(prep["block"], m)))
     for lo in range(0, len(x), chunk):

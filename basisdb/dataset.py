@@ -17,13 +17,14 @@ pyarrow, dask and tqdm are imported on use (``pip install 'basisdb[dataset]'``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,12 @@ def _worker_db(path):
         return db
 
 
-def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
+def _featurize_item(item: io_.Item, opts: dict, db, pending: dict | None = None) -> dict:
+    """One structure's row.  ``pending``: a dict that collects, per basis, the rows whose features are
+    still to be evaluated (``_evaluate_pending`` fills them in, all rows of a basis in one call); None:
+    the features are evaluated here."""
     from ._routing import shared_encoding
-    from .structures import featurize
+    from .structures import _featurize
 
     want_features, want_encoding = opts["features"], opts["encoding"]
     # positions, group and lattice do not depend on K: without features or encoding the cheapest K is used
@@ -99,15 +103,20 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
     # own warnings (spglib holds the GIL anyway, so threads gain little; processes are the default)
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = featurize(
+        r = _featurize(
             item.structure,
-            kmax=kmax,
-            symprec=opts["symprec"],
-            db=db,
+            kmax,
+            opts["symprec"],
+            db,
+            real=True,
             min_distance=opts["min_distance"],
+            reader=None,
             angle_tolerance=opts["angle_tolerance"],
             on_mismatch=opts["on_mismatch"],
+            magmoms=None,
+            mag_symprec=None,
             detector=opts.get("detector", "spglib"),
+            evaluate=want_features and pending is None,
         )
         enc = shared_encoding(r.basis, r.positions) if want_encoding else None
     seen = []
@@ -115,7 +124,7 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
         text = f"{type(w.message).__name__}: {w.message}"
         if text not in seen:
             seen.append(text)
-    return {
+    row = {
         "index": item.index,
         "id": item.id,
         "source": item.source,
@@ -135,11 +144,33 @@ def _featurize_item(item: io_.Item, opts: dict, db) -> dict:
         "numbers": r.numbers,
         "orbit": r.orbit,
         "max_displacement": r.max_displacement,
-        "n_basis": r.features.shape[1] if want_features else None,
+        "n_basis": r.basis.n_basis if want_features else None,
         "features": r.features if want_features else None,
         "encoding": enc,
         "warnings": seen,
     }
+    if want_features and r.features is None:
+        pending.setdefault(id(r.basis), (r.basis, []))[1].append(row)
+    return row
+
+
+def _evaluate_pending(pending: dict) -> None:
+    """Fill in the features of the collected rows: one evaluation per basis over all their canonical
+    positions.  Every row of the result is computed exactly as ``featurize`` computes it alone (the
+    evaluator works point by point), so the features are bit-identical to featurize's."""
+    from ._evaluate import evaluate_plan
+
+    for basis, rows in pending.values():
+        plan = basis._plan(True)
+        x = np.concatenate([row["positions"] for row in rows]) if len(rows) > 1 else rows[0]["positions"]
+        feats = evaluate_plan(plan, x)
+        feats.setflags(write=False)
+        lo = 0
+        for row in rows:
+            hi = lo + len(row["positions"])
+            row["features"] = feats[lo:hi]
+            lo = hi
+    pending.clear()
 
 
 def _run_partition(task: dict) -> dict:
@@ -151,11 +182,12 @@ def _run_partition(task: dict) -> dict:
     opts = task["opts"]
     db = _worker_db(opts["db_path"])
     rows, fails, keep = [], [], []
+    pending: dict = {}
     warn_kinds: Counter = Counter()
     with capture_stderr(opts["capture_stderr"]) as cap:
         for j, item in enumerate(task["items"]):
             try:
-                row = _featurize_item(item, opts, db)
+                row = _featurize_item(item, opts, db, pending)
             except Exception as exc:
                 fails.append(
                     {
@@ -171,11 +203,12 @@ def _run_partition(task: dict) -> dict:
             keep.append(j)
             for w in row["warnings"]:
                 warn_kinds[w.split(":", 1)[0]] += 1
+        _evaluate_pending(pending)
     carry_table = None
-    if task.get("carry_schema") is not None and rows:
+    if task.get("carry_schema") is not None and rows and task["extra"] is not None:
         import pyarrow as pa
 
-        carry_table = pa.concat_tables([task["extra"][j] for j in keep])
+        carry_table = task["extra"].take(pa.array(keep, type=pa.int64()))
     features = io_.build_features_table(rows, carry_table, task.get("carry_schema"))
     failures = io_.build_failures_table(fails)
     stats = {
@@ -277,6 +310,18 @@ class _Progress:
             self.bar.close()
 
 
+def _compact_rows(rows: list):
+    """The carried 1-row tables of one partition as one table that owns only these rows' buffers
+    (rows of inputs without the columns, e.g. CIF files, become nulls)."""
+    import pyarrow as pa
+
+    schema = next((r.schema for r in rows if r is not None), None)
+    if schema is None:
+        return None
+    nulls = pa.table({f.name: pa.nulls(1, f.type) for f in schema}, schema=schema)
+    return pa.concat_tables([nulls if r is None else r for r in rows]).combine_chunks()
+
+
 def _open_client(scheduler, workers, processes):
     """(client, owned) for a Dask scheduler spec; None for the synchronous mode."""
     if scheduler == "sync":
@@ -299,7 +344,7 @@ def _open_client(scheduler, workers, processes):
         )
     n = int(workers or os.cpu_count() or 1)
     cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=bool(processes), dashboard_address=None, silence_logs=40
+        n_workers=n, threads_per_worker=1, processes=bool(processes), dashboard_address=":0", silence_logs=40
     )  # logging.ERROR
     return Client(cluster), True, n
 
@@ -325,7 +370,9 @@ def _run(
     if out is not None:
         io_.prepare_output(out, meta, overwrite)
         done = io_.done_parts(out)
-    client, owned, n_workers = _open_client(scheduler, workers, processes)
+    # the engine starts only when a partition is left to compute (a finished output starts no cluster)
+    client, owned = None, False
+    n_workers = 1 if scheduler == "sync" else int(workers or os.cpu_count() or 1)
     stats_all: list[dict] = []
     tables: dict[int, tuple] = {}
     skipped = 0
@@ -347,7 +394,9 @@ def _run(
                 yield {
                     "part": part,
                     "items": [c[0] for c in chunk],
-                    "extra": [c[1] for c in chunk] if carry else None,
+                    # one compact table of the partition's carried rows: a 1-row slice would pickle its
+                    # whole parent batch into every task
+                    "extra": _compact_rows([c[1] for c in chunk]) if carry else None,
                     "carry_schema": carry_schema if carry else None,
                     "opts": opts,
                     "out": None if out is None else str(out),
@@ -364,14 +413,18 @@ def _run(
                 tables[st["part"]] = (res["features"], res["failures"])
             bar.update(st["structures"], failures)
 
+        it = tasks()
+        first = next(it, None)
+        if first is not None:
+            client, owned, n_workers = _open_client(scheduler, workers, processes)
+            it = itertools.chain([first], it)
         if client is None:
-            for task in tasks():
+            for task in it:
                 collect(_run_partition(task))
         else:
             from distributed import as_completed
 
             window = 2 * n_workers + 1
-            it = tasks()
             pending = as_completed()
             for task in it:
                 pending.add(
@@ -416,7 +469,8 @@ def _run(
 
 
 def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, scheduler) -> dict:
-    fk, wk = Counter(), Counter()
+    fk: Counter[str] = Counter()
+    wk: Counter[str] = Counter()
     samples: list[str] = []
     for s in stats:
         fk.update(s.get("failures_by_kind", {}))
@@ -539,21 +593,24 @@ def featurize_dataset(
 ) -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
-    inputs: a path or a list of them: CIF files, folders (their *.cif and *.mcif files, recursively), globs,
-        CSV or Parquet tables with a CIF column (``cif_column``; ids from ``id_column``, default
-        'material_id' or 'id' when present, else FILE:ROW), or any file ASE reads as a sequence
-        (extxyz, .traj, an ASE database).  ``carry``: table columns copied into the output (targets).
-    output: the dataset folder (restartable; see docs/DATASETS.md), or None to return the tables.
-    kmax, symprec, min_distance, angle_tolerance, on_mismatch, detector: as for ``featurize`` (symprec and
-        angle_tolerance default to featurize's own defaults, recorded in OUT/_dataset.json and each row).
-    features: store per-atom features (float32); False stores only the canonical positions, group
-        and lattice (what ``basisdb.torch.InvariantEncoder`` needs).  encoding: also store the real
-        shared box encoding ``basisdb.shared_encoding`` (float32, (2K+1)**3 per atom).
-    workers: LocalCluster size (default: CPU count); processes=False: threads instead of processes.
-    scheduler: None/'local' (a LocalCluster for this run), 'sync' (this process, no Dask), an
-        address 'tcp://host:8786' or a ``distributed.Client`` (an existing cluster: ``output`` must be
-        on a filesystem the workers see).
-    progress: a progress bar on stderr (default: when stderr is a terminal).
+    Args:
+        inputs: a path or a list of them: CIF files, folders (their ``*.cif`` and ``*.mcif`` files,
+            recursively), globs, CSV or Parquet tables with a CIF column (``cif_column``; ids from
+            ``id_column``, default 'material_id' or 'id' when present, else FILE:ROW), or any file ASE
+            reads as a sequence (extxyz, .traj, an ASE database).  ``carry``: table columns copied into
+            the output (targets).
+        output: the dataset folder (restartable; see docs/DATASETS.md), or None to return the tables.
+        kmax, symprec, min_distance, angle_tolerance, on_mismatch, detector: as for ``featurize``
+            (symprec and angle_tolerance default to featurize's own defaults, recorded in
+            OUT/_dataset.json and each row).
+        features: store per-atom features (float32); False stores only the canonical positions, group
+            and lattice (what ``basisdb.torch.InvariantEncoder`` needs).  encoding: also store the real
+            shared box encoding ``basisdb.shared_encoding`` (float32, (2K+1)**3 per atom).
+        workers: LocalCluster size (default: CPU count); processes=False: threads instead of processes.
+        scheduler: None/'local' (a LocalCluster for this run), 'sync' (this process, no Dask), an
+            address 'tcp://host:8786' or a ``distributed.Client`` (an existing cluster: ``output`` must be
+            on a filesystem the workers see).
+        progress: a progress bar on stderr (default: when stderr is a terminal).
     """
     io_.require_pyarrow()
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
@@ -666,7 +723,7 @@ def featurize_many(
         "partition_size": int(partition_size),
         **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
     }
-    total = len(structures) if hasattr(structures, "__len__") else None
+    total = len(structures) if isinstance(structures, Sized) else None
     id_iter = iter(ids) if ids is not None else None
 
     def items():
@@ -770,7 +827,7 @@ class _Columns:
     def __init__(self, table):
         import pyarrow as pa
 
-        def flat(name, tail):
+        def flat(name: str, tail: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
             col = table.column(name).combine_chunks() if table.num_rows else None
             if col is None:
                 return np.zeros((0,) + tail), np.zeros(1, dtype=np.int64)
@@ -796,7 +853,7 @@ class _Columns:
         self.lattice = np.asarray(lat, dtype=np.float64).reshape(-1, 3, 3)
         self.positions, self.atom_offsets = flat("positions", (3,))
         self.numbers, _ = flat("numbers", ())
-        self.orbit, _ = flat("orbit", ()) if "orbit" in names else (np.zeros(len(self.numbers)), None)
+        self.orbit = flat("orbit", ())[0] if "orbit" in names else np.zeros(len(self.numbers))
         self.features = self.encoding = None
         if "features" in names and table.column("features").null_count < self.n:
             self.features, self.feature_offsets = flat("features", ())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,10 +23,10 @@ from ._basis import Basis
 from ._basis import readonly_copy as _readonly
 from ._canonical import canonical_choice, group_data, symmetrize
 from ._cif import CIFCrystal, DeclaredSymmetry, crystal_from_small_structure, group_type, load_cif, read_cif
-from ._constants import DEN
 from ._database import default_database
 from ._detectors import SymmetryNotFoundError, check_detector, moyopy_dataset
 from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
+from ._evaluate import evaluate_plan
 from ._species import atomic_number, is_dummy_species
 
 __all__ = ["Featurized", "LowSymmetryWarning", "featurize", "as_cell", "read_cif"]
@@ -47,36 +47,37 @@ def _require_spglib():
 class Featurized:
     """Result of ``featurize``: the detected setting, canonical coordinates and features.
 
-    basis:            the Basis of the detected setting (spglib's default setting of the group).
-    hall_number:      1..530; number: space-group number 1..230.
-    international:    short Hermann-Mauguin symbol ('Fm-3m'); hall_symbol: Hall symbol.
-    numbers:          (n,) int64 atomic numbers (species labels) of the input atoms, input order.
-    positions:        (n, 3) float64 canonical standardised coordinates in [0, 1) of every input atom:
-                      in the basis's setting and origin, symmetrised, canonical over the normaliser.
-    features:         (n, n_basis) invariant features ``basis.evaluate(positions)`` (real, or complex
-                      with ``real=False``).
-    orbit:            (n,) int64 crystallographic orbit of each atom, numbered 0, 1, ... in canonical
-                      order: the same for every presentation of the crystal (use it to match atoms).
-    site:             (n,) int64 row of ``cell_positions`` each atom sits on (equal across
-                      presentations up to an operation of the group).
-    cell_positions:   (m, 3) canonical conventional-cell content (centring images included), sorted.
-    cell_numbers:     (m,) atomic numbers of those rows.
-    transformation_matrix, origin_shift: (3, 3), (3,): positions ~= T x + s (mod 1) for input
-                      fractional coordinates x (equal up to the symmetrisation displacement).
-    lattice:          (3, 3) rows = the canonical cell's vectors in the input's Cartesian frame.
-    max_displacement: largest Cartesian shift made by the symmetrisation (Angstrom).
-    symprec:          the tolerance used (Angstrom).
-    angle_tolerance:  the angle tolerance passed to spglib (degrees); None: spglib's own.
-    declared_number:  space-group number the input declares (a CIF's operations, Hall or H-M symbol or
-                      number; a gemmi SmallStructure's symmetry); None when it declares none.
-    declared_hall_number: the spglib setting whose operations are exactly the declared ones (None when
-                      nothing is declared or the declared operations are in no tabulated setting).
-    declared:         where the declaration came from ('_symmetry_space_group_name_H-M ...'), or None.
-    merged_images:    symmetry images merged into an image of the same site while expanding the declared
-                      symmetry (special positions; CIF and SmallStructure inputs), 0 otherwise.
-    magnetic:         with ``magmoms=``: a ``MagneticFeaturized`` (detected magnetic group: uni_number,
-                      bns_number, og_number, type; canonical BNS positions; time_even_features and
-                      signed time_odd_features), else None (docs/STRUCTURES.md section 10).
+    Fields:
+        basis:            the Basis of the detected setting (spglib's default setting of the group).
+        hall_number:      1..530; number: space-group number 1..230.
+        international:    short Hermann-Mauguin symbol ('Fm-3m'); hall_symbol: Hall symbol.
+        numbers:          (n,) int64 atomic numbers (species labels) of the input atoms, input order.
+        positions:        (n, 3) float64 canonical standardised coordinates in [0, 1) of every input atom:
+                          in the basis's setting and origin, symmetrised, canonical over the normaliser.
+        features:         (n, n_basis) invariant features ``basis.evaluate(positions)`` (real, or complex
+                          with ``real=False``).
+        orbit:            (n,) int64 crystallographic orbit of each atom, numbered 0, 1, ... in canonical
+                          order: the same for every presentation of the crystal (use it to match atoms).
+        site:             (n,) int64 row of ``cell_positions`` each atom sits on (equal across
+                          presentations up to an operation of the group).
+        cell_positions:   (m, 3) canonical conventional-cell content (centring images included), sorted.
+        cell_numbers:     (m,) atomic numbers of those rows.
+        transformation_matrix, origin_shift: (3, 3), (3,): positions ~= T x + s (mod 1) for input
+                          fractional coordinates x (equal up to the symmetrisation displacement).
+        lattice:          (3, 3) rows = the canonical cell's vectors in the input's Cartesian frame.
+        max_displacement: largest Cartesian shift made by the symmetrisation (Angstrom).
+        symprec:          the tolerance used (Angstrom).
+        angle_tolerance:  the angle tolerance passed to spglib (degrees); None: spglib's own.
+        declared_number:  space-group number the input declares (a CIF's operations, Hall or H-M symbol or
+                          number; a gemmi SmallStructure's symmetry); None when it declares none.
+        declared_hall_number: the spglib setting whose operations are exactly the declared ones (None when
+                          nothing is declared or the declared operations are in no tabulated setting).
+        declared:         where the declaration came from ('_symmetry_space_group_name_H-M ...'), or None.
+        merged_images:    symmetry images merged into an image of the same site while expanding the declared
+                          symmetry (special positions; CIF and SmallStructure inputs), 0 otherwise.
+        magnetic:         with ``magmoms=``: a ``MagneticFeaturized`` (detected magnetic group: uni_number,
+                          bns_number, og_number, type; canonical BNS positions; time_even_features and
+                          signed time_odd_features), else None (docs/STRUCTURES.md section 10).
     """
 
     basis: Basis
@@ -516,39 +517,40 @@ def featurize(
 ) -> Featurized:
     """Detect the space group of a crystal and compute canonical, invariant per-atom features.
 
-    structure: (lattice (3,3) rows a,b,c in Angstrom, fractional positions (n,3), atomic numbers or
-        symbols (n,)), an ASE Atoms, a pymatgen Structure, a gemmi SmallStructure, a CIF path or CIF text.
-    kmax: cut-off of the basis (default: the database's).
-    symprec: spglib's distance tolerance (Angstrom); angle_tolerance: spglib's angle tolerance
-        (degrees; None or negative: spglib's own choice).  The defaults, 0.1 A and 5 degrees, were
-        chosen by measurement (bench/measure_symprec.py, docs/STRUCTURES.md "Default symprec"): they
-        are the Materials Project's; they recover the ITA group of CIFs written with 4-5 decimals and
-        are stable under re-presentation of DFT-relaxed structures, whose noise reaches ~0.05 A.
-        spglib's own default is 1e-5 and -1; pymatgen's SpacegroupAnalyzer uses 0.01 and 5, so
-        ``symprec=0.01`` reproduces it.  A looser symprec symmetrises more (``max_displacement``);
-        for experimental CIFs with genuine distortions below 0.1 A pass ``symprec=0.01``.
-        When the result is P 1 or P -1 but the lattice alone, or a looser tolerance (10 x symprec,
-        at most 0.1 A), has more symmetry, a ``LowSymmetryWarning`` says so.
-    db: a Database (default: ``basisdb.open()``, opened once).  real: real or complex features.
-    min_distance: atoms closer than this (Angstrom) are refused as overlapping.
-    reader: None or 'gemmi' (CIF files and text are read with gemmi, honouring the declared symmetry).
-    on_mismatch: when the input declares a space group (a CIF) and spglib detects another:
-        'warn' (SymmetryMismatchWarning), 'raise' (SymmetryMismatchError) or 'ignore'.
-    magmoms: collinear magnetic moments, one signed number per input atom (n,): the magnetic space
-        group is detected with spglib's magnetic dataset and ``result.magnetic`` holds the canonical
-        BNS presentation and the per-atom time-even and signed time-odd features (invariant under the
-        magnetic group and under reversing every moment).  Non-collinear (n, 3) moments: ValueError.
-        ``magmoms="cif"``: the moments of a magnetic CIF (``_atom_site_moment.crystalaxis_x/_y/_z``,
-        expanded with its magnetic operations as axial vectors), which must be collinear; they are
-        read as signed scalars along their common axis (docs/STRUCTURES.md section 10).
-    mag_symprec: spglib's tolerance on the moments (None: symprec); moments with |m| at most this
-        tolerance count as zero.
-    detector: 'spglib' (default) or 'moyopy' (``pip install basisdb[moyopy]``; a Rust
-        implementation from spglib's circle, several times faster).  Both report spglib's default
-        setting and give the same features wherever they detect the same group
-        (tests/structures/test_detectors.py; docs/STRUCTURES.md "Detector backends").  Detection failure
-        raises ``SymmetryNotFoundError`` (a ValueError) with either.  The magnetic dataset
-        (``magmoms``) and the P 1 / P -1 looser-tolerance hint always use spglib.
+    Args:
+        structure: (lattice (3,3) rows a,b,c in Angstrom, fractional positions (n,3), atomic numbers or
+            symbols (n,)), an ASE Atoms, a pymatgen Structure, a gemmi SmallStructure, a CIF path or CIF text.
+        kmax: cut-off of the basis (default: the database's).
+        symprec: spglib's distance tolerance (Angstrom); angle_tolerance: spglib's angle tolerance
+            (degrees; None or negative: spglib's own choice).  The defaults, 0.1 A and 5 degrees, were
+            chosen by measurement (bench/measure_symprec.py, docs/STRUCTURES.md "Default symprec"): they
+            are the Materials Project's; they recover the ITA group of CIFs written with 4-5 decimals and
+            are stable under re-presentation of DFT-relaxed structures, whose noise reaches ~0.05 A.
+            spglib's own default is 1e-5 and -1; pymatgen's SpacegroupAnalyzer uses 0.01 and 5, so
+            ``symprec=0.01`` reproduces it.  A looser symprec symmetrises more (``max_displacement``);
+            for experimental CIFs with genuine distortions below 0.1 A pass ``symprec=0.01``.
+            When the result is P 1 or P -1 but the lattice alone, or a looser tolerance (10 x symprec,
+            at most 0.1 A), has more symmetry, a ``LowSymmetryWarning`` says so.
+        db: a Database (default: ``basisdb.open()``, opened once).  real: real or complex features.
+        min_distance: atoms closer than this (Angstrom) are refused as overlapping.
+        reader: None or 'gemmi' (CIF files and text are read with gemmi, honouring the declared symmetry).
+        on_mismatch: when the input declares a space group (a CIF) and spglib detects another:
+            'warn' (SymmetryMismatchWarning), 'raise' (SymmetryMismatchError) or 'ignore'.
+        magmoms: collinear magnetic moments, one signed number per input atom (n,): the magnetic space
+            group is detected with spglib's magnetic dataset and ``result.magnetic`` holds the canonical
+            BNS presentation and the per-atom time-even and signed time-odd features (invariant under the
+            magnetic group and under reversing every moment).  Non-collinear (n, 3) moments: ValueError.
+            ``magmoms="cif"``: the moments of a magnetic CIF (``_atom_site_moment.crystalaxis_x/_y/_z``,
+            expanded with its magnetic operations as axial vectors), which must be collinear; they are
+            read as signed scalars along their common axis (docs/STRUCTURES.md section 10).
+        mag_symprec: spglib's tolerance on the moments (None: symprec); moments with ``|m|`` at most this
+            tolerance count as zero.
+        detector: 'spglib' (default) or 'moyopy' (``pip install basisdb[moyopy]``; a Rust
+            implementation from spglib's circle, several times faster).  Both report spglib's default
+            setting and give the same features wherever they detect the same group
+            (tests/structures/test_detectors.py; docs/STRUCTURES.md "Detector backends").  Detection failure
+            raises ``SymmetryNotFoundError`` (a ValueError) with either.  The magnetic dataset
+            (``magmoms``) and the P 1 / P -1 looser-tolerance hint always use spglib.
 
     The symmetry is found with spglib in its default setting of the group; the
     coordinates are symmetrised and put into the canonical presentation of
@@ -557,6 +559,40 @@ def featurize(
     same features atom by atom.  Left-handed cells are accepted (the crystal is
     the same; spglib maps it onto a right-handed standard cell).
     """
+    return _featurize(
+        structure,
+        kmax,
+        symprec,
+        db,
+        real=real,
+        min_distance=min_distance,
+        reader=reader,
+        angle_tolerance=angle_tolerance,
+        on_mismatch=on_mismatch,
+        magmoms=magmoms,
+        mag_symprec=mag_symprec,
+        detector=detector,
+    )
+
+
+def _featurize(
+    structure: Any,
+    kmax: int | None,
+    symprec: float,
+    db,
+    *,
+    real: bool,
+    min_distance: float,
+    reader: str | None,
+    angle_tolerance: float | None,
+    on_mismatch: str,
+    magmoms,
+    mag_symprec: float | None,
+    detector: str,
+    evaluate: bool = True,
+) -> Featurized:
+    """``featurize``; ``evaluate=False`` leaves ``features`` None (the many-structure path evaluates the
+    canonical positions of a whole partition per basis at once: ``basisdb.dataset``)."""
     if (
         isinstance(symprec, bool)
         or not isinstance(symprec, (int, float, np.floating, np.integer))
@@ -616,7 +652,8 @@ def featurize(
     _compare_declared(declared, ds, float(symprec), on_mismatch)
     basis = db.get(hall=int(ds.hall_number), kmax=kmax)
     canon = _canonicalize(basis, ds, lattice, positions, numbers, float(symprec))
-    feats = basis.evaluate(canon["positions"], real=bool(real))
+    # the positions are finite float64 (n, 3): the plan is evaluated directly (Basis.evaluate's checks skipped)
+    feats = evaluate_plan(basis._plan(bool(real)), canon["positions"]) if evaluate else None
     setting = basis.setting
     magnetic = None
     if magmoms is not None:
@@ -642,7 +679,8 @@ def featurize(
         international=setting.hm_short,
         hall_symbol=setting.hall_symbol,
         numbers=_readonly(numbers),
-        features=_readonly(feats),
+        # evaluate=False is internal (featurize_many fills the features in per basis): None only there
+        features=cast(np.ndarray, None if feats is None else _frozen(feats)),
         symprec=float(symprec),
         angle_tolerance=None if angle_tolerance is None else float(angle_tolerance),
         **declared,
@@ -773,55 +811,86 @@ def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float,
     )
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` itself, made read-only: for arrays created here that nothing else holds (no copy)."""
+    a.setflags(write=False)
+    return a
+
+
+_INV_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def _inv3(M: np.ndarray) -> np.ndarray:
+    """``np.linalg.inv(M)`` of a (3, 3) float64 matrix, cached by its exact bytes (read-only result).
+
+    The transformation matrices spglib reports (and their products with the integer normaliser
+    matrices) take few distinct values, so the same LAPACK call on the same bytes is reused: the
+    result is bit-identical to calling ``np.linalg.inv`` each time.
+    """
+    key = M.tobytes()
+    inv = _INV_CACHE.get(key)
+    if inv is None:
+        inv = np.linalg.inv(M)
+        inv.setflags(write=False)
+        if len(_INV_CACHE) > 4096:
+            _INV_CACHE.clear()
+        _INV_CACHE[key] = inv
+    return inv
+
+
 def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float) -> dict:
-    """Symmetrised canonical coordinates and the matching data (the Featurized fields but features)."""
+    """Symmetrised canonical coordinates and the matching data (the Featurized fields but features).
+
+    Every array returned is new and read-only (none aliases the inputs).
+    """
     gd = group_data(basis)
     P = np.asarray(ds.transformation_matrix, dtype=np.float64)
     p = np.asarray(ds.origin_shift, dtype=np.float64)
     x_std = positions @ P.T + p
-    Ls = lattice.T @ np.linalg.inv(P)  # columns: the standard cell's vectors (not idealised)
+    Ls = lattice.T @ _inv3(P)  # columns: the standard cell's vectors (not idealised)
     metric = Ls.T @ Ls
     tol = max(4.0 * symprec, 1e-8)
     mapping = np.asarray(ds.mapping_to_primitive, dtype=np.int64)
     # spglib numbers the primitive sites 0..n_sites-1; rep: the first input atom on each
-    n_sites = int(mapping.max()) + 1
-    distinct = np.count_nonzero(np.bincount(mapping)) if mapping.min() >= 0 else len(np.unique(mapping))
-    if distinct != n_sites:  # not numbered 0..n-1 (never seen): renumber
+    counts = np.bincount(mapping) if mapping.min() >= 0 else None
+    n_sites = len(counts) if counts is not None else int(mapping.max()) + 1
+    if counts is None or np.count_nonzero(counts) != n_sites:  # not numbered 0..n-1 (never seen): renumber
         mapping = np.unique(mapping, return_inverse=True)[1].ravel()
-        n_sites = int(mapping.max()) + 1
+        counts = np.bincount(mapping)
+        n_sites = len(counts)
     cls = mapping
+    n = len(x_std)
     rep = np.empty(n_sites, dtype=np.int64)
-    rep[mapping[::-1]] = np.arange(len(mapping) - 1, -1, -1)
+    rep[mapping[::-1]] = np.arange(n - 1, -1, -1)
     chol = np.linalg.cholesky(metric)
-    if n_sites == len(x_std):  # a primitive input: every atom is its own site
-        ell = np.zeros_like(x_std)
+    if n_sites == n:  # a primitive input: every atom is its own site
+        ell = None
         site_x = x_std[rep]
     else:
         # every input atom = its primitive site + an exact lattice vector (integer + centring)
         e = x_std - x_std[rep][cls]
-        cen = gd.centrings / DEN
+        cen = gd.centrings_f
         f = e[None, :, :] - cen[:, None, :]  # (c, n, 3)
         shift = np.rint(f)
         d2 = (((f - shift) @ chol) ** 2).sum(axis=-1)  # (c, n)
         k = np.argmin(d2, axis=0)
-        idx = np.arange(len(e))
+        idx = np.arange(n)
         if np.sqrt(d2[k, idx].max()) > tol:
             raise ValueError("spglib's primitive mapping does not match the positions; try another symprec")
         ell = shift[k, idx] + cen[k]
         # a site's position: the mean over all its copies (independent of atom order and supercell)
         u = x_std - ell
-        counts = np.bincount(cls, minlength=n_sites).astype(np.float64)
         site_x = (
             np.stack([np.bincount(cls, weights=u[:, i], minlength=n_sites) for i in range(3)], axis=1)
-            / counts[:, None]
+            / counts.astype(np.float64)[:, None]
         )
-    xbar_p, orbit_p, disp = symmetrize(gd, site_x, numbers[rep], metric, tol, chol=chol)
-    xbar = xbar_p[cls] + ell
+    z_sites = numbers[rep]
+    xbar_p, orbit_p, _ = symmetrize(gd, site_x, z_sites, metric, tol, chol=chol, displacement=False)
+    xbar = xbar_p[cls] if ell is None else xbar_p[cls] + ell
     disp = float(np.sqrt(((((xbar - x_std) @ chol) ** 2).sum(axis=1)).max()))
 
     S = np.asarray(ds.std_lattice, dtype=np.float64)
-    g_ideal = S @ S.T
-    choice = canonical_choice(gd, xbar_p, numbers[rep], g_ideal, symprec)
+    choice = canonical_choice(gd, xbar_p, z_sites, S @ S.T, symprec)
     A = choice.A.astype(np.float64)
     y = xbar @ A.T + choice.shift
     x_can = y - np.floor(y)
@@ -844,13 +913,13 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
 
     T = choice.A @ P
     return dict(
-        positions=_readonly(x_can),
-        orbit=_readonly(orbit),
-        site=_readonly(site),
-        cell_positions=_readonly(choice.cell_positions),
-        cell_numbers=_readonly(choice.cell_numbers),
-        transformation_matrix=_readonly(T),
-        origin_shift=_readonly(p @ A.T + choice.shift),
-        lattice=_readonly(np.linalg.inv(T).T @ lattice),
+        positions=_frozen(x_can),
+        orbit=_frozen(orbit),
+        site=_frozen(site),
+        cell_positions=_frozen(choice.cell_positions),
+        cell_numbers=_frozen(choice.cell_numbers),
+        transformation_matrix=_frozen(T),
+        origin_shift=_frozen(p @ A.T + choice.shift),
+        lattice=_frozen(_inv3(T).T @ lattice),
         max_displacement=disp,
     )

@@ -446,3 +446,34 @@ def test_bad_options():
         basisdb.featurize_dataset("/nonexistent/x.cif", None, scheduler="sync")
     res = basisdb.featurize_many([], kmax=KMAX)
     assert res.features.num_rows == 0 and res.summary["structures"] == 0
+
+
+def test_finished_output_starts_no_engine(tmp_path, small_csv, reference, monkeypatch):
+    """Rerunning a finished dataset skips every partition without starting a Dask cluster."""
+    out = tmp_path / "done"
+    kw = dict(kmax=KMAX, scheduler="sync", partition_size=5, carry=["energy_per_atom"], progress=False)
+    basisdb.featurize_dataset(small_csv, out, **kw)
+
+    def no_engine(*a, **k):
+        raise AssertionError("the engine was started for a finished output")
+
+    monkeypatch.setattr(basisdb.dataset, "_open_client", no_engine)
+    res = basisdb.featurize_dataset(small_csv, out, **{**kw, "scheduler": None, "workers": 2})
+    assert res.summary["partitions_skipped"] == -(-N // 5)
+    _same_rows(basisdb.read_features(out), reference.features)
+
+
+def test_carried_rows_ship_only_their_partition():
+    """A partition's carried columns pickle to the size of its own rows, not of the batch they came from."""
+    import pickle
+
+    import pyarrow as pa
+
+    big = pa.table({"target": np.arange(100_000, dtype=np.float64)})
+    rows = [big.slice(j, 1) for j in range(10)]
+    assert len(pickle.dumps(rows[0])) > 100_000 * 8  # what a 1-row slice costs on its own
+    compact = basisdb.dataset._compact_rows(rows)
+    assert compact.column("target").to_pylist() == list(range(10))
+    assert len(pickle.dumps(compact)) < 10_000
+    mixed = basisdb.dataset._compact_rows([None, rows[3]])
+    assert mixed.column("target").to_pylist() == [None, 3.0]

@@ -68,6 +68,67 @@ def test_lattice_automorphisms_sign_changes():
             assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
+def _reference_automorphisms(g, symprec):
+    """Integer A (columns: images of a, b, c among the box vectors -3..3) with det +-1 and every inner
+    product within 2 symprec (|a_i| + |a_j|) + 1e-9 g_max: candidates by length, then every triple."""
+    lens = np.sqrt(g.diagonal())
+    tol = 2.0 * symprec * (lens[:, None] + lens[None, :]) + 1e-9 * float(g.diagonal().max())
+    box = [np.array(v) for v in itertools.product(range(-3, 4), repeat=3) if any(v)]
+    cand = [[v for v in box if abs(v @ g @ v - g[i, i]) <= tol[i, i]] for i in range(3)]
+    out = [np.eye(3, dtype=np.int64)]
+    for cols in itertools.product(*cand):
+        A = np.stack(cols, axis=1)
+        if abs(round(np.linalg.det(A))) != 1 or np.array_equal(A, np.eye(3)):
+            continue
+        if all(abs(cols[i] @ g @ cols[j] - g[i, j]) <= tol[i, j] for i, j in ((0, 1), (0, 2), (1, 2))):
+            out.append(A.astype(np.int64))
+    return out
+
+
+def test_lattice_automorphisms_general_path_and_its_cache():
+    """The general path (more vectors than +-a, +-b, +-c as long as a basis vector), first computed and
+    then answered from the cache by its tests, equals an independent enumeration (as a set)."""
+    rng = np.random.default_rng(3)
+    seen_general = 0
+    for k in range(60):
+        a = rng.uniform(3, 5)
+        kind = k % 3
+        if kind == 0:  # near-cubic
+            L = np.eye(3) * a
+        elif kind == 1:  # near-hexagonal
+            L = np.array([[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, rng.uniform(3, 8)]])
+        else:  # near-tetragonal, body diagonal choice
+            L = np.array([[a, 0, 0], [0, a, 0], [a / 2, a / 2, rng.uniform(2, 3)]])
+        L = L + rng.normal(size=(3, 3)) * 10 ** rng.uniform(-5, -1.5)
+        g = L @ L.T
+        norms = _canonical._BOX_OUTER @ g.ravel()
+        lens = np.sqrt(g.diagonal())
+        tol = 2.0 * 0.05 * 2 * lens + 1e-9 * float(g.diagonal().max())
+        if sum(np.count_nonzero(np.abs(norms - g[i, i]) <= tol[i]) for i in range(3)) == 6:
+            continue  # the sign-change path (tested above)
+        seen_general += 1
+        want = {A.tobytes() for A in _reference_automorphisms(g, 0.05)}
+        for _ in range(2):  # computed, then from the cache
+            got = _canonical.lattice_automorphisms(g, 0.05)
+            assert got.dtype == np.int64 and np.array_equal(got[0], np.eye(3))
+            assert {A.tobytes() for A in got} == want and len(got) == len(want)
+    assert seen_general >= 30
+
+
+def test_cached_inverse_is_numpys_bit_for_bit():
+    from basisdb.structures import _inv3
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        M = rng.normal(size=(3, 3)) + np.diag(rng.uniform(1, 3, 3))
+        for _ in range(2):
+            got = _inv3(M)
+            want = np.linalg.inv(M)
+            assert got.tobytes() == want.tobytes() and not got.flags.writeable
+        Mt = M.T  # a non-contiguous view: keyed by its values, not its memory layout
+        assert _inv3(Mt).tobytes() == np.linalg.inv(Mt).tobytes()
+
+
 def _refused(lattice, positions, min_distance):
     try:
         _validate(lattice, positions, np.ones(len(positions), dtype=np.int64), min_distance)
