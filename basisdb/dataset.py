@@ -376,7 +376,7 @@ def _run(
     stats_all: list[dict] = []
     tables: dict[int, tuple] = {}
     skipped = 0
-    bar = _Progress(progress, total)
+    bar = _Progress(sys.stderr.isatty() if progress is None else progress, total)
     try:
 
         def tasks():
@@ -567,6 +567,20 @@ def _resolve_kmax(opts):
     return opts
 
 
+def _options_and_meta(sources: dict, partition_size: int, *featurize_options) -> tuple[dict, dict]:
+    """The per-structure options (``_opts``, K resolved) and the dataset's identity written to
+    ``_dataset.json`` (layout, where the structures come from, partition size, options; a restart
+    must match it)."""
+    opts = _resolve_kmax(_opts(*featurize_options))
+    meta = {
+        "layout": io_.LAYOUT,
+        **sources,
+        "partition_size": int(partition_size),
+        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
+    }
+    return opts, meta
+
+
 def featurize_dataset(
     inputs,
     output=None,
@@ -616,29 +630,25 @@ def featurize_dataset(
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
     carry = tuple(carry or ())
     files = io_.expand_inputs(inputs)
-    opts = _resolve_kmax(
-        _opts(
-            kmax,
-            symprec,
-            features,
-            encoding,
-            db,
-            min_distance,
-            angle_tolerance,
-            on_mismatch,
-            capture_stderr,
-            detector,
-        )
+    opts, meta = _options_and_meta(
+        {
+            "inputs": io_.fingerprint(files),
+            "cif_column": cif_column,
+            "id_column": id_column,
+            "carry": list(carry),
+        },
+        partition_size,
+        kmax,
+        symprec,
+        features,
+        encoding,
+        db,
+        min_distance,
+        angle_tolerance,
+        on_mismatch,
+        capture_stderr,
+        detector,
     )
-    meta = {
-        "layout": io_.LAYOUT,
-        "inputs": io_.fingerprint(files),
-        "cif_column": cif_column,
-        "id_column": id_column,
-        "carry": list(carry),
-        "partition_size": int(partition_size),
-        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
-    }
     total = (
         io_.count_items(files, cif_column)
         if (progress or (progress is None and sys.stderr.isatty()))
@@ -655,7 +665,7 @@ def featurize_dataset(
         workers=workers,
         scheduler=scheduler,
         processes=processes,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=progress,
         overwrite=overwrite,
         carry=carry,
     )
@@ -703,26 +713,20 @@ def featurize_many(
             "featurize_many takes an iterable of structures; for one structure use basisdb.featurize, "
             "for files, folders and tables basisdb.featurize_dataset"
         )
-    opts = _resolve_kmax(
-        _opts(
-            kmax,
-            symprec,
-            features,
-            encoding,
-            db,
-            min_distance,
-            angle_tolerance,
-            on_mismatch,
-            capture_stderr,
-            detector,
-        )
+    opts, meta = _options_and_meta(
+        {"inputs": "python iterable"},
+        partition_size,
+        kmax,
+        symprec,
+        features,
+        encoding,
+        db,
+        min_distance,
+        angle_tolerance,
+        on_mismatch,
+        capture_stderr,
+        detector,
     )
-    meta = {
-        "layout": io_.LAYOUT,
-        "inputs": "python iterable",
-        "partition_size": int(partition_size),
-        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
-    }
     total = len(structures) if isinstance(structures, Sized) else None
     id_iter = iter(ids) if ids is not None else None
 
@@ -746,7 +750,7 @@ def featurize_many(
         workers=workers,
         scheduler=scheduler,
         processes=processes,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=progress,
         overwrite=overwrite,
         carry=(),
     )
