@@ -17,7 +17,7 @@ help:
 	@echo "bench-core  build, lookup, evaluate only (bench/bench_core.py, 100,000 points)"
 	@echo "bench-structures featurize all carbon_24 CIFs per stage, presentation invariance, batched torch (needs ../shared)"
 	@echo "bench-dataset featurize_dataset on 600 carbon_24 structures vs spglib alone, 1 and 2 Dask workers, profile (needs ../shared)"
-	@echo "bench-dataset-scale  $(SCALE_N) re-presented structures, 1 and 2 Dask workers: throughput and memory per window (needs ../shared): docs/dataset_scale.png"
+	@echo "bench-dataset-scale  $(SCALE_N) re-presented structures, 1 and 2 Dask workers (and 2 with Dask's debugging log shortened): throughput and memory per window (~12 min; needs ../shared): docs/dataset_scale.png"
 	@echo "measure-symprec  space-group detection against symprec / angle_tolerance on the measuring set BSS-1 (~4 min): bench/symprec_measurement.json"
 	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
 	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/structures/test_bad_input.py"
@@ -60,7 +60,7 @@ bench-dataset:
 
 SCALE_N ?= 100000
 bench-dataset-scale:
-	$(PYTHON) bench/bench_dataset_scale.py --n $(SCALE_N) --workers 1,2 --json bench/dataset_scale.json --plot docs/dataset_scale.png
+	$(PYTHON) bench/bench_dataset_scale.py --n $(SCALE_N) --runs 1,2,2@10 --json bench/dataset_scale.json --plot docs/dataset_scale.png
 
 measure-symprec:
 	$(PYTHON) bench/measure_symprec.py --json bench/symprec_measurement.json

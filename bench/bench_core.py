@@ -175,30 +175,37 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--groups", default="Fm-3m,P1")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
+    figures: dict = {"kmax": args.kmax, "jobs": args.jobs, "points": args.points}
 
     print(
         f"# basisdb core benchmark  (python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs)"
     )
     if not args.skip_build:
-        r = bench_build(args.kmax, args.jobs)
+        r = figures["build"] = bench_build(args.kmax, args.jobs)
         print(
             f"build   all 530 settings K={r['kmax']} jobs={r['jobs']}: {r['seconds']:.1f} s "
             f"(target <= 30 s, ratio {r['seconds'] / 30:.2f}), peak RSS {r['peak_rss_mb']:.0f} MB "
             f"(target <= 1024 MB), file {r['bytes'] / 1e6:.2f} MB"
         )
-    r = bench_lookup(args.path)
+    r = figures["lookup"] = bench_lookup(args.path)
     print(
         f"lookup  open + first get(225): {r['open_first_lookup_number_ms']:.2f} ms (target <= 5 ms); "
         f"open + first get('Fd-3m:2'): {r['open_first_lookup_symbol_ms']:.2f} ms; warm get: {r['warm_lookup_us']:.1f} us"
     )
-    for r in bench_evaluate(args.path, args.points, args.groups.split(",")):
+    figures["evaluate"] = bench_evaluate(args.path, args.points, args.groups.split(","))
+    for r in figures["evaluate"]:
         print(
             f"evaluate {args.points:,} points {r['group']:<6} (n_basis {r['n_basis']:>4}): ours {r['ours_s']:.2f} s "
             f"({r['ours_reused_out_s']:.2f} s into a reused buffer); naive over box {r['naive_box_s']:.2f} s "
             f"= {r['naive_box_s'] / r['ours_s']:.1f}x; naive over basis rows {r['naive_rows_s']:.2f} s "
             f"= {r['naive_rows_s'] / r['ours_s']:.1f}x (target >= 10x); max |diff| {r['max_abs_diff']:.1e}"
         )
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

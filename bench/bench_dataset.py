@@ -1,6 +1,7 @@
 """Throughput of dataset featurization against spglib's detection alone (carbon_24).
 
-    python bench/bench_dataset.py [--n 600] [--kmax 4] [--symprec ...] [--workers 1,2] [--profile]
+    python bench/bench_dataset.py [--n 600] [--kmax 4] [--symprec ...] [--workers 1,2] [--partition-size 64]
+        [--profile] [--json PATH]
 
 Prints, per structure on the first N rows of ../shared/datasets/carbon_24/carbon_24.csv:
   read      CIF text -> arrays (gemmi, basisdb.structures.as_cell)
@@ -8,7 +9,8 @@ Prints, per structure on the first N rows of ../shared/datasets/carbon_24/carbon
   featurize basisdb.featurize on the arrays (detection included), with and without features
   dataset   basisdb.featurize_dataset on the CSV (reading, featurize, Parquet writing): synchronous,
             and on a LocalCluster of each --workers size (cluster start-up excluded and reported)
-and, with --profile, where featurize's time beyond spglib goes (cProfile, by function).
+and, with --profile, where featurize's time beyond spglib goes (cProfile, by function).  Wall time, best
+of the repeats.  --json writes the figures (milliseconds per structure, structures per second).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main(argv=None):
     ap.add_argument("--kmax", type=int, default=4)
     ap.add_argument("--symprec", type=float, default=None, help="default: featurize's default")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--partition-size", type=int, default=64, help="partition size of the LocalCluster runs")
+    ap.add_argument("--json", default=None, help="write the figures to this JSON file")
     ap.add_argument(
         "--profile", action="store_true", help="cProfile of featurize: where the time beyond spglib goes"
     )
@@ -122,6 +126,24 @@ def main(argv=None):
         f"  output: {bytes_feat / n / 1024:.2f} KiB per structure with features, {bytes_nf / n / 1024:.2f} KiB without "
         f"({res.summary['failures']} failures)"
     )
+    fig = {
+        "n": n,
+        "kmax": args.kmax,
+        "symprec": symprec,
+        "angle_tolerance": angle,
+        "read_ms": ms(t_read),
+        "spglib_ms": ms(t_spg),
+        "spglib_1e-5_ms": ms(t_spg5),
+        "featurize_arrays_ms": ms(t_feat),
+        "featurize_arrays_k1_ms": ms(t_feat1),
+        "featurize_cif_ms": ms(t_cif),
+        "sync_per_s": n / t_sync,
+        "sync_no_features_per_s": n / t_sync_nf,
+        "kib_per_structure": bytes_feat / n / 1024,
+        "kib_per_structure_no_features": bytes_nf / n / 1024,
+        "failures": res.summary["failures"],
+        "cluster": [],
+    }
     for w in [int(x) for x in args.workers.split(",") if x.strip()]:
         from distributed import Client, LocalCluster
 
@@ -134,12 +156,25 @@ def main(argv=None):
         ):
             client.run(lambda: __import__("basisdb.dataset") and None)
             t_start = time.perf_counter() - t0
-            t_w, _ = ds_run(scheduler=client, partition_size=64)
-            t_w2, _ = ds_run(scheduler=client, partition_size=64)  # workers warm (artifact open)
+            t_w, _ = ds_run(scheduler=client, partition_size=args.partition_size)
+            t_w2, _ = ds_run(scheduler=client, partition_size=args.partition_size)  # workers warm
         print(
             f"  dataset, LocalCluster {w} worker(s)      {ms(min(t_w, t_w2)):7.3f} ms   ({n / min(t_w, t_w2):,.0f} structures/s, "
             f"{n / min(t_w, t_w2) / w:,.0f} per worker; first run {t_w:.2f} s, cluster start {t_start:.1f} s)"
         )
+        fig["cluster"].append(
+            {
+                "workers": w,
+                "per_s": n / min(t_w, t_w2),
+                "per_worker_per_s": n / min(t_w, t_w2) / w,
+                "first_run_s": t_w,
+                "cluster_start_s": t_start,
+            }
+        )
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(fig, indent=1) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
 
     if args.profile:
