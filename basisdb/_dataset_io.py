@@ -202,7 +202,8 @@ def iter_file_items(
     index = 0
     for kind, p in files:
         if kind == "cif":
-            yield Item(index, p.stem, str(p), str(p)), None
+            # the source as given; the path the worker opens absolute (it may run in another directory)
+            yield Item(index, p.stem, str(p), str(p.absolute())), None
             index += 1
         elif kind in ("csv", "parquet"):
             row = 0

@@ -17,6 +17,7 @@ pyarrow, dask and tqdm are imported on use (``pip install 'basisdb[dataset]'``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -322,6 +323,21 @@ def _compact_rows(rows: list):
     return pa.concat_tables([nulls if r is None else r for r in rows]).combine_chunks()
 
 
+def _dask_config():
+    """Dask settings for a run: no log of recent messages per connection.
+
+    distributed keeps the last ``distributed.admin.low-level-log-length`` (default 1,000) messages of
+    every connection for debugging; a partition's message carries its CIF texts (about 0.5 MiB for 256
+    structures), so the client of a long run grew by about 1.6 KiB per structure (docs/BENCHMARKS.md,
+    "Dataset command at scale").  Workers started inside this context inherit it; for an existing
+    cluster set ``DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH=0`` where it runs."""
+    try:
+        import dask
+    except ImportError:  # the engine will say what to install
+        return contextlib.nullcontext()
+    return dask.config.set({"distributed.admin.low-level-log-length": 0})
+
+
 def _open_client(scheduler, workers, processes):
     """(client, owned) for a Dask scheduler spec; None for the synchronous mode."""
     if scheduler == "sync":
@@ -377,6 +393,9 @@ def _run(
     tables: dict[int, tuple] = {}
     skipped = 0
     bar = _Progress(sys.stderr.isatty() if progress is None else progress, total)
+    engine_config = contextlib.ExitStack()
+    if scheduler != "sync":
+        engine_config.enter_context(_dask_config())
     try:
 
         def tasks():
@@ -399,7 +418,8 @@ def _run(
                     "extra": _compact_rows([c[1] for c in chunk]) if carry else None,
                     "carry_schema": carry_schema if carry else None,
                     "opts": opts,
-                    "out": None if out is None else str(out),
+                    # absolute: a worker of an existing cluster may run in another directory
+                    "out": None if out is None else str(out.absolute()),
                 }
 
         failures = 0
@@ -457,6 +477,7 @@ def _run(
             client.close()
             if cluster is not None:
                 cluster.close()
+        engine_config.close()
     summary = _summarize(stats_all, time.perf_counter() - t0, n_workers, skipped, scheduler)
     if out is not None:
         return DatasetResult(summary, output=str(out))

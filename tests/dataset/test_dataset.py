@@ -194,6 +194,31 @@ def test_cif_folder_and_glob(tmp_path):
     assert sorted(a.column("id").to_pylist()) == sorted(r["material_id"] for r in rows)
 
 
+def test_relative_paths_reach_workers_absolute(tmp_path, monkeypatch):
+    """Relative output and CIF paths are made absolute before a task leaves the client (a worker of an
+    existing cluster may run in another directory); the source column keeps the path as given."""
+    rows = _carbon_rows(3)
+    (tmp_path / "cifs").mkdir()
+    for r in rows:
+        (tmp_path / "cifs" / f"{r['material_id']}.cif").write_text(r["cif"])
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    run_partition = basisdb.dataset._run_partition
+
+    def spy(task):
+        seen.append(task)
+        return run_partition(task)
+
+    monkeypatch.setattr(basisdb.dataset, "_run_partition", spy)
+    basisdb.featurize_dataset("cifs", "out", kmax=KMAX, scheduler="sync", progress=False)
+    assert seen and all(Path(t["out"]).is_absolute() for t in seen)
+    assert Path(seen[0]["out"]) == tmp_path / "out"
+    opened = [it.structure for t in seen for it in t["items"]]
+    assert len(opened) == 3 and all(Path(p).is_absolute() and Path(p).is_file() for p in opened)
+    sources = basisdb.read_features("out", columns=["source"]).column("source").to_pylist()
+    assert all(not Path(p).is_absolute() for p in sources)
+
+
 def test_mcif_files_are_cifs_and_unknown_files_one_line(tmp_path):
     """A .mcif file (magnetic CIF) is read as a CIF, alone or in a folder, not handed to ASE;
     a file no reader knows is a ValueError naming it (one line from the CLI), not ASE's traceback."""
