@@ -60,7 +60,7 @@ bench-dataset:
 
 SCALE_N ?= 100000
 bench-dataset-scale:
-	$(PYTHON) bench/bench_dataset_scale.py --n $(SCALE_N) --runs 1,2,2@10 --json bench/dataset_scale.json --plot docs/dataset_scale.png
+	$(PYTHON) bench/bench_dataset_scale.py --n $(SCALE_N) --runs 1,2,2@1000 --json bench/dataset_scale.json --plot docs/dataset_scale.png
 
 measure-symprec:
 	$(PYTHON) bench/measure_symprec.py --json bench/symprec_measurement.json

@@ -455,7 +455,7 @@ def plot(result: dict, path: Path) -> None:
 
 def parse_runs(text: str) -> list[tuple[int, int | None]]:
     """'1,2,2@10' -> [(1, None), (2, None), (2, 10)]: worker counts, optionally @ Dask's
-    distributed.admin.low-level-log-length for that run (None: Dask's configured value)."""
+    distributed.admin.low-level-log-length for that run (None: basisdb's setting, 0)."""
     out = []
     for item in text.split(","):
         if item.strip():
@@ -495,6 +495,10 @@ def main(argv: list[str] | None = None) -> None:
             import dask
 
             dask.config.set({"distributed.admin.low-level-log-length": loglen})
+        else:  # the settings of the LocalCluster that `basisdb featurize` starts itself
+            from basisdb.dataset import _dask_config
+
+            _dask_config()
         warnings.simplefilter("ignore")
         table = Path(args.single[0])
         run = run_one(table, table.parent / f"out_w{w}", args.n, w, args)
