@@ -17,7 +17,7 @@ help:
 	@echo "bench-core  build, lookup, evaluate only (bench/bench_core.py, 100,000 points)"
 	@echo "bench-structures featurize all carbon_24 CIFs per stage, presentation invariance, batched torch (needs ../shared)"
 	@echo "bench-dataset featurize_dataset on 600 carbon_24 structures vs spglib alone, 1 and 2 Dask workers, profile (needs ../shared)"
-	@echo "bench-dataset-scale  $(SCALE_N) re-presented structures, 1 and 2 Dask workers (and 2 with Dask's debugging log shortened): throughput and memory per window (~12 min; needs ../shared): docs/dataset_scale.png"
+	@echo "bench-dataset-scale  $(SCALE_N) re-presented structures, 1 and 2 Dask workers with basisdb's settings (Dask's per-connection message log off), plus 2 with Dask's default log length 1000 for comparison: throughput and memory per window (~10 min; needs ../shared): docs/dataset_scale.png"
 	@echo "measure-symprec  space-group detection against symprec / angle_tolerance on the measuring set BSS-1 (~4 min): bench/symprec_measurement.json"
 	@echo "bench-scale builder and reader at K = 4 8 12 16 24, all 530 settings (~20 min on 2 cores): docs/scaling.png"
 	@echo "bad-input-doc  regenerate the table of docs/BAD_INPUT.md from tests/structures/test_bad_input.py"

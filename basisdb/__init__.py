@@ -8,9 +8,9 @@
 >>> feats = b.evaluate(x)               # (N, n_basis) invariant features
 >>> r = basisdb.featurize("NaCl.cif")    # a crystal: detected setting, canonical coordinates, features
 
-Importing basisdb loads numpy, scipy and h5py only; the builder (``basisdb.builder``,
-the ``build`` extra: spglib, networkx) is imported on demand by ``basis_from_operations`` and
-``basisdb build``.
+Importing basisdb loads numpy and h5py only: scipy is imported when a sparse matrix is first built,
+and the builder (``basisdb.builder``, the ``build`` extra: spglib, networkx) on demand by
+``basis_from_operations`` and ``basisdb build``.
 """
 
 from ._basis import Basis, PlaneGroup, Setting

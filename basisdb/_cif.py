@@ -248,10 +248,19 @@ def _gemmi():
     return gemmi
 
 
+class CIFText(str):
+    """A str that is CIF text, never a path, however short (a table cell of a dataset's CIF column:
+    an empty or one-line cell is a bad CIF, not a file name to open)."""
+
+    __slots__ = ()
+
+
 def _document(source):
-    """(gemmi Document, name) of a path or of CIF text."""
+    """(gemmi Document, name) of a path or of CIF text (a str with a newline, or a ``CIFText``)."""
     gemmi = _gemmi()
-    if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and "\n" in source):
+    if isinstance(source, (str, os.PathLike)) and not (
+        isinstance(source, CIFText) or (isinstance(source, str) and "\n" in source)
+    ):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no such CIF file: {str(path)!r}")

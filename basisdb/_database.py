@@ -443,10 +443,13 @@ class Database:
         if kmax < 1:
             raise ValueError(f"kmax must be >= 1, got {int(kmax)}")
         if kmax > self.kmax:
-            raise ValueError(
-                f"kmax={int(kmax)} exceeds this artifact's kmax={self.kmax}; build a larger one with "
-                f"`basisdb build --kmax {int(kmax)} -o PATH` and open it with basisdb.open(PATH)"
+            remedy = (
+                f"build a larger one with `basisdb build --kmax {int(kmax)} -o PATH` and open it with "
+                "basisdb.open(PATH)"
+                if kmax <= MAX_KMAX
+                else f"the format allows kmax <= {MAX_KMAX}"
             )
+            raise ValueError(f"kmax={int(kmax)} exceeds this artifact's kmax={self.kmax}; {remedy}")
         return int(kmax)
 
     def _read_payload(self, hall_number: int, plane: bool = False) -> dict[str, np.ndarray]:

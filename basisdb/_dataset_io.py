@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ._cif import CIFText
+
 LAYOUT = "basisdb-features-1"
 META_NAME = "_dataset.json"
 FEATURES_DIR = "features"
@@ -211,7 +213,8 @@ def iter_file_items(
                 for j, text in enumerate(cifs):
                     ident = ids[j] if ids is not None and ids[j] is not None else f"{p.stem}:{row}"
                     yield (
-                        Item(index, ident, f"{p}:{row}", text if text is not None else ""),
+                        # a cell of the CIF column is CIF text even without a newline (never a path)
+                        Item(index, ident, f"{p}:{row}", CIFText(text if text is not None else "")),
                         (None if extra is None else extra.slice(j, 1)),
                     )
                     index += 1

@@ -297,7 +297,8 @@ def build(kmax: int, halls: str, output: str, jobs: int | None, quiet: bool) -> 
 
 
 def _echo_json(rows) -> None:
-    """The rows (Setting or PlaneGroup) as a JSON array of objects, one per row, in field order."""
+    """The rows (Setting, PlaneGroup or MagneticGroup) as a JSON array of objects, one per row, in
+    field order (a MagneticGroup's transformation and origin_shift as integers over its denominator)."""
     click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
 
 
@@ -318,9 +319,15 @@ def _echo_json(rows) -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the rows as a JSON array of objects (the fields of Setting or PlaneGroup).",
+    help="Print the rows as a JSON array of objects (the fields of Setting, PlaneGroup or "
+    "MagneticGroup; a magnetic group's transformation and origin_shift are integer numerators "
+    "over its 'denominator', 24).",
 )
-@_magnetic_option
+@click.option(
+    "--magnetic",
+    is_flag=True,
+    help="List the 1,651 magnetic space-group types (BNS settings) instead; --number selects by space-group number.",
+)
 def list_(
     db_path: str | None,
     number: int | None,

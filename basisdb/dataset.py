@@ -11,6 +11,9 @@ The engine runs partitions of ``partition_size`` structures as Dask tasks: on a
 (``scheduler="tcp://host:8786"`` or a ``distributed.Client``), or in this process
 (``scheduler="sync"``, no Dask needed).  Each worker opens the artifact itself.  Rows come back in
 input order whatever the number of workers.  Layout and restart semantics: docs/DATASETS.md.
+With a LocalCluster (``scheduler=None``, featurize_dataset's default) the workers are spawned
+processes that import the calling script again: in a script, call it under
+``if __name__ == "__main__":`` (a notebook needs nothing).
 
 pyarrow, dask and tqdm are imported on use (``pip install 'basisdb[dataset]'``).
 """
@@ -42,6 +45,7 @@ __all__ = [
     "featurize_many",
     "read_failures",
     "read_features",
+    "read_summary",
     "records",
 ]
 
@@ -323,6 +327,16 @@ def _compact_rows(rows: list):
     return pa.concat_tables([nulls if r is None else r for r in rows]).combine_chunks()
 
 
+def _check_scheduler(scheduler) -> None:
+    """Refuse a scheduler string that cannot be one, before anything is written."""
+    if isinstance(scheduler, str) and scheduler not in ("sync", "local", "") and ":" not in scheduler:
+        # every Dask address has a port (host:port, tcp://host:port)
+        raise ValueError(
+            f"scheduler {scheduler!r} is neither 'sync', 'local' nor a Dask scheduler address "
+            "(tcp://host:8786 or host:8786)"
+        )
+
+
 def _dask_config():
     """Dask settings for a run: no log of recent messages per connection.
 
@@ -333,6 +347,8 @@ def _dask_config():
     cluster set ``DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH=0`` where it runs."""
     try:
         import dask
+        import distributed  # noqa: F401  (registers its defaults: leaving a config.set made before that
+        # import would drop them, and the next LocalCluster fails with KeyError 'comm')
     except ImportError:  # the engine will say what to install
         return contextlib.nullcontext()
     return dask.config.set({"distributed.admin.low-level-log-length": 0})
@@ -381,6 +397,7 @@ def _run(
     carry,
 ) -> DatasetResult:
     t0 = time.perf_counter()
+    _check_scheduler(scheduler)
     out = None if output is None else Path(output)
     done: dict[int, Path] = {}
     if out is not None:
@@ -423,11 +440,13 @@ def _run(
                 }
 
         failures = 0
+        computed = 0
 
         def collect(res):
-            nonlocal failures
+            nonlocal failures, computed
             st = res["stats"]
             stats_all.append(st)
+            computed += st["structures"]
             failures += st["failures"]
             if out is None:
                 tables[st["part"]] = (res["features"], res["failures"])
@@ -478,7 +497,9 @@ def _run(
             if cluster is not None:
                 cluster.close()
         engine_config.close()
-    summary = _summarize(stats_all, time.perf_counter() - t0, n_workers, skipped, scheduler)
+    if client is None and scheduler != "sync" and not computed:
+        n_workers = 0  # nothing was left to compute: no engine started
+    summary = _summarize(stats_all, time.perf_counter() - t0, n_workers, skipped, scheduler, computed)
     if out is not None:
         return DatasetResult(summary, output=str(out))
     import pyarrow as pa
@@ -489,7 +510,9 @@ def _run(
     return DatasetResult(summary, feats, fails)
 
 
-def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, scheduler) -> dict:
+def _summarize(
+    stats: list[dict], seconds: float, workers: int, skipped: int, scheduler, computed: int
+) -> dict:
     fk: Counter[str] = Counter()
     wk: Counter[str] = Counter()
     samples: list[str] = []
@@ -510,6 +533,7 @@ def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, sc
         "stderr_samples": samples,
         "partitions": len(stats),
         "partitions_skipped": skipped,
+        "structures_computed": computed,
         "seconds": seconds,
         "task_seconds": sum(s.get("seconds", 0.0) for s in stats),
         "workers": workers,
@@ -522,11 +546,18 @@ def _summarize(stats: list[dict], seconds: float, workers: int, skipped: int, sc
 def format_summary(summary: dict) -> str:
     """The run's summary as a few lines of text (what the CLI prints)."""
     s = summary
-    done_now = s["structures"]
+    done_now = s.get("structures_computed", s["structures"])
     rate = done_now / s["seconds"] if s["seconds"] > 0 else float("nan")
+    if s["partitions_skipped"] and not done_now:
+        head = f"nothing left to do: all {s['structures']:,} structures were featurized by an earlier run"
+    else:
+        engine = "in this process" if s["scheduler"] == "sync" else f"{s['workers']} worker(s)"
+        earlier = s["structures"] - done_now
+        head = f"featurized {done_now:,} structures in {s['seconds']:.1f} s ({rate:,.0f}/s, {engine})" + (
+            f", {earlier:,} more by an earlier run" if earlier else ""
+        )
     lines = [
-        f"featurized {s['structures']:,} structures in {s['seconds']:.1f} s ({rate:,.0f}/s, {s['workers']} worker(s)): "
-        f"{s['rows']:,} rows, {s['failures']:,} failures"
+        f"{head}: {s['rows']:,} rows, {s['failures']:,} failures"
         + (
             " (" + ", ".join(f"{k}: {v}" for k, v in s["failures_by_kind"].items()) + ")"
             if s["failures_by_kind"]
@@ -583,8 +614,9 @@ def _opts(
 
 def _resolve_kmax(opts):
     """The K actually used (the artifact's when None), so restarts compare like with like."""
-    if opts["kmax"] is None and (opts["features"] or opts["encoding"]):
-        opts["kmax"] = int(_worker_db(opts["db_path"]).kmax)
+    if opts["features"] or opts["encoding"]:
+        # checked here, before any work: a K above the artifact's would fail every structure
+        opts["kmax"] = _worker_db(opts["db_path"])._check_kmax(opts["kmax"])
     return opts
 
 
@@ -814,7 +846,7 @@ def read_failures(path, as_pandas: bool = False):
 def read_summary(path) -> dict:
     """The summary of a dataset folder from its partitions' statistics (no timing of the last run)."""
     stats = [io_.part_stats(f) for f in io_.dataset_files(path)]
-    return _summarize(stats, 0.0, 0, 0, None)
+    return _summarize(stats, 0.0, 0, 0, None, 0)
 
 
 @dataclass(frozen=True, eq=False)

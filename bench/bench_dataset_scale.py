@@ -454,8 +454,9 @@ def plot(result: dict, path: Path) -> None:
 
 
 def parse_runs(text: str) -> list[tuple[int, int | None]]:
-    """'1,2,2@10' -> [(1, None), (2, None), (2, 10)]: worker counts, optionally @ Dask's
-    distributed.admin.low-level-log-length for that run (None: basisdb's setting, 0)."""
+    """'1,2,2@1000' -> [(1, None), (2, None), (2, 1000)]: worker counts, optionally @N, Dask's
+    distributed.admin.low-level-log-length for that run (None: basisdb's setting, 0, log off;
+    1000 is Dask's default)."""
     out = []
     for item in text.split(","):
         if item.strip():
@@ -472,7 +473,8 @@ def main(argv: list[str] | None = None) -> None:
         "--workers",
         default="1,2",
         help="comma-separated LocalCluster sizes, each optionally @N: Dask's "
-        "distributed.admin.low-level-log-length set to N for that run (e.g. 1,2,2@10)",
+        "distributed.admin.low-level-log-length set to N for that run; without @N, basisdb's "
+        "setting 0 (log off). E.g. 1,2,2@1000 (1000 is Dask's default)",
     )
     ap.add_argument("--kmax", type=int, default=4)
     ap.add_argument("--no-features", action="store_true", help="store positions, group, lattice only")

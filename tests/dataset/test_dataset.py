@@ -502,3 +502,85 @@ def test_carried_rows_ship_only_their_partition():
     assert len(pickle.dumps(compact)) < 10_000
     mixed = basisdb.dataset._compact_rows([None, rows[3]])
     assert mixed.column("target").to_pylist() == [None, 3.0]
+
+
+def test_two_cluster_runs_in_one_fresh_process(tmp_path):
+    """Two LocalCluster runs in one interpreter that had not imported distributed before the first
+    (a notebook, a training script that featurizes two datasets): the second must work too."""
+    script = tmp_path / "twice.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import csv, sys, warnings
+            warnings.simplefilter("ignore")
+            import basisdb
+            assert "distributed" not in sys.modules
+            csv.field_size_limit(sys.maxsize)
+            with open({str(CARBON)!r}, newline="") as fh:
+                rows = [r["cif"] for _, r in zip(range(4), csv.DictReader(fh))]
+            if __name__ == "__main__":
+                for _ in range(2):
+                    res = basisdb.featurize_many(rows, kmax=2, scheduler=None, workers=1, progress=False)
+                    print(len(res.records))
+            """
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["4", "4"]
+
+
+def test_cif_column_cells_are_text_never_paths(tmp_path):
+    """A cell of the CIF column is CIF text however short: a one-line or empty cell is a CIF failure,
+    and a cell that happens to name a file is not opened."""
+    nacl = REPO / "examples" / "NaCl.cif"
+    table = tmp_path / "bad.csv"
+    with open(table, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["material_id", "cif"])
+        w.writerows([["a", "garbage not a cif"], ["b", ""], ["c", str(nacl)]])
+    res = basisdb.featurize_dataset(table, None, kmax=KMAX, scheduler="sync", progress=False)
+    assert res.features.num_rows == 0
+    fails = res.failures.to_pydict()
+    assert fails["error_type"] == ["CIFError"] * 3
+    assert all(e.startswith("<CIF text>") for e in fails["error"])
+
+
+def test_kmax_above_the_artifact_refused_before_any_work(tmp_path, small_csv):
+    """A K the artifact cannot serve is refused up front (it would fail every structure), and nothing
+    is written; above the format's limit the message says so instead of suggesting a build."""
+    from click.testing import CliRunner
+
+    from basisdb._constants import MAX_KMAX
+    from basisdb.cli import cli
+
+    kmax = basisdb.open().kmax
+    with pytest.raises(ValueError, match=f"exceeds this artifact's kmax={kmax}"):
+        basisdb.featurize_dataset(small_csv, tmp_path / "a", kmax=kmax + 1, scheduler="sync", progress=False)
+    with pytest.raises(ValueError, match=f"the format allows kmax <= {MAX_KMAX}"):
+        basisdb.featurize_many(["x"], kmax=MAX_KMAX + 1, progress=False)
+    assert not (tmp_path / "a").exists()
+    out = CliRunner().invoke(
+        cli, ["featurize", str(small_csv), "-o", str(tmp_path / "b"), "--kmax", str(kmax + 1)]
+    )
+    assert out.exit_code != 0 and len(out.output.strip().splitlines()) == 1
+    assert "exceeds this artifact's kmax" in out.output and not (tmp_path / "b").exists()
+
+
+def test_summary_counts_only_this_runs_work(tmp_path, small_csv):
+    """A resumed run's rate counts only what it computed; a finished output says there was nothing to do."""
+    kw = dict(kmax=KMAX, scheduler="sync", partition_size=5, progress=False)
+    first = basisdb.featurize_dataset(small_csv, tmp_path / "o", **kw).summary
+    assert first["structures_computed"] == first["structures"] == N
+    assert "in this process" in basisdb.dataset.format_summary(first)
+    again = basisdb.featurize_dataset(small_csv, tmp_path / "o", **{**kw, "scheduler": None}).summary
+    assert again["structures_computed"] == 0 and again["structures"] == N and again["workers"] == 0
+    assert basisdb.dataset.format_summary(again).startswith("nothing left to do")
+
+
+def test_scheduler_typo_refused_before_anything_is_written(tmp_path, small_csv):
+    with pytest.raises(ValueError, match="neither 'sync', 'local' nor a Dask scheduler address"):
+        basisdb.featurize_dataset(small_csv, tmp_path / "o", kmax=KMAX, scheduler="syn", progress=False)
+    assert not (tmp_path / "o").exists()
