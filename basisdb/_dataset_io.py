@@ -226,8 +226,6 @@ def iter_file_items(
                 raise ImportError(
                     f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not"
                 ) from exc
-            if carry:
-                raise ValueError("--carry takes columns of CSV or Parquet inputs only")
             from ase.io.formats import UnknownFileTypeError
 
             try:
@@ -238,15 +236,69 @@ def iter_file_items(
                     f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
                     "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)"
                 ) from None
+            schema = None if first is None or not carry else _ase_carry_schema(first, carry, p)
             for i, atoms in enumerate(itertools.chain(() if first is None else (first,), frames)):
                 ident = (
                     atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
                 )
                 yield (
                     Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms),
-                    None,
+                    None if schema is None else _ase_carry_row(atoms, schema, f"{p}:{i}"),
                 )
                 index += 1
+
+
+def _ase_value(atoms, name: str):
+    """A per-structure property of an ASE Atoms: ``atoms.info[name]``, else the calculator's result
+    (extxyz files put energy, stress, ... there); None when it has neither."""
+    info = getattr(atoms, "info", None) or {}
+    if name in info:
+        return info[name]
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", None) or {}
+    return results.get(name)
+
+
+def _ase_arrow_value(value):
+    """A property as a value pyarrow types the same way in every row: numbers as float64 (ints too),
+    arrays as flat lists of float64, strings and bools as they are."""
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        return value.item() if isinstance(value, np.bool_) else value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    return np.asarray(value, dtype=np.float64).ravel().tolist()
+
+
+def _ase_carry_schema(first, carry, path):
+    """The carried columns' types, from the first structure of an ASE file (it must have each of them)."""
+    import pyarrow as pa
+
+    fields = []
+    for name in carry:
+        value = _ase_value(first, name)
+        if value is None:
+            raise ValueError(
+                f"{path}: --carry {name!r} is neither in atoms.info nor in the calculator results of the "
+                "first structure"
+            )
+        fields.append(pa.field(name, pa.array([_ase_arrow_value(value)]).type))
+    return pa.schema(fields)
+
+
+def _ase_carry_row(atoms, schema, where: str):
+    """The carried values of one structure as a 1-row table of ``schema`` (null where it lacks one)."""
+    import pyarrow as pa
+
+    cols = {}
+    for f in schema:
+        value = _ase_value(atoms, f.name)
+        try:
+            cols[f.name] = pa.array([None if value is None else _ase_arrow_value(value)], type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            raise ValueError(
+                f"{where}: --carry {f.name!r} is {value!r}, not a {f.type} as in the file's first structure"
+            ) from None
+    return pa.table(cols, schema=schema)
 
 
 # ------------------------------------------------------------------ the Parquet layout

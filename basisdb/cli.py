@@ -700,7 +700,7 @@ def plot(
 @click.option(
     "--carry",
     multiple=True,
-    help="CSV/Parquet inputs: a column to copy into the output (e.g. a target); repeatable.",
+    help="A column of CSV/Parquet inputs (or, for ASE files, an atoms.info key or calculator result such as energy) to copy into the output (e.g. a target); repeatable.",
 )
 @click.option(
     "--partition-size",

@@ -665,7 +665,8 @@ def featurize_dataset(
             recursively), globs, CSV or Parquet tables with a CIF column (``cif_column``; ids from
             ``id_column``, default 'material_id' or 'id' when present, else FILE:ROW), or any file ASE
             reads as a sequence (extxyz, .traj, an ASE database).  ``carry``: table columns copied into
-            the output (targets).
+            the output (targets); for ASE files, ``atoms.info[name]`` or else the calculator's result
+            (extxyz energy, stress, ...), numbers as float64 and arrays as flat lists of float64.
         output: the dataset folder (restartable; see docs/DATASETS.md), or None to return the tables.
         kmax, symprec, min_distance, angle_tolerance, on_mismatch, detector: as for ``featurize``
             (symprec and angle_tolerance default to featurize's own defaults, recorded in

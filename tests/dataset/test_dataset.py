@@ -584,3 +584,35 @@ def test_scheduler_typo_refused_before_anything_is_written(tmp_path, small_csv):
     with pytest.raises(ValueError, match="neither 'sync', 'local' nor a Dask scheduler address"):
         basisdb.featurize_dataset(small_csv, tmp_path / "o", kmax=KMAX, scheduler="syn", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_carry_from_extxyz_info_and_calculator(tmp_path):
+    """--carry on an extxyz file: info keys and calculator results (energy, stress) travel with the rows,
+    typed as the docs say; a key the first structure lacks is refused in one line."""
+    ase_io = pytest.importorskip("ase.io")
+    import io
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rows = _carbon_rows(3)
+    frames = []
+    for i, r in enumerate(rows):
+        atoms = ase_io.read(io.StringIO(r["cif"]), format="cif")
+        atoms.info["label"] = f"s{i}"
+        atoms.info["n_hops"] = i  # an int: stored as float64
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.5 * i, stress=np.arange(6.0) + i)
+        frames.append(atoms)
+    xyz = tmp_path / "c.extxyz"
+    ase_io.write(xyz, frames, format="extxyz")
+    res = basisdb.featurize_dataset(
+        xyz, None, kmax=KMAX, scheduler="sync", progress=False, carry=["energy", "label", "n_hops", "stress"]
+    )
+    t = res.features
+    assert t.column("energy").to_pylist() == [0.0, -1.5, -3.0]
+    assert t.column("label").to_pylist() == ["s0", "s1", "s2"]
+    assert t.column("n_hops").to_pylist() == [0.0, 1.0, 2.0]
+    assert t.column("stress").to_pylist()[2] == list(np.arange(6.0) + 2)
+    with pytest.raises(ValueError, match=r"'forces_max' is neither in atoms\.info nor in the calculator"):
+        basisdb.featurize_dataset(
+            xyz, None, kmax=KMAX, scheduler="sync", progress=False, carry=["forces_max"]
+        )
