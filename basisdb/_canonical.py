@@ -93,9 +93,10 @@ def lattice_automorphisms(metric: np.ndarray, symprec: float) -> np.ndarray:
     n0, n1, _ = np.bincount(ax, minlength=3).tolist()
     c = [idx[:n0], idx[n0 : n0 + n1], idx[n0 + n1 :]]
     v = [_BOXF[ci] for ci in c]
-    ok01 = np.abs(v[0] @ g @ v[1].T - g[0, 1]) <= t[0][1]
-    ok02 = np.abs(v[0] @ g @ v[2].T - g[0, 2]) <= t[0][2]
-    ok12 = np.abs(v[1] @ g @ v[2].T - g[1, 2]) <= t[1][2]
+    v0g = v[0] @ g  # (v[0] @ g) @ v[j].T: the products as written before, the first one shared
+    ok01 = np.abs(v0g @ v[1].T - gl[0][1]) <= t[0][1]
+    ok02 = np.abs(v0g @ v[2].T - gl[0][2]) <= t[0][2]
+    ok12 = np.abs(v[1] @ g @ v[2].T - gl[1][2]) <= t[1][2]
     # the answer is a function of these tests alone: cached by them (the same arrays as computing it)
     key = b"".join((hit.tobytes(), ok01.tobytes(), ok02.tobytes(), ok12.tobytes()))
     A = _AUTO_CACHE.get(key)
@@ -177,12 +178,15 @@ class GroupData:
     gens: np.ndarray  # indices (into rotations) of a generating set
     polar: np.ndarray  # (3,) bool: axes along which the origin is free
     pg_codes: np.ndarray  # sorted codes of the point-group rotations
-    _cosets: dict
+    _cosets: dict  # coset tables by automorphisms' bytes, and (automorphisms, tables) by their id
     _bsol: dict
     centrings_f: np.ndarray  # (c, 3) float64: centrings / DEN
     rep_translations_f: np.ndarray  # (p, 3) float64: rep_translations / DEN
     polar_f: np.ndarray  # (3,) float64: 1.0 along the polar axes
     has_polar: bool  # some axis is polar
+    #: (p, 3, 3) float64 transposes of rep_rot when every entry is -1, 0 or 1 and no row has more than two
+    #: nonzero entries (then x @ R^T is exact in any summation order, equal to the einsum); else None
+    rep_rot_tf: np.ndarray | None = None
 
 
 _GROUPS: dict[int, GroupData] = {}
@@ -228,6 +232,7 @@ def _make_group_data(basis) -> GroupData:
         )
     polar = np.abs(diag - 1) < 1e-12
     gens = np.array(group_generators(rot, basis.translations), dtype=np.int64)
+    unit_rows = bool(np.all(np.abs(rep_rot) <= 1)) and int(np.count_nonzero(rep_rot, axis=2).max()) <= 2
     return GroupData(
         hall_number=basis.setting.hall_number,
         rotations=rot,
@@ -245,6 +250,7 @@ def _make_group_data(basis) -> GroupData:
         rep_translations_f=rep_t / DEN,
         polar_f=polar.astype(np.float64),
         has_polar=bool(polar.any()),
+        rep_rot_tf=np.ascontiguousarray(rep_rot.transpose(0, 2, 1), dtype=np.float64) if unit_rows else None,
     )
 
 
@@ -301,16 +307,23 @@ def _coset_tables(gd: GroupData, metric: np.ndarray, symprec: float) -> tuple:
     tables ``canonical_choice`` applies, cached per setting and set of lattice automorphisms (the
     automorphisms are the only thing the cosets depend on: one exact search per metric symmetry)."""
     auto = lattice_automorphisms(metric, symprec)
+    # lattice_automorphisms hands out shared read-only arrays (its cache, the sign-change answers): first
+    # by that array's identity (the entry holds the array, so its id cannot be reused while cached), then
+    # by its bytes
+    by_id = gd._cosets.get(id(auto))
+    if by_id is not None and by_id[0] is auto:
+        return by_id[1]
     key = auto.tobytes()
-    hit = gd._cosets.get(key)
-    if hit is not None:
-        return hit
-    reps = _coset_representatives(gd, auto)
-    out = reps + (reps[0].transpose(0, 2, 1).astype(np.float64), reps[1] / DEN)
+    out = gd._cosets.get(key)
+    if out is None:
+        reps = _coset_representatives(gd, auto)
+        out = reps + (reps[0].transpose(0, 2, 1).astype(np.float64), reps[1] / DEN)
     with _LOCK:
-        if len(gd._cosets) > 256:
+        if len(gd._cosets) > 512:
             gd._cosets.clear()
         gd._cosets[key] = out
+        if not auto.flags.writeable:
+            gd._cosets[id(auto)] = (auto, out)
     return out
 
 
@@ -373,14 +386,32 @@ def symmetrize(
     if chol is None:
         chol = np.linalg.cholesky(metric + 0.0)  # metric = chol chol^T; |e|^2 = |e @ chol|^2
     t = gd.rep_translations_f
-    y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]  # (p, n, 3) images
-    other = numbers[:, None] != numbers[None, :]
+    # (p, n, 3) images.  With entries -1, 0, 1 and at most two nonzero terms per row, every product is exact
+    # and the rounded sum does not depend on the order: the matmul equals the einsum (zeros' signs may differ
+    # before + t, whose entries are >= 0, makes them +0)
+    if gd.rep_rot_tf is not None:
+        y = x @ gd.rep_rot_tf + t[:, None, :]
+    else:
+        y = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]
+    # pairs of different species (None when there is one species: nothing to mask)
+    other = numbers[:, None] != numbers[None, :] if len(set(numbers.tolist())) > 1 else None
     nc = len(cen)
-    if nc * p * n * n <= 200_000:  # every operation and centring at once: (c, p, n, n) distances
+    if nc == 1 and p * n * n <= 200_000:  # no centring: (p, n, n) distances (the case below with c = 1)
+        e = y[:, :, None, :] - x[None, None, :, :]  # - cen[0], which is +0: subtracting it changes nothing
+        shift = np.rint(e)
+        d2 = (((e - shift) @ chol) ** 2).sum(axis=-1)  # the same (n, 3) @ (3, 3) blocks as below
+        if other is not None:
+            d2[:, other] = np.inf
+        best_j = d2.argmin(axis=2)  # (p, n): the first atom with the smallest distance
+        gi, ii = np.arange(p)[:, None], np.arange(n)
+        best = d2[gi, ii, best_j]
+        best_l = shift[gi, ii, best_j] + cen[0]  # + 0.0 (turns rint's -0 into +0, as below)
+    elif nc * p * n * n <= 200_000:  # every operation and centring at once: (c, p, n, n) distances
         e = y[None, :, :, None, :] - x[None, None, None, :, :] - cen[:, None, None, None, :]
         shift = np.rint(e)
         d2 = (((e - shift) @ chol) ** 2).sum(axis=-1)
-        d2[:, :, other] = np.inf
+        if other is not None:
+            d2[:, :, other] = np.inf
         # the first centring with the smallest distance, then the first atom (as the loop below)
         k = d2.transpose(1, 2, 0, 3).reshape(p, n, nc * n).argmin(axis=2)  # (p, n)
         kc, best_j = np.divmod(k, n)
@@ -389,7 +420,7 @@ def symmetrize(
         best_l = shift[kc, gi, ii, best_j] + cen[kc]
     else:
         best, best_j, best_l = _nearest_images(y, x, other, cen, chol)
-    worst = float(np.sqrt(max(float(best.max(initial=0.0)), 0.0)))
+    worst = math.sqrt(max(float(best.max(initial=0.0)), 0.0))  # np.sqrt and math.sqrt: correctly rounded
     if not worst <= tol:
         raise ValueError(
             f"an atom's image under an operation of the detected space group is {worst:.3g} A from "
@@ -410,7 +441,7 @@ def symmetrize(
 def _nearest_images(y, x, other, cen, chol):
     """(best (p, n) squared distances, best_j (p, n), best_l (p, n, 3)): the nearest same-species atom to
     every image y[g, i], over the centrings cen in order (the first strictly smaller wins), in chunks of
-    operations (bounded memory)."""
+    operations (bounded memory).  other: (n, n) bool, pairs of different species; None: one species."""
     p, n = y.shape[:2]
     best = np.full((p, n), np.inf)
     best_j = np.zeros((p, n), dtype=np.int64)
@@ -425,7 +456,8 @@ def _nearest_images(y, x, other, cen, chol):
             shift = np.rint(e)
             d2 = ((e - shift) @ chol) ** 2
             d2 = d2.sum(axis=-1)
-            d2[:, other] = np.inf
+            if other is not None:
+                d2[:, other] = np.inf
             j = np.argmin(d2, axis=2)  # (q, n)
             v = d2.reshape(q * n, n)[rows, j.ravel()].reshape(q, n)
             better = v < best[lo : lo + step]
@@ -460,7 +492,8 @@ def canonical_choice(
 ) -> CanonicalChoice:
     """Lexicographically smallest presentation of the conventional cell over the normaliser cosets.
 
-    xbar: (n, 3) symmetrised coordinates of the primitive-cell sites, numbers (n,).
+    xbar: (n, 3) float64 symmetrised coordinates of the primitive-cell sites, numbers (n,) int64;
+    metric: (3, 3) metric of the setting's cell (Angstrom^2), for ``lattice_automorphisms``.
     """
     cen = gd.centrings_f
     nc, n = len(cen), len(xbar)
@@ -474,29 +507,32 @@ def canonical_choice(
     base = conv @ reps_AT + reps_bf[:, None, :]  # (r, m, 3)
     m = len(conv)
     r = len(reps_A)
+    zl = z.tolist()
+    one_species = len(set(zl)) == 1
     polar = gd.has_polar
     # candidates: (coset representative, polar anchor atom); without polar axes the anchor is unused
     if polar:
-        if z.max(initial=0) < 4096:
-            counts = np.bincount(z)
-            counts[counts == 0] = m + 1
-            rare = int(np.argmin(counts))  # fewest atoms; ties -> smallest number
+        if one_species:
+            anchor = np.arange(m)
         else:
-            species, counts = np.unique(z, return_counts=True)
-            rare = species[np.argmin(counts)]
-        anchor = np.flatnonzero(z == rare)
+            counts: dict[int, int] = {}
+            for v in zl:
+                counts[v] = counts.get(v, 0) + 1
+            rare = min(counts, key=lambda s: (counts[s], s))  # fewest atoms; ties -> smallest number
+            anchor = np.flatnonzero(z == rare)
         cand_rep = np.repeat(np.arange(r), len(anchor))
         cand_anchor = np.concatenate([anchor] * r)  # np.tile(anchor, r)
     else:
         cand_rep = np.arange(r)
         cand_anchor = None
-    zorder: np.ndarray | None = np.argsort(z, kind="stable")
-    zs = z[zorder]
-    bounds = np.flatnonzero(zs[1:] != zs[:-1]).tolist()
-    one_species = not bounds
-    bounds = [b + 1 for b in bounds]
     if one_species:
         zorder = None  # argsort(kind="stable") of equal labels: the identity
+        bounds: list[int] = []
+    else:
+        zorder = np.argsort(z, kind="stable")
+        zs = z[zorder]
+        bounds = [b + 1 for b in np.flatnonzero(zs[1:] != zs[:-1]).tolist()]
+    segments = list(zip([0] + bounds, bounds + [m]))
 
     def presentations(sel):
         if cand_anchor is None:  # not polar
@@ -508,27 +544,40 @@ def canonical_choice(
 
     n_cand = len(cand_rep)
     step = max(1, 2_000_000 // (3 * m))  # bounded memory for large cells
-    best_key = best = best_order = None
+    best_key = best = best_row = best_Y = None
     for lo in range(0, n_cand, step):
         sel = None if n_cand <= step else np.arange(lo, min(lo + step, n_cand))
         Y = presentations(sel)
         q = np.rint((Y - np.floor(Y)) * QUANTUM).astype(np.int64) % QUANTUM  # (c, m, 3)
-        packed = (q[..., 0] * QUANTUM + q[..., 1]) * QUANTUM + q[..., 2]  # < 1e18: fits in int64
-        # sort each candidate's rows by (species, position), then pick the smallest candidate
-        if one_species:
-            order = np.argsort(packed, axis=1)
+        # (q0 * Q + q1) * Q + q2 < 1e18 (fits in int64): one exact integer product
+        packed = q @ _PACK
+        # sort each candidate's rows by (species, position): the sorted keys; the order only for the best
+        if zorder is None:
+            keys = np.sort(packed, axis=1)
         else:
             packed = packed[:, zorder]
-            order = np.empty_like(packed)
-            for a, b in zip([0] + bounds, bounds + [m]):
-                order[:, a:b] = np.argsort(packed[:, a:b], axis=1) + a
-        keys = packed[np.arange(len(packed))[:, None], order]  # np.take_along_axis(packed, order, axis=1)
-        k = _smallest_row(keys) if len(keys) > 1 else 0
-        if best_key is None or _lex_less(keys[k], best_key):
-            best_key, best, best_order = keys[k], k + lo, order[k]
-    Y = presentations(np.array([best]))[0]
+            keys = packed.copy()
+            for a, b in segments:
+                keys[:, a:b].sort(axis=1)
+        # the lexicographically smallest row (the first of equal ones): keys are non-negative, so their
+        # big-endian bytes compare as the rows do
+        raw = keys.astype(">i8").tobytes()
+        width = 8 * m
+        rows_b = [raw[i : i + width] for i in range(0, len(raw), width)]
+        k_b = min(rows_b)
+        if best_key is None or k_b < best_key:
+            k = rows_b.index(k_b)
+            best_key, best, best_row, best_Y = k_b, k + lo, packed[k], Y[k]
+    # argsort of the best row alone: the same sort as a row of argsort(axis=1)
+    assert best_row is not None and best_Y is not None  # there is always at least one candidate
+    if zorder is None:
+        best_order = np.argsort(best_row)
+    else:
+        best_order = np.empty(m, dtype=np.int64)
+        for a, b in segments:
+            best_order[a:b] = np.argsort(best_row[a:b]) + a
     rows = best_order if zorder is None else zorder[best_order]  # None: one species
-    y = Y[rows]
+    y = best_Y[rows]
     y = y - np.floor(y)
     y[y >= 1.0] = 0.0
     shift = reps_bf[cand_rep[best]]
@@ -542,6 +591,10 @@ def canonical_choice(
         cell_source=src[rows],
         n_candidates=n_cand,
     )
+
+
+#: (Q^2, Q, 1): packs a quantised (.., 3) position into one int64
+_PACK = np.array([QUANTUM * QUANTUM, QUANTUM, 1], dtype=np.int64)
 
 
 def _smallest_row(keys: np.ndarray) -> int:

@@ -59,6 +59,7 @@ What is read, from the first data block that has atoms:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -66,6 +67,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,6 +160,18 @@ _SUPERSPACE: tuple[str, ...] = (
     "_cell_modulation_dimension",
     "_cell.modulation_dimension",
 )
+_MOMENT_PREFIXES = ("_atom_site_moment.", "_atom_site_moment_")
+_MOMENT_LABELS = tuple(p + "label" for p in _MOMENT_PREFIXES)
+#: tag group -> lower-case strings one of which every tag of the group contains (see ``_first``)
+_NEEDLES: dict[tuple[str, ...], tuple[str, ...]] = {
+    _SUPERSPACE: ("ssg_operation", "modulation_dimension"),
+    _MAGN_OPS: ("magn",),
+    _MAGN_CENTERINGS: ("magn",),
+    _MAGN_NAMES: ("magn",),
+    _HALL: ("hall",),
+    _CODE: ("coordinate_system_code",),
+    _MOMENT_LABELS: ("_atom_site_moment",),
+}
 
 
 @dataclass(frozen=True)
@@ -215,14 +229,20 @@ class CIFCrystal:
 
 
 def lattice_from_parameters(a, b, c, alpha, beta, gamma) -> np.ndarray:
-    """Cell vectors as rows: a along x, b in the xy plane (right-handed)."""
+    """Cell vectors as rows: a along x, b in the xy plane (right-handed).
+
+    Lengths in Angstrom, angles in degrees; returns (3, 3) float64.  Raises CIFError when the
+    parameters describe no cell.
+    """
     al, be, ga = np.radians([alpha, beta, gamma])
-    cx = c * np.cos(be)
-    cy = c * (np.cos(al) - np.cos(be) * np.cos(ga)) / np.sin(ga)
+    cos_be, cos_ga, sin_ga = np.cos(be), np.cos(ga), np.sin(ga)
+    cx = c * cos_be
+    cy = c * (np.cos(al) - cos_be * cos_ga) / sin_ga
     cz2 = c * c - cx * cx - cy * cy
-    if not np.isfinite(cz2) or cz2 <= 0:
+    if not math.isfinite(cz2) or cz2 <= 0:
         raise CIFError(f"cell parameters {a, b, c, alpha, beta, gamma} do not describe a cell")
-    return np.array([[a, 0.0, 0.0], [b * np.cos(ga), b * np.sin(ga), 0.0], [cx, cy, np.sqrt(cz2)]])
+    # math.sqrt: IEEE square root, correctly rounded like np.sqrt (and cz2 > 0)
+    return np.array([a, 0.0, 0.0, b * cos_ga, b * sin_ga, 0.0, cx, cy, math.sqrt(cz2)]).reshape(3, 3)
 
 
 # ------------------------------------------------------------------ reading
@@ -238,14 +258,21 @@ def read_cif(source, reader: str | None = None) -> tuple[np.ndarray, np.ndarray,
 
 
 def _gemmi():
-    try:
-        import gemmi
-    except ImportError as exc:
-        raise ImportError(
-            "reading CIF files needs gemmi; install it with `pip install basisdb[structures]` "
-            "(or `pip install gemmi`)"
-        ) from exc
-    return gemmi
+    """The gemmi module (imported on first use, then kept); ImportError with the install hint."""
+    global _GEMMI
+    if _GEMMI is None:
+        try:
+            import gemmi
+        except ImportError as exc:
+            raise ImportError(
+                "reading CIF files needs gemmi; install it with `pip install basisdb[structures]` "
+                "(or `pip install gemmi`)"
+            ) from exc
+        _GEMMI = gemmi
+    return _GEMMI
+
+
+_GEMMI: Any = None
 
 
 class CIFText(str):
@@ -285,7 +312,16 @@ def load_cif(source, reader: str | None = None) -> CIFCrystal:
             "for ASE's or pymatgen's reading pass their Atoms or Structure instead)"
         )
     doc, name = _document(source)
-    blocks = [b for b in doc if _atom_table(b)[0] is not None]
+    # the lower-cased CIF text (``_document``'s rule), to skip tag groups it cannot hold (``_first``); None
+    # for a path
+    is_text = isinstance(source, str) and (isinstance(source, CIFText) or "\n" in source)
+    text = source.lower() if is_text else None
+    blocks, tables = [], []
+    for b in doc:
+        found = _atom_table(b)
+        if found[0] is not None:
+            blocks.append(b)
+            tables.append(found)
     if not blocks:
         if any(b.find_values(t) for b in doc for t in ("_atom_site_Cartn_x", "_atom_site.Cartn_x")):
             raise CIFError(
@@ -297,113 +333,234 @@ def load_cif(source, reader: str | None = None) -> CIFCrystal:
         warn(
             CIFWarning(f"{name}: {len(blocks)} data blocks hold atoms; read the first, data_{blocks[0].name}")
         )
-    return _read_block(blocks[0], name)
+    return _read_block(blocks[0], name, tables[0], text)
+
+
+#: first characters of a raw CIF value that gemmi.cif.as_string changes (quotes, a text field)
+_QUOTING = frozenset("'\";")
 
 
 def _text(value) -> str | None:
-    """A CIF value as text; None for the unknown '?' and inapplicable '.'."""
-    import gemmi
+    """A CIF value (gemmi's raw string) as text; None for the unknown '?' and inapplicable '.'.
 
+    The text is ``gemmi.cif.as_string(value).strip()``; as_string returns a value that does not
+    start with a quote or ';' unchanged, so only those go through gemmi.
+    """
     if value is None:
         return None
-    text = gemmi.cif.as_string(value).strip()
+    text = (_gemmi().cif.as_string(value) if value[:1] in _QUOTING else value).strip()
     return None if text in ("?", ".", "") else text
 
 
-def _first(block, tags) -> tuple[str, list[str]] | None:
-    """(tag, its non-null values) of the first tag the block has with any value."""
+def _texts(values: list) -> list:
+    """``_text`` of every value of a column (list of raw strings, none None)."""
+    out = [(_gemmi().cif.as_string(v) if v[:1] in _QUOTING else v).strip() for v in values]
+    return [None if t in ("?", ".", "") else t for t in out]
+
+
+def _may_hold(tags: tuple[str, ...], text: str | None) -> bool:
+    """False when the lower-cased CIF ``text`` has no needle of the tag group (``_NEEDLES``): no block
+    read from it has any of ``tags``.  True when it may (or ``text`` is None: a path)."""
+    if text is None:
+        return True
+    needles = _NEEDLES.get(tags)
+    return needles is None or any(map(text.__contains__, needles))
+
+
+def _first(block, tags, text: str | None = None) -> tuple[str, list[str]] | None:
+    """(tag, its non-null values) of the first tag the block has with any value.
+
+    ``text``: the lower-cased CIF text the block was read from, or None.  gemmi matches tags
+    ignoring ASCII case, so a block can hold one of ``tags`` only if ``text`` contains a needle
+    of the group (``_NEEDLES``, a lower-case part of each tag): without one, nothing is looked up.
+    """
+    if not _may_hold(tags, text):
+        return None
     for tag in tags:
         col = block.find_values(tag)
-        if col is not None and len(col):
-            vals = [t for t in (_text(v) for v in col) if t is not None]
+        n = len(col) if col is not None else 0
+        if n:  # indexing a gemmi Column is cheaper than iterating it
+            vals = [t for t in (_text(col[i]) for i in range(n)) if t is not None]
             if vals:
                 return tag, vals
     return None
 
 
+#: the columns of the atom table, in ``_atom_table``'s order (the first three required)
+_ATOM_FIELDS = ("fract_x", "fract_y", "fract_z", "label", "type_symbol", "occupancy", "symmetry_multiplicity")
+_ATOM_SPEC = [f if k < 3 else "?" + f for k, f in enumerate(_ATOM_FIELDS)]
+_ATOM_TAGS = {p: tuple(p + f for f in _ATOM_FIELDS) for p in ("_atom_site_", "_atom_site.")}
+
+
 def _atom_table(block):
+    """(gemmi Table of ``_ATOM_FIELDS``, its tag prefix) of the block's atoms; (None, None) if none."""
     for prefix in ("_atom_site_", "_atom_site."):
-        table = block.find(
-            prefix,
-            [
-                "fract_x",
-                "fract_y",
-                "fract_z",
-                "?label",
-                "?type_symbol",
-                "?occupancy",
-                "?symmetry_multiplicity",
-            ],
-        )
+        table = block.find(prefix, _ATOM_SPEC)
         if len(table):
             return table, prefix
     return None, None
 
 
-def _number(value, what: str, name: str) -> float:
-    import gemmi
+#: a plain decimal number: only these characters.  For such a value that float() reads to a finite
+#: double, gemmi.cif.as_number gives the same double (both round correctly), except that gemmi refuses
+#: (NaN) a value that underflows to zero, e.g. '1e-400': a zero is taken only when its digits are all 0.
+#: Everything else (uncertainties '1.5(3)', and '1_0', ' 1', 'inf', 'nan', which float() takes) is read
+#: by gemmi.
+_PLAIN = re.compile(r"[0-9.eE+-]*")
 
-    x = gemmi.cif.as_number(value) if value is not None else float("nan")
+
+def _zero_text(value: str) -> bool:
+    """True when the digits of a plain number's mantissa are all 0 (its value is zero, not an underflow)."""
+    return not value.lower().partition("e")[0].strip("+-.0")
+
+
+def _plain_float(value) -> float | None:
+    """float(value) when value is a plain decimal number (``_PLAIN``) read as gemmi reads it, else None."""
+    if _PLAIN.fullmatch(value):
+        try:
+            x = float(value)
+        except ValueError:
+            return None
+        if math.isfinite(x) and (x or _zero_text(value)):
+            return x
+    return None
+
+
+def _plain_floats(values: list) -> list[float] | None:
+    """``_plain_float`` of every value, or None when any value is not a plain number read as gemmi reads
+    it (or the values are so large that their sum overflows: the caller then reads them one by one)."""
+    if not _PLAIN.fullmatch("".join(values)):
+        return None
+    try:
+        xs = list(map(float, values))
+    except ValueError:
+        return None
+    if not math.isfinite(sum(xs)):
+        return None
+    if 0.0 in xs and not all(x or _zero_text(v) for x, v in zip(xs, values)):
+        return None
+    return xs
+
+
+def _number(value, what: str, name: str) -> float:
+    """A CIF value as a finite number (``gemmi.cif.as_number``); CIFError naming ``what`` otherwise."""
+    if value is not None:
+        x = _plain_float(value)
+        if x is not None:
+            return x
+    x = _gemmi().cif.as_number(value) if value is not None else float("nan")
     if not np.isfinite(x):
         raise CIFError(f"{name}: {what} is missing or not a number ({value!r})")
     return float(x)
 
 
+#: (tag, DDLm tag, default) of the six cell parameters; a missing angle is 90 (CIF's default)
+_CELL_TAGS = tuple(
+    (f"_cell_{k}", f"_cell.{k}", "90" if k.startswith("angle") else None)
+    for k in ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+)
+
+
 def _cell(block, name: str) -> tuple[np.ndarray, tuple]:
-    params = []
-    for key in ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"):
-        tag = f"_cell_{key}"
+    """(lattice (3, 3) rows a, b, c in Angstrom, (a, b, c, alpha, beta, gamma) in Angstrom and degrees)."""
+    values = []
+    for tag, ddlm, default in _CELL_TAGS:
         value = block.find_value(tag)
         if value is None:
-            tag = f"_cell.{key}"
-            value = block.find_value(tag)
-        if value is None and key.startswith("angle"):
-            value = "90"  # CIF's default for a missing angle
-        params.append(_number(value, f"_cell_{key}", name))
+            value = block.find_value(ddlm)
+        values.append(default if value is None else value)
+    params = _plain_floats(values) if None not in values else None
+    if params is None:  # one by one: gemmi's reading, and the error naming the first bad parameter
+        params = [_number(value, tag, name) for value, (tag, _, _) in zip(values, _CELL_TAGS)]
     try:
         return lattice_from_parameters(*params), tuple(params)
     except CIFError as exc:
         raise CIFError(f"{name}: {exc}") from None
 
 
-def _read_block(block, name: str) -> CIFCrystal:
-    lattice, params = _cell(block, name)
-    table, prefix = _atom_table(block)
+def _columns(table, prefix: str) -> list[list[str] | None]:
+    """The raw values (gemmi's strings, quotes kept) of the 7 columns of ``_atom_table``, each a list
+    over the rows (``table[i][k]``); None for a column the table does not have."""
     n = len(table)
-    frac = np.array(
-        [[_number(table[i][c], f"{prefix}fract_{'xyz'[c]}", name) for c in range(3)] for i in range(n)]
-    )
-    labels = [(_text(table[i][3]) if table.has_column(3) else None) or f"site {i + 1}" for i in range(n)]
-    numbers = []
-    for i in range(n):
-        symbol = (_text(table[i][4]) if table.has_column(4) else None) or (
-            _text(table[i][3]) if table.has_column(3) else None
+    present = [table.has_column(k) for k in range(7)]
+    loop = table.loop
+    if loop is not None:  # one copy of the loop's values, sliced per column
+        # gemmi matches tags case-insensitively: with distinct lower-case tags, the one equal to
+        # prefix + field is the table's column
+        tags = loop.tags
+        width = len(tags)
+        index = {t.lower(): j for j, t in enumerate(tags)}
+        where = [index.get(t, -1) for t in _ATOM_TAGS[prefix]]
+        values = loop.values
+        if len(index) == width and len(values) == width * n and [j >= 0 for j in where] == present:
+            return [values[j::width] if j >= 0 else None for j in where]
+    return [[table[i][k] for i in range(n)] if present[k] else None for k in range(7)]
+
+
+def _read_block(block, name: str, found=None, text: str | None = None) -> CIFCrystal:
+    """The CIFCrystal of a data block with atoms; ``found``: its ``_atom_table`` when known;
+    ``text``: the lower-cased CIF text or None (``_first``)."""
+    lattice, params = _cell(block, name)
+    table, prefix = found if found is not None else _atom_table(block)
+    n = len(table)
+    cols = _columns(table, prefix)
+    xyz = [c for c in cols[:3] if c is not None]
+    assert len(xyz) == 3  # fract_x, fract_y, fract_z are the loop's required columns
+    plain = _plain_floats(xyz[0] + xyz[1] + xyz[2])  # every coordinate a plain number: one conversion
+    if plain is not None:
+        frac = np.ascontiguousarray(np.array(plain, dtype=np.float64).reshape(3, n).T)
+    else:  # value by value, for gemmi's reading and the error naming the first bad value
+        frac = np.array(
+            [[_number(xyz[c][i], f"{prefix}fract_{'xyz'[c]}", name) for c in range(3)] for i in range(n)]
         )
-        if symbol is None:
-            raise CIFError(f"{name}: {labels[i]} has neither {prefix}type_symbol nor {prefix}label")
-        try:
-            numbers.append(atomic_number(symbol))
-        except ValueError as exc:
-            raise CIFError(f"{name}: {labels[i]}: {exc}") from None
-        if table.has_column(5) and _text(table[i][5]) is not None:
-            occ = _number(table[i][5], f"{prefix}occupancy", name)
-            if occ < 1.0 - 1e-3:
-                raise CIFError(
-                    f"{name}: partial occupancies (a disordered structure) are not supported "
-                    f"({labels[i]}: occupancy {occ:g})"
-                )
-    declared = _declared(block, name, params)
+    label_texts = _texts(cols[3]) if cols[3] is not None else [None] * n
+    symbol_texts = _texts(cols[4]) if cols[4] is not None else [None] * n
+    labels = [t or f"site {i + 1}" for i, t in enumerate(label_texts)]
+    occ_raw = cols[5]
+    occ_texts = None
+    if occ_raw is not None:
+        occ = _plain_floats(occ_raw)  # all plain numbers (none null) of at least 1 - 1e-3: nothing to check
+        if occ is None or min(occ) < 1.0 - 1e-3:
+            occ_texts = _texts(occ_raw)
+    symbols = [s or t for s, t in zip(symbol_texts, label_texts)]
+    numbers = _numbers_of(symbols) if occ_texts is None else None
+    if numbers is None:  # row by row: the error of the first bad row
+        numbers = []
+        for i in range(n):
+            symbol = symbols[i]
+            if symbol is None:
+                raise CIFError(f"{name}: {labels[i]} has neither {prefix}type_symbol nor {prefix}label")
+            try:
+                numbers.append(_atomic_number(symbol))
+            except ValueError as exc:
+                raise CIFError(f"{name}: {labels[i]}: {exc}") from None
+            if occ_texts is not None and occ_texts[i] is not None and occ_raw is not None:
+                occ_i = _number(occ_raw[i], f"{prefix}occupancy", name)
+                if occ_i < 1.0 - 1e-3:
+                    raise CIFError(
+                        f"{name}: partial occupancies (a disordered structure) are not supported "
+                        f"({labels[i]}: occupancy {occ_i:g})"
+                    )
+    declared = _declared(block, name, params, text)
     rot, translations = (
         (declared.rotations, declared.translations)
         if declared is not None
         else (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
     )
-    mult = [_multiplicity(table, i) for i in range(n)] if table.has_column(6) else [None] * n
+    mult: list[int | None]
+    if cols[6] is None:
+        mult = [None] * n
+    else:
+        joined = "".join(cols[6])
+        if joined.isascii() and joined.isdigit() and all(cols[6]):  # plain integers: int() of each
+            mult = list(map(int, cols[6]))
+        else:
+            mult = [_multiplicity(v) for v in cols[6]]
     pos, num, lab, merged, worst, site = _expand(
         frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name
     )
     try:
-        moments, moment_error = _moments(block, name, lattice, frac, labels, site, pos, declared), None
+        moments, moment_error = _moments(block, name, lattice, frac, labels, site, pos, declared, text), None
     except CIFError as exc:
         moments, moment_error = None, str(exc)
     if merged and worst > _MERGE_REPORT:
@@ -428,8 +585,27 @@ def _read_block(block, name: str) -> CIFCrystal:
     )
 
 
-def _multiplicity(table, i):
-    text = _text(table[i][6])
+#: atomic_number of the exact str gemmi gives (a dataset repeats a few symbols); errors are not cached
+_atomic_number = lru_cache(maxsize=4096)(atomic_number)
+
+
+def _numbers_of(symbols: list) -> list[int] | None:
+    """Atomic numbers of the symbols (each distinct one looked up once); None when one is None or
+    unknown (the caller then reads row by row for the error)."""
+    zs = {}
+    for s in set(symbols):
+        if s is None:
+            return None
+        try:
+            zs[s] = _atomic_number(s)
+        except ValueError:
+            return None
+    return [zs[s] for s in symbols]
+
+
+def _multiplicity(value):
+    """A raw ``_atom_site_symmetry_multiplicity`` value as an int; None when null or not an integer."""
+    text = _text(value)
     try:
         return int(text) if text is not None else None
     except ValueError:
@@ -437,20 +613,21 @@ def _multiplicity(table, i):
 
 
 # ------------------------------------------------------------------ declared symmetry
-def _declared(block, name: str, params) -> DeclaredSymmetry | None:
+def _declared(block, name: str, params, text: str | None = None) -> DeclaredSymmetry | None:
+    """The declared symmetry (module docstring); ``text``: the lower-cased CIF text or None (``_first``)."""
     for tags in (_SUPERSPACE,):
-        found = _first(block, tags)
+        found = _first(block, tags, text)
         if found:
             raise CIFError(
                 f"{name}: an incommensurate (superspace) structure ({found[0]}); "
                 "featurize needs a periodic crystal"
             )
-    found = _first(block, _MAGN_OPS)
+    found = _first(block, _MAGN_OPS, text)
     if found:
         tag, values = found
         rot, translations = _operations(values, tag, name, magnetic=True)
         theta = _thetas(values)
-        cen = _first(block, _MAGN_CENTERINGS)
+        cen = _first(block, _MAGN_CENTERINGS, text)
         if cen:
             crot, cen_translations = _operations(cen[1], cen[0], name, magnetic=True)
             rot = np.einsum("cij,gjk->cgik", crot, rot).reshape(-1, 3, 3)
@@ -473,27 +650,27 @@ def _declared(block, name: str, params) -> DeclaredSymmetry | None:
         rot, translations = _operations(values, tag, name, magnetic=False)
         declared = DeclaredSymmetry(tag, "; ".join(values), "operations", rot, translations)
         _check(declared, name)
-        _cross_check(declared, block, name, params)
+        _cross_check(declared, block, name, params, text)
         return declared
-    found = _first(block, _MAGN_NAMES)
+    found = _first(block, _MAGN_NAMES, text)
     if found:
         raise CIFError(
             f"{name}: the magnetic space group is given only as {found[0]} {found[1][0]!r}, without its "
             f"operations ({_MAGN_OPS[0]}); the atoms cannot be expanded"
         )
     for tags, form in ((_HALL, "Hall symbol"), (_HM, "H-M symbol"), (_NUMBER, "number")):
-        found = _first(block, tags)
+        found = _first(block, tags, text)
         if found:
             tag, values = found
             rot, translations = _symbol_operations(
-                form, tag, values[0], name, params, _coordinate_code(block)
+                form, tag, values[0], name, params, _coordinate_code(block, text)
             )
             return DeclaredSymmetry(tag, values[0], form, rot, translations)
     return None
 
 
-def _coordinate_code(block) -> str:
-    found = _first(block, _CODE)
+def _coordinate_code(block, text: str | None = None) -> str:
+    found = _first(block, _CODE, text)
     code = found[1][0].strip().upper() if found else ""
     return code if code in ("1", "2", "H", "R") else ""
 
@@ -502,7 +679,43 @@ _DECIMAL = re.compile(r"(?<![\w./])(\d+\.\d*|\.\d+)(?![\w./])")
 
 
 def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Exact operations of an operation loop; decimal translations snapped to k/24 (with a warning)."""
+    """Exact operations of an operation loop; decimal translations snapped to k/24 (with a warning).
+
+    Returns (rotations (n, 3, 3) int64, translations (n, 3) int64 over ``DEN``), new arrays.  Raises
+    CIFError naming ``tag`` and the value that cannot be read.
+    """
+    plain = _plain_operations(tuple(values), magnetic)
+    if plain is not None:
+        return plain[0].copy(), plain[1].copy()
+    rot, translations, snapped = _parse_operations(values, tag, name, magnetic)
+    if snapped:
+        shown = ", ".join(dict.fromkeys(snapped))
+        warn(
+            SnappedTranslationWarning(
+                f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
+                f"(tolerance {SNAP_TOLERANCE}): {shown}"
+            )
+        )
+    return rot, translations
+
+
+@lru_cache(maxsize=GROUP_CACHE)  # a dataset declares a few loops (pymatgen: 'x, y, z' in every file)
+def _plain_operations(values: tuple, magnetic: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_parse_operations`` of a loop read without a snapped translation (read-only arrays), else None
+    (the loop is then read again by ``_operations``, which warns or raises naming the file and tag)."""
+    try:
+        rot, translations, snapped = _parse_operations(values, "", "", magnetic)
+    except Exception:
+        return None
+    if snapped:
+        return None
+    rot.setflags(write=False)
+    translations.setflags(write=False)
+    return rot, translations
+
+
+def _parse_operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray, np.ndarray, list]:
+    """(rotations, translations, snapped: 'decimal -> fraction' of each snapped translation) of a loop."""
     rots, translation_list, snapped = [], [], []
     for value in values:
         text = value
@@ -533,15 +746,7 @@ def _operations(values, tag: str, name: str, magnetic: bool) -> tuple[np.ndarray
             ) from None
         rots.append(r)
         translation_list.append(t)
-    if snapped:
-        shown = ", ".join(dict.fromkeys(snapped))
-        warn(
-            SnappedTranslationWarning(
-                f"{name}: {tag}: {len(snapped)} translation(s) read as the nearest multiple of 1/{DEN} "
-                f"(tolerance {SNAP_TOLERANCE}): {shown}"
-            )
-        )
-    return np.stack(rots), np.stack(translation_list)
+    return np.stack(rots), np.stack(translation_list), snapped
 
 
 def _thetas(values) -> np.ndarray:
@@ -586,14 +791,52 @@ def _gemmi_ops(ops) -> tuple[np.ndarray, np.ndarray]:
     return rot, translations
 
 
+@lru_cache(maxsize=GROUP_CACHE)
+def _hall_read_only(hall: str) -> tuple[np.ndarray, np.ndarray]:
+    """``_gemmi_ops(gemmi.symops_from_hall(hall))`` as read-only arrays, remembered; gemmi's error if unreadable."""
+    rot, translations = _gemmi_ops(_gemmi().symops_from_hall(hall))
+    rot.setflags(write=False)
+    translations.setflags(write=False)
+    return rot, translations
+
+
+def _hall_operations(hall: str) -> tuple[np.ndarray, np.ndarray]:
+    """``_gemmi_ops(gemmi.symops_from_hall(hall))`` (new arrays; remembered); gemmi's error if unreadable."""
+    rot, translations = _hall_read_only(hall)
+    return rot.copy(), translations.copy()
+
+
 def _symbol_operations(form: str, tag: str, value: str, name: str, params, code: str):
+    """(rotations (n, 3, 3), translations (n, 3) over ``DEN``) of a Hall symbol, H-M symbol or number
+    (``form``) read from ``tag``; new arrays.  CIFError naming the tag and value if it cannot be read."""
+    kind, key = _symbol_setting(form, tag, value, name, params, code)
+    if kind == "hall":
+        return _hall_operations(key)
+    return _database_ops(key)
+
+
+def _symbol_number(form: str, tag: str, value: str, name: str, params, code: str) -> int | None:
+    """``group_type(*_symbol_operations(...))[0]``, remembered per setting."""
+    return _setting_number(_symbol_setting(form, tag, value, name, params, code))
+
+
+@lru_cache(maxsize=GROUP_CACHE)
+def _setting_number(setting: tuple) -> int | None:
+    """The ITA number (spglib's ``group_type``) of a ``_symbol_setting``'s operations."""
+    kind, key = setting
+    return group_type(*(_hall_read_only(key) if kind == "hall" else _database_ops(key)))[0]
+
+
+def _symbol_setting(form: str, tag: str, value: str, name: str, params, code: str) -> tuple:
+    """('hall', gemmi Hall symbol) or ('database', spglib Hall number) of a declared symbol or number."""
     gemmi = _gemmi()
     alpha, gamma = params[3], params[5]
     if form == "Hall symbol":
         try:
-            return _gemmi_ops(gemmi.symops_from_hall(value))
+            _hall_read_only(value)
         except Exception as exc:  # gemmi: RuntimeError with the offending token
             raise CIFError(f"{name}: cannot read the Hall symbol {tag} {value!r}: {exc}") from None
+        return "hall", value
     if form == "number":
         try:
             number = float(value)
@@ -603,8 +846,8 @@ def _symbol_operations(form: str, tag: str, value: str, name: str, params, code:
             raise CIFError(f"{name}: {tag} {value!r} is not a space-group number 1..{N_SPACE_GROUPS}")
         value = gemmi.find_spacegroup_by_number(int(number)).hm  # the cell angles choose R axes below
     sg = gemmi.find_spacegroup_by_name(value, alpha=alpha, gamma=gamma, prefer=code)
-    if sg is not None:
-        return _gemmi_ops(sg.operations())
+    if sg is not None:  # gemmi's SpaceGroup.operations() is symops_from_hall(sg.hall)
+        return "hall", sg.hall
     # spellings gemmi does not know (database styles such as 'P 21/c Z'): basisdb's own resolver
     try:
         from ._database import default_database
@@ -612,7 +855,7 @@ def _symbol_operations(form: str, tag: str, value: str, name: str, params, code:
         hall = default_database().get_setting(value).hall_number
     except Exception as exc:  # SettingNotFoundError (unknown or ambiguous) or ValueError
         raise CIFError(f"{name}: cannot interpret the space-group symbol {tag} {value!r}: {exc}") from None
-    return _database_ops(hall)
+    return "database", hall
 
 
 @cache
@@ -671,6 +914,16 @@ def group_type(rotations: np.ndarray, translations: np.ndarray) -> tuple[int | N
         or tra.dtype.kind not in "iu"
     ):
         return _group_type_uncached(rotations, translations)
+    return _group_type_exact(rot.dtype.str, rot.shape, rot.tobytes(), tra.dtype.str, tra.shape, tra.tobytes())
+
+
+@lru_cache(maxsize=GROUP_CACHE)
+def _group_type_exact(
+    rdtype: str, rshape: tuple, rbytes: bytes, tdtype: str, tshape: tuple, tbytes: bytes
+) -> tuple[int | None, int | None]:
+    """group_type of the exact arrays given as bytes (in their order), through the order-free cache."""
+    rot = np.frombuffer(rbytes, dtype=rdtype).reshape(rshape)
+    tra = np.frombuffer(tbytes, dtype=tdtype).reshape(tshape)
     ops = np.concatenate([rot.reshape(-1, 9), tra], axis=1).astype(np.int64)
     ops = ops[np.lexsort(ops.T[::-1])]  # order-free key: the sorted operations (duplicates kept)
     return _group_type_cached(ops.tobytes())
@@ -709,17 +962,17 @@ def _database_op_keys(hall: int) -> frozenset:
     return _op_keys(*_database_ops(hall))
 
 
-def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
+def _cross_check(declared: DeclaredSymmetry, block, name: str, params, text: str | None = None) -> None:
     """Warn when the operation loop and a symbol or number in the same file name different group types."""
-    number = None
+    number = code = None
     for tags, form in ((_HALL, "Hall symbol"), (_HM, "H-M symbol"), (_NUMBER, "number")):
-        found = _first(block, tags)
+        found = _first(block, tags, text)
         if not found:
             continue
+        if code is None:
+            code = _coordinate_code(block, text)
         try:
-            other = group_type(
-                *_symbol_operations(form, found[0], found[1][0], name, params, _coordinate_code(block))
-            )[0]
+            other = _symbol_number(form, found[0], found[1][0], name, params, code)
         except (CIFError, ValueError, LookupError):
             continue  # only the form used must be readable
         if number is None:
@@ -735,12 +988,19 @@ def _cross_check(declared: DeclaredSymmetry, block, name: str, params) -> None:
 
 
 # ------------------------------------------------------------------ expansion
+_IDENTITY = np.eye(3, dtype=np.int64).tobytes()
+
+
 def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
     """Every image of every listed site; images of one site closer than MERGE_DISTANCE are one atom."""
-    tra = translations / DEN
     if len(rot) == 1 and len(frac):  # one operation (a file in P 1): one image per site, nothing to merge
-        y = (frac @ rot[0].T + tra[0]) % 1.0  # exactly rot @ x + t of every site
-        for i in range(len(frac)):
+        if rot.tobytes() == _IDENTITY and rot.dtype == np.int64 and not any(translations.tobytes()):
+            # translations all zero bytes (0, or +0.0): x*1 + (+-0) + (+-0) + 0.0 is x (and +0.0 for
+            # x = -0.0), the same as the product below
+            y = (frac + 0.0) % 1.0
+        else:
+            y = (frac @ rot[0].T + translations[0] / DEN) % 1.0  # exactly rot @ x + t of every site
+        for i in range(len(frac) if mult.count(1) != len(mult) else 0):
             if mult[i] is not None and mult[i] != 1:
                 warn(
                     CIFWarning(
@@ -750,6 +1010,7 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
                 )
         y[y >= 1.0] = 0.0
         return y, np.asarray(numbers, dtype=np.int64).copy(), list(labels), 0, 0.0, np.arange(len(frac))
+    tra = translations / DEN
     pos, num, lab, site = [], [], [], []
     merged, worst = 0, 0.0
     for i, x in enumerate(frac):
@@ -854,23 +1115,26 @@ def crystal_from_small_structure(st) -> CIFCrystal:
 
 
 # ------------------------------------------------------------------ magnetic moments
-_MOMENT_PREFIXES = ("_atom_site_moment.", "_atom_site_moment_")
 
 
-def _moments(block, name: str, lattice, frac, labels, site, pos, declared) -> np.ndarray:
-    """(n, 3) Cartesian moments (muB) of the expanded atoms (module docstring); CIFError if unusable."""
+def _moments(
+    block, name: str, lattice, frac, labels, site, pos, declared, text: str | None = None
+) -> np.ndarray:
+    """(n, 3) Cartesian moments (muB) of the expanded atoms (module docstring); CIFError if unusable.
+
+    ``text``: the lower-cased CIF text or None (``_first``)."""
+    other = [
+        tag
+        for tag in (_MOMENT_LABELS if _may_hold(_MOMENT_LABELS, text) else ())
+        if block.find_values(tag) is not None and len(block.find_values(tag))
+    ]
     table = None
-    for prefix in _MOMENT_PREFIXES:
+    for prefix in _MOMENT_PREFIXES if other else ():  # no label column: no moment table
         t = block.find(prefix, ["label", "crystalaxis_x", "crystalaxis_y", "crystalaxis_z"])
         if len(t):
             table = t
             break
     if table is None:
-        other = [
-            p + "label"
-            for p in _MOMENT_PREFIXES
-            if block.find_values(p + "label") is not None and len(block.find_values(p + "label"))
-        ]
         if other:
             raise CIFError(
                 f"{name}: {other[0]} is given without _atom_site_moment.crystalaxis_x/_y/_z; "

@@ -54,13 +54,23 @@ def _axis_tables(x: np.ndarray, kmax: int, cdtype) -> np.ndarray:
     axes at once: every entry is the same sequence of operations as axis by axis.
     """
     ang = (2.0 * np.pi) * np.mod(x, 1.0)  # reduce mod 1 first: exact for large |x|
-    z = np.empty((3, len(x), kmax), dtype=np.complex128)
-    z[:] = (np.cos(ang) + 1j * np.sin(ang)).T[:, :, None]
-    pos = np.cumprod(z, axis=2)  # z**1 .. z**K
     t = np.empty((3, len(x), 2 * kmax + 1), dtype=cdtype)
-    t[:, :, kmax + 1 :] = pos
+    if t.dtype == np.complex128:  # the powers in place: the same products as into a separate array
+        pos = t[:, :, kmax + 1 :]
+        # cos + 1j sin, written into the real and imaginary parts: the same values (the angles are >= +0,
+        # so no sine is -0, and no cosine of a double is 0), repeated along the last axis
+        a3 = ang.T[:, :, None]
+        np.cos(a3, out=pos.real)
+        np.sin(a3, out=pos.imag)
+        np.multiply.accumulate(pos, axis=2, out=pos)  # z**1 .. z**K (np.cumprod)
+        np.conjugate(t[:, :, :kmax:-1], out=t[:, :, :kmax])  # conj(pos[:, :, ::-1])
+    else:  # complex64 tables: the powers in complex128, then rounded
+        z = np.empty((3, len(x), kmax), dtype=np.complex128)
+        z[:] = (np.cos(ang) + 1j * np.sin(ang)).T[:, :, None]
+        pos = np.cumprod(z, axis=2)
+        t[:, :, kmax + 1 :] = pos
+        t[:, :, :kmax] = np.conj(pos[:, :, ::-1])
     t[:, :, kmax] = 1.0
-    t[:, :, :kmax] = np.conj(pos[:, :, ::-1])
     return t
 
 
@@ -76,7 +86,8 @@ def evaluate_plan(
     real_dtype = np.dtype(dtype)
     cdtype = np.dtype(np.complex64 if real_dtype == np.float32 else np.complex128)
     n_out = len(plan.col_acc)
-    want = (len(x), n_out), (cdtype if plan.is_complex else real_dtype)
+    prep = _prepare(plan)
+    want = (len(x), n_out), (cdtype if prep["complex"] else real_dtype)
     if out is None:
         out = np.empty(*want)
     elif (
@@ -87,7 +98,6 @@ def evaluate_plan(
         )
     if len(x) == 0 or n_out == 0:
         return out
-    prep = _prepare(plan)
     cast = prep.get(real_dtype)  # the weights and scales in this precision, converted once per plan
     if cast is None:
         cast = prep[real_dtype] = (prep["weights"].astype(cdtype), plan.col_scale.astype(real_dtype))

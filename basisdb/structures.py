@@ -12,6 +12,7 @@ canonical presentation is described in docs/STRUCTURES.md.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -303,11 +304,10 @@ _CARTESIAN_HINT = (
 def _as_cartesian_reading(lattice: np.ndarray, positions: np.ndarray) -> np.ndarray | None:
     """The fractional coordinates the positions would have if they were Cartesian, when that reading is
     plausible (some |x| > CARTESIAN_BOUND, every atom inside the cell); else None."""
-    if (
-        len(positions) == 0
-        or not np.all(np.isfinite(positions))
-        or np.abs(positions).max() <= CARTESIAN_BOUND
-    ):
+    if len(positions) == 0:
+        return None
+    amax = float(np.abs(positions).max())  # NaN propagates through max
+    if not (math.isfinite(amax) and amax > CARTESIAN_BOUND):
         return None
     try:
         frac = np.linalg.solve(lattice.T, positions.T).T
@@ -393,31 +393,59 @@ def _arrays(lattice, positions, numbers) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _validate(lattice: np.ndarray, positions: np.ndarray, numbers: np.ndarray, min_distance: float) -> None:
+    """Refuse what featurize cannot work on (ValueError): no atoms, NaN/inf, a singular lattice, negative
+    species labels, atoms closer than ``min_distance`` Angstrom (periodic images included).
+
+    lattice (3, 3) float64 rows a, b, c (Angstrom); positions (n, 3) float64 fractional; numbers (n,) int64.
+    The 3x3 quantities (row lengths, volume, reciprocal-vector lengths) are written out in Python floats;
+    the singularity test falls back to ``np.linalg.det`` near its threshold (so it decides exactly as
+    before), and the reciprocal lengths only choose between the vectorised screen and the exact search.
+    """
     if len(positions) == 0:
         raise ValueError("the structure has no atoms")
-    if not np.all(np.isfinite(lattice)):
+    flat = lattice.ravel().tolist()
+    if not all(map(math.isfinite, flat)):
         raise ValueError("the lattice contains NaN or inf")
-    if not np.all(np.isfinite(positions)):
+    amax = float(np.abs(positions).max())  # NaN propagates through max
+    if not math.isfinite(amax):
         raise ValueError("the positions contain NaN or inf")
-    lengths = np.linalg.norm(lattice, axis=1)
-    vol = float(np.linalg.det(lattice))
-    if np.any(lengths <= 1e-8) or abs(vol) <= 1e-9 * float(np.prod(lengths)):
-        raise ValueError(
-            f"the lattice is singular (volume {vol:.3g} A^3 for vector lengths {np.round(lengths, 6).tolist()})"
-        )
-    if np.any(numbers < 0):
+    a0, a1, a2, b0, b1, b2, c0, c1, c2 = flat
+    # np.linalg.norm(lattice, axis=1): the same three-term sums, in the same order
+    la, lb, lc = (
+        math.sqrt(a0 * a0 + a1 * a1 + a2 * a2),
+        math.sqrt(b0 * b0 + b1 * b1 + b2 * b2),
+        math.sqrt(c0 * c0 + c1 * c1 + c2 * c2),
+    )
+    bc = (
+        b1 * c2 - b2 * c1,
+        b2 * c0 - b0 * c2,
+        b0 * c1 - b1 * c0,
+    )  # b x c, c x a, a x b: the adjugate's columns
+    ca = (c1 * a2 - c2 * a1, c2 * a0 - c0 * a2, c0 * a1 - c1 * a0)
+    ab = (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
+    vol = a0 * bc[0] + a1 * bc[1] + a2 * bc[2]
+    prod = la * lb * lc
+    # the closed form and LAPACK's LU differ by a few ulps of |a||b||c|: near the threshold, decide with LAPACK
+    if min(la, lb, lc) <= 1e-8 or abs(vol) <= 2e-9 * prod:
+        lengths = np.linalg.norm(lattice, axis=1)
+        vol = float(np.linalg.det(lattice))
+        if np.any(lengths <= 1e-8) or abs(vol) <= 1e-9 * float(np.prod(lengths)):
+            raise ValueError(
+                f"the lattice is singular (volume {vol:.3g} A^3 for vector lengths "
+                f"{np.round(lengths, 6).tolist()})"
+            )
+    if numbers.min() < 0:
         raise ValueError("atomic numbers (species labels) must be non-negative")
     if min_distance > 0:
         # screen (vectorised): try every lattice translate that could bring two atoms (or an atom and its
         # image) within min_distance; when all are clearly farther, _closest_pair's exact search would not
         # refuse either.  Otherwise (close calls, large or far-flung inputs) run the exact search.
         n = len(positions)
-        if n <= 256 and float(np.abs(positions).max()) < 1e6:
-            inv = np.linalg.inv(lattice)
-            reach = np.floor(
-                0.5 + 1e-9 + (min_distance + 1e-6) * np.sqrt((inv * inv).sum(axis=0))
-            )  # |n_k| bound
-            if reach.max() <= 1.0:
+        if n <= 256 and amax < 1e6:
+            # |n_k| bound from the reciprocal vectors' lengths |b x c| / |V| (the columns of inv(lattice))
+            w = (min_distance + 1e-6) / abs(vol)
+            reach = max(math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) for v in (bc, ca, ab)) * w
+            if math.floor(0.5 + 1e-9 + reach) <= 1.0:
                 shifts = _SHIFTS @ lattice  # (27, 3); the zero shift is row 13
                 d = positions[:, None, :] - positions[None, :, :]
                 c = (d - np.rint(d)).reshape(-1, 3) @ lattice  # (n * n, 3) Cartesian
@@ -838,6 +866,30 @@ def _inv3(M: np.ndarray) -> np.ndarray:
     return inv
 
 
+def _chol3(metric: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor L (metric = L L^T) of a (3, 3) float64 positive-definite metric (its lower
+    triangle read), written out in Python floats (a few times cheaper than ``np.linalg.cholesky`` here).
+
+    The same operations as LAPACK's unblocked ``potf2`` (pivot square roots, multiplication by their
+    reciprocals), without fused multiply-adds: the factor can differ from OpenBLAS's in the last bit
+    (docs/BENCHMARKS.md, round 3).  A non-positive pivot falls back to ``np.linalg.cholesky`` (which raises
+    ``LinAlgError``).  Returns (3, 3) float64.
+    """
+    (g00, _, _), (g10, g11, _), (g20, g21, g22) = metric.tolist()
+    if g00 > 0.0:
+        l00 = math.sqrt(g00)
+        r0 = 1.0 / l00
+        l10, l20 = g10 * r0, g20 * r0
+        p1 = g11 - l10 * l10
+        if p1 > 0.0:
+            l11 = math.sqrt(p1)
+            l21 = (g21 - l20 * l10) * (1.0 / l11)
+            p2 = g22 - (l20 * l20 + l21 * l21)
+            if p2 > 0.0:
+                return np.array([[l00, 0.0, 0.0], [l10, l11, 0.0], [l20, l21, math.sqrt(p2)]])
+    return np.linalg.cholesky(metric)
+
+
 def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float) -> dict:
     """Symmetrised canonical coordinates and the matching data (the Featurized fields but features).
 
@@ -852,20 +904,30 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
     tol = max(4.0 * symprec, 1e-8)
     mapping = np.asarray(ds.mapping_to_primitive, dtype=np.int64)
     # spglib numbers the primitive sites 0..n_sites-1; rep: the first input atom on each
-    counts = np.bincount(mapping) if mapping.min() >= 0 else None
-    n_sites = len(counts) if counts is not None else int(mapping.max()) + 1
-    if counts is None or np.count_nonzero(counts) != n_sites:  # not numbered 0..n-1 (never seen): renumber
+    try:
+        counts = np.bincount(mapping)  # ValueError for a negative label
+    except ValueError:
+        counts = None
+    if counts is None or not counts.all():  # not numbered 0..n-1 (never seen): renumber
         mapping = np.unique(mapping, return_inverse=True)[1].ravel()
         counts = np.bincount(mapping)
-        n_sites = len(counts)
+    n_sites = len(counts)
     cls = mapping
     n = len(x_std)
-    rep = np.empty(n_sites, dtype=np.int64)
-    rep[mapping[::-1]] = np.arange(n - 1, -1, -1)
-    chol = np.linalg.cholesky(metric)
+    # the first atom of each site (a Python pass over n labels: cheaper than numpy's calls at these sizes)
+    labels = mapping.tolist()
+    identity = labels == list(range(n))  # atom i is site i: indexing by rep or cls is a copy
+    if identity:
+        rep = mapping
+    else:
+        first_of: dict[int, int] = {}
+        for i, site_label in enumerate(labels):
+            first_of.setdefault(site_label, i)
+        rep = np.array([first_of[k] for k in range(n_sites)], dtype=np.int64)
+    chol = _chol3(metric)
     if n_sites == n:  # a primitive input: every atom is its own site
         ell = None
-        site_x = x_std[rep]
+        site_x = x_std if identity else x_std[rep]  # symmetrize and canonical_choice only read it
     else:
         # every input atom = its primitive site + an exact lattice vector (integer + centring)
         e = x_std - x_std[rep][cls]
@@ -884,10 +946,15 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
             np.stack([np.bincount(cls, weights=u[:, i], minlength=n_sites) for i in range(3)], axis=1)
             / counts.astype(np.float64)[:, None]
         )
-    z_sites = numbers[rep]
+    z_sites = numbers if identity else numbers[rep]
     xbar_p, orbit_p, _ = symmetrize(gd, site_x, z_sites, metric, tol, chol=chol, displacement=False)
-    xbar = xbar_p[cls] if ell is None else xbar_p[cls] + ell
-    disp = float(np.sqrt(((((xbar - x_std) @ chol) ** 2).sum(axis=1)).max()))
+    if ell is None:
+        xbar = xbar_p if identity else xbar_p[cls]  # read only from here on
+    else:
+        xbar = xbar_p[cls] + ell
+    w = (xbar - x_std) @ chol
+    w *= w  # == w ** 2 (numpy's square)
+    disp = math.sqrt(float(w.sum(axis=1).max()))  # sqrt is monotone and correctly rounded: == max of sqrt
 
     S = np.asarray(ds.std_lattice, dtype=np.float64)
     choice = canonical_choice(gd, xbar_p, z_sites, S @ S.T, symprec)
@@ -896,20 +963,29 @@ def _canonicalize(basis: Basis, ds, lattice, positions, numbers, symprec: float)
     x_can = y - np.floor(y)
     x_can[x_can >= 1.0] = 0.0
 
-    # canonical orbit numbering: order of first appearance in the canonical cell
-    src_orbit = orbit_p[choice.cell_source]
-    first = np.full(len(orbit_p), len(src_orbit))
-    first[src_orbit[::-1]] = np.arange(len(src_orbit) - 1, -1, -1)  # first row of each orbit
-    labels = np.flatnonzero(first < len(src_orbit))
-    rank = np.empty(len(orbit_p), dtype=np.int64)
-    rank[labels[np.argsort(first[labels])]] = np.arange(len(labels))
-    orbit = rank[orbit_p[cls]]
-    # the cell row of every atom: same primitive site, nearest position
-    d = x_can[:, None, :] - choice.cell_positions[None, :, :]
-    d -= np.rint(d)
-    d2 = (d * d).sum(axis=-1)
-    d2[cls[:, None] != choice.cell_source[None, :]] = np.inf
-    site = np.argmin(d2, axis=1)
+    # canonical orbit numbering: order of first appearance in the canonical cell (every orbit appears)
+    rank = [0] * len(orbit_p)
+    seen: set[int] = set()
+    for o in orbit_p[choice.cell_source].tolist():
+        if o not in seen:
+            rank[o] = len(seen)
+            seen.add(o)
+    orbit = np.array(rank, dtype=np.int64)[orbit_p if identity else orbit_p[cls]]
+    # the cell row of every atom: same primitive site, nearest position.  Each site has one row per
+    # centring; its rows in cell order (a stable sort), so argmin's first minimum is the same row as
+    # over the whole masked cell
+    src = choice.cell_source
+    nc = len(src) // n_sites
+    if nc == 1:  # one row per site
+        row_of = np.empty(n_sites, dtype=np.int64)
+        row_of[src] = np.arange(n_sites)
+        site = row_of[cls]
+    else:
+        rows = np.argsort(src, kind="stable").reshape(n_sites, nc)[cls]  # (n, nc)
+        d = x_can[:, None, :] - choice.cell_positions[rows]
+        d -= np.rint(d)
+        d2 = (d * d).sum(axis=-1)
+        site = rows[np.arange(n), np.argmin(d2, axis=1)]
 
     T = choice.A @ P
     return dict(

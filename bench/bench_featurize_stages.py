@@ -15,6 +15,7 @@ jobs on a shared machine), the median over the repeats, then the figures of issu
   lowsym        the LowSymmetryWarning re-check alone (spglib on the lattice with one atom, for the
                 structures found P 1 / P -1), per structure of the whole set
   validate      structures._validate; canonicalize: structures._canonicalize (given spglib's dataset)
+  evaluate      evaluate_plan of each structure's real plan at its canonical positions (featurize's last step)
   declared      structures._declared_fields of the CIFs; load_cif: _cif.load_cif of the CIF texts
   ours_arrays   feat_arrays - spglib; ours_cif: feat_cif - spglib - gemmi_parse;
   ours_many     many_arrays - spglib (our per-structure work in the batched path); *_ratio: / spglib
@@ -67,6 +68,7 @@ def main(argv=None):
     if many is not None:  # warm the batched path's own Database (opened by path) on every setting, as above
         many(cells, kmax=4, symprec=0.1, db=db, progress=False)
     bases = [db.get(hall=int(d.hall_number), kmax=4) for d in dss]
+    canons = [S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)]
 
     def t(fn):
         t0 = time.process_time()
@@ -82,6 +84,7 @@ def main(argv=None):
         "canonicalize": lambda: [
             S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)
         ],
+        "evaluate": lambda: [S.evaluate_plan(b._plan(True), cn["positions"]) for b, cn in zip(bases, canons)],
         "declared": lambda: [S._declared_fields(c.declared, c.merged) for c in crystals],
         "load_cif": lambda: [load_cif(c) for c in cifs],
         "lowsym": lambda: [

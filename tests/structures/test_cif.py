@@ -629,3 +629,178 @@ def test_import_basisdb_does_not_import_gemmi():
     code = "import sys, basisdb; print('gemmi' in sys.modules, 'spglib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+# ------------------------------------------------------------------ fast paths of the reader, against gemmi
+#: values as they stand in CIF files, with the odd ones gemmi and float() read differently
+_TRICKY = (
+    "1.5(3) -.5 1e-3 1E-3 ? . 1_0 nan inf -inf +0.25 +-1 -0 0 1. .e3 e3 1e 1e400 -1e400 1e-400 "
+    "1e-320 0.5e 0x1 1/2 '0.3' \"0.3\" 0.1.2 1-2 --1 + - 0.25(12) 1.0e+0 5E 00012 1.e3 "
+    "0.1000000000000000055511151231257827 123456789012345678901234567890 2.2250738585072011e-308 "
+    "0.30000000000000004 2e-324 3e-324 2.4703282292062327e-324 0e-400 0.0e999 -0.0 00.000e-3 "
+    "1.7976931348623158e308 1.7976931348623159e308 +.5 .5 5. +5.e+5 -.5E-3 1e+0005 "
+)
+TRICKY_NUMBERS = _TRICKY.split() + [" 1.0", "1.0 ", "", "\u0663", "1\u00a0", "0." + "0" * 400 + "1"]
+
+
+def _same_double(x: float, y: float) -> bool:
+    return np.array(x).tobytes() == np.array(y).tobytes() or (np.isnan(x) and np.isnan(y))
+
+
+def test_plain_number_fast_path_reads_as_gemmi():
+    """``_plain_float`` (float() of a plain decimal) gives gemmi.cif.as_number's double wherever it answers,
+    and ``_number`` reads every value as gemmi does, refusing what gemmi cannot read to a finite number."""
+    from basisdb._cif import _number, _plain_float, _plain_floats
+
+    rng = np.random.default_rng(5)
+    random = [
+        f"{s}{m}{e}"
+        for s, m, e in zip(
+            rng.choice(["", "-", "+"], 3000),
+            [f"{x:.{k}f}" for x, k in zip(rng.uniform(-2, 2, 3000), rng.integers(0, 20, 3000))],
+            rng.choice(["", "e-5", "E+12", "e300", "e-310", "e-325", "e0"], 3000),
+        )
+    ]
+    answered = 0
+    for value in TRICKY_NUMBERS + random:
+        want = gemmi.cif.as_number(value)
+        fast = _plain_float(value)
+        if fast is not None:
+            answered += 1
+            assert _same_double(fast, want), value
+        if np.isfinite(want):
+            assert _same_double(_number(value, "x", "f"), want), value
+        else:
+            with pytest.raises(CIFError, match="x is missing or not a number"):
+                _number(value, "x", "f")
+    assert answered > 1500  # most random plain numbers take the fast path
+    # the column version answers only when every value is plain, else None (read one by one)
+    assert _plain_floats(["0.1", "-.5", "1e-3"]) == [gemmi.cif.as_number(v) for v in ("0.1", "-.5", "1e-3")]
+    assert _plain_floats(["0", "-0.0", "0e-400"]) == [0.0, -0.0, 0.0]
+    for bad in (
+        ["0.1", "0.2(1)"],
+        ["0.1", "?"],
+        ["1_0"],
+        ["1e400"],
+        ["1e200", "1e308", "1e308"],
+        ["1-2"],
+        ["0", "1e-400"],
+    ):
+        assert _plain_floats(bad) is None, bad
+
+
+def test_text_fast_path_reads_as_gemmi():
+    """``_text``/``_texts`` give gemmi.cif.as_string(value).strip(), None for '?', '.' and empty."""
+    from basisdb._cif import _text, _texts
+
+    doc = gemmi.cif.read_string(
+        "data_t\nloop_\n_x\n'a b'\n\"Fe2+\"\nFe1\n?\n.\n'?'\n''\n;\n text field\n;\nCa\n'O1'\n;x\n;\n_y 1\n"
+    )
+    raw = list(doc[0].find_values("_x"))
+    assert len(raw) == 11
+    want = [gemmi.cif.as_string(v).strip() for v in raw]
+    want = [None if w in ("?", ".", "") else w for w in want]
+    assert [_text(v) for v in raw] == want == _texts(raw)
+    assert want[:3] == ["a b", "Fe2+", "Fe1"] and want[3:7] == [None] * 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        cif(extra_columns=()),
+        cif(ddlm=True),
+        cif()
+        .replace("_atom_site_fract_x", "_ATOM_SITE_FRACT_X")
+        .replace("_atom_site_label", "_Atom_Site_Label"),
+        "data_p\n_atom_site_fract_x 0.1\n_atom_site_fract_y 0.2\n_atom_site_fract_z 0.3\n_atom_site_type_symbol Fe\n",
+        "data_p\nloop_\n_atom_site_occupancy\n_atom_site_fract_z\n_atom_site_other\n_atom_site_fract_y\n"
+        "_atom_site_fract_x\n_atom_site_symmetry_multiplicity\n1 0.3 q 0.2 0.1 2\n0.5(1) .5 r 0 -0.1 ?\n",
+    ],
+)
+def test_atom_columns_are_the_table_values(text):
+    """``_columns`` (one copy of the loop's values, sliced) gives ``table[i][k]`` for every column gemmi
+    matches, whatever the tags' order and case, for loops and single-atom pairs alike."""
+    from basisdb._cif import _atom_table, _columns
+
+    table, prefix = _atom_table(gemmi.cif.read_string(text)[0])
+    cols = _columns(table, prefix)
+    for k in range(7):
+        if table.has_column(k):
+            assert cols[k] == [table[i][k] for i in range(len(table))], k
+        else:
+            assert cols[k] is None
+
+
+def test_tag_needles_cover_their_groups():
+    """A tag group is skipped when the lower-cased CIF text has none of its needles: each of its
+    tags must contain one; and a file whose tags are in upper case reads as the same file."""
+    from basisdb._cif import _NEEDLES
+
+    for tags, needles in _NEEDLES.items():
+        for tag in tags:
+            assert any(n in tag.lower() for n in needles), tag
+    text = cif("_space_group_name_Hall '-P 4n 2n'\n_space_group_IT_coordinate_system_code 1\n")
+    upper = text
+    for tag in ("_space_group_name_Hall", "_space_group_IT_coordinate_system_code", "_atom_site_fract_x"):
+        upper = upper.replace(tag, tag.upper())
+    assert upper != text
+    a, b = load_cif(upper), load_cif(text)
+    assert a.declared.tag == "_space_group_name_Hall" and len(a.declared.rotations) == 16
+    assert np.array_equal(a.positions, b.positions) and np.array_equal(
+        a.declared.rotations, b.declared.rotations
+    )
+    assert len(a.positions) == 6
+
+
+def test_identity_expansion_is_the_general_formula():
+    """A file in P 1 (one operation x,y,z) keeps every coordinate modulo 1 exactly as rot @ x + t would,
+    -0.0, negatives and values just below 1 included."""
+    from basisdb._cif import _expand
+
+    frac = np.array([[-0.0, 0.0, -0.25], [1.0 - 2**-53, -1e-17, 2.5], [0.3, -0.7, 1.0], [-2.0, 7.25, 1e-300]])
+    rot, tra = np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64)
+    y = _expand(frac, np.ones(4, dtype=np.int64), list("abcd"), [None] * 4, rot, tra, np.eye(3) * 5, "f")[0]
+    want = (frac @ rot[0].T.astype(float) + tra[0] / 24) % 1.0
+    want[want >= 1.0] = 0.0
+    assert y.tobytes() == want.tobytes()
+
+
+def test_symbol_operations_are_gemmi_operations():
+    """The remembered operations of a Hall symbol are gemmi's ``SpaceGroup.operations()`` for every
+    setting in gemmi's table, and each call returns new writable arrays."""
+    from basisdb._cif import _hall_operations
+
+    for sg in gemmi.spacegroup_table():
+        rot, tra = _hall_operations(sg.hall)
+        ops = sg.operations()
+        assert rot.tolist() == [[[v // 24 for v in row] for row in op.rot] for op in ops], sg.xhm()
+        assert tra.tolist() == [[v % 24 for v in op.tran] for op in ops], sg.xhm()
+    rot, _ = _hall_operations("-P 4n 2n")
+    rot[0] = 7
+    assert _hall_operations("-P 4n 2n")[0][0, 0, 0] == 1
+
+
+def test_remembered_operation_loops_still_warn_and_are_new_arrays():
+    """Reading the same operation loop twice: snapped translations warn each time, and the declared
+    operations of one result are not shared with the next."""
+    snapped = cif(
+        "loop_\n_symmetry_equiv_pos_as_xyz\nx,y,z\n-y,x-y,z+0.333\n-x+y,-x,z+0.667",
+        atoms=[("Si1", "Si", 0.47, 0, 0)],
+        cell=(4.91, 4.91, 5.4, 90, 90, 120),
+    )
+    for _ in range(2):
+        with pytest.warns(SnappedTranslationWarning):
+            load_cif(snapped)
+    first = load_cif(cif("loop_\n_symmetry_equiv_pos_as_xyz\n" + "\n".join(f"'{o}'" for o in RUTILE_OPS)))
+    first.declared.rotations[:] = 0
+    second = load_cif(cif("loop_\n_symmetry_equiv_pos_as_xyz\n" + "\n".join(f"'{o}'" for o in RUTILE_OPS)))
+    assert np.array_equal(second.declared.rotations[0], np.eye(3))
+
+
+def test_path_named_like_cif_text_is_read_in_full(tmp_path, monkeypatch):
+    """The tag-group skipping uses the CIF text only for text sources: a file whose name is the
+    placeholder '<CIF text>' is read by path with every tag looked up."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "<CIF text>").write_text(cif("_space_group_name_Hall '-P 4n 2n'\n"))
+    crystal = load_cif("<CIF text>")
+    assert crystal.declared.form == "Hall symbol" and len(crystal.positions) == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -151,3 +152,165 @@ def test_validate_screen_agrees_with_the_exact_search():
             assert (msg is not None) == (d < md)
             if msg is not None:
                 assert f"{d:.3g} A apart" in msg
+
+
+# ---------------------------------------------------------------- round 3: closed forms, fewer numpy calls
+def test_validate_singularity_is_decided_as_lapack_decides_it():
+    """The closed-form volume falls back to np.linalg.det near the threshold: refused exactly when
+    |det| <= 1e-9 |a||b||c| by LAPACK, with the same message as before."""
+    rng = np.random.default_rng(5)
+    x = np.array([[0.1, 0.2, 0.3]])
+    for k in range(400):
+        a, b = rng.normal(size=3) * 4, rng.normal(size=3) * 4
+        c = rng.uniform(-1, 1) * a + rng.uniform(-1, 1) * b  # coplanar, then pushed off the plane
+        c = c + np.cross(a, b) / np.linalg.norm(np.cross(a, b)) * 10 ** rng.uniform(-14, -6) * (k % 3 - 1)
+        L = np.array([a, b, c])
+        lengths = np.linalg.norm(L, axis=1)
+        vol = float(np.linalg.det(L))
+        singular = bool(np.any(lengths <= 1e-8) or abs(vol) <= 1e-9 * float(np.prod(lengths)))
+        msg = _refused(L, x, 0.0)
+        assert (msg is not None) == singular
+        if singular:
+            assert msg == (
+                f"the lattice is singular (volume {vol:.3g} A^3 for vector lengths "
+                f"{np.round(lengths, 6).tolist()})"
+            )
+    for bad, what in ((np.nan, "lattice"), (np.inf, "lattice")):
+        L = np.eye(3) * 4
+        L[1, 2] = bad
+        assert _refused(L, x, 0.1) == f"the {what} contains NaN or inf"
+        assert _refused(np.eye(3) * 4, np.array([[0.0, bad, 0.0]]), 0.1) == "the positions contain NaN or inf"
+
+
+def test_chol3_is_a_cholesky_factor_to_rounding():
+    from basisdb.structures import _chol3
+
+    rng = np.random.default_rng(6)
+    for _ in range(2000):
+        L = rng.normal(size=(3, 3)) * rng.uniform(0.5, 10, size=3)[:, None] + np.diag(rng.uniform(0, 5, 3))
+        g = L.T @ L
+        got, want = _chol3(g), np.linalg.cholesky(g)
+        assert got.dtype == np.float64 and got.shape == (3, 3) and got.flags.c_contiguous
+        assert np.all(np.triu(got, 1) == 0) and np.all(np.diag(got) > 0)
+        scale = np.sqrt(np.abs(g).max())
+        assert np.abs(got - want).max() <= 1e-14 * scale  # LAPACK's factor, to the last bits
+        assert np.abs(got @ got.T - g).max() <= 1e-13 * np.abs(g).max()
+    with pytest.raises(np.linalg.LinAlgError):  # not positive definite: LAPACK's error, as before
+        _chol3(np.diag([1.0, -1.0, 1.0]))
+
+
+def _settings():
+    import basisdb
+
+    db = basisdb.open()
+    out = []
+    for hall in range(1, 531):
+        # polar directions off the axes (NotImplementedError): not one of spglib's default settings
+        with contextlib.suppress(NotImplementedError):
+            out.append(_canonical.group_data(db.get(hall=hall, kmax=1)))
+    return out
+
+
+def test_symmetrize_images_by_matmul_equal_the_einsum_bit_for_bit():
+    """x @ R^T (exact: entries -1, 0, 1, at most two nonzero terms per row) + t equals the einsum + t,
+    zero signs included, for every setting; and the flag is set for all of spglib's default settings."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1.5, 1.5, size=(12, 3))
+    x[:3] = 0.0
+    x[3:6] = -0.0
+    x[6, :2] = -0.0
+    gds = _settings()
+    assert len(gds) > 400
+    for gd in gds:
+        assert gd.rep_rot_tf is not None, gd.hall_number
+        t = gd.rep_translations_f
+        want = np.einsum("gij,nj->gni", gd.rep_rot, x) + t[:, None, :]
+        got = x @ gd.rep_rot_tf + t[:, None, :]
+        assert got.tobytes() == want.tobytes(), gd.hall_number
+
+
+def _reference_choice(gd, xbar, numbers, metric, symprec):
+    """canonical_choice the long way: every (coset representative, polar anchor) candidate, its rows
+    sorted by (species, quantised position) as Python tuples, the first smallest list kept."""
+    reps_A, _, reps_AT, reps_bf = _canonical._coset_tables(gd, metric, symprec)
+    cen = gd.centrings_f
+    conv = (xbar[None, :, :] + cen[:, None, :]).reshape(-1, 3)
+    z = np.concatenate([numbers] * len(cen))
+    src = np.concatenate([np.arange(len(xbar))] * len(cen))
+    base = conv @ reps_AT + reps_bf[:, None, :]
+    species, counts = np.unique(z, return_counts=True)
+    anchors = np.flatnonzero(z == species[np.argmin(counts)]) if gd.has_polar else [None]
+    best = None
+    for r in range(len(reps_A)):
+        for anc in anchors:
+            Y = base[r] if anc is None else base[r] - base[r, anc] * gd.polar_f
+            q = np.rint((Y - np.floor(Y)) * _canonical.QUANTUM).astype(np.int64) % _canonical.QUANTUM
+            rows = sorted(range(len(z)), key=lambda i: (int(z[i]), tuple(q[i].tolist())))
+            key = [(int(z[i]), tuple(q[i].tolist())) for i in rows]
+            if best is None or key < best[0]:
+                best = (key, r, Y, rows)
+    _, r, Y, rows = best
+    y = Y[rows] - np.floor(Y[rows])
+    y[y >= 1.0] = 0.0
+    return reps_A[r], y, z[rows], src[rows]
+
+
+def test_canonical_choice_equals_the_long_way():
+    import basisdb
+
+    db = basisdb.open()
+    rng = np.random.default_rng(8)
+    for hall in (1, 2, 3, 81, 298, 349, 400, 462, 485, 488, 501, 523, 529):
+        gd = _canonical.group_data(db.get(hall=hall, kmax=1))
+        for trial in range(6):
+            a = rng.uniform(3, 6)
+            S = np.eye(3) * a if trial % 2 else np.diag(rng.uniform(3, 8, 3))
+            if 430 <= hall <= 488:  # hexagonal axes
+                S = np.array([[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, rng.uniform(3, 8)]])
+            n = int(rng.integers(1, 7))
+            xbar = rng.uniform(0, 1, size=(n, 3))
+            numbers = rng.integers(1, 1 + 1 + trial % 3, size=n)
+            got = _canonical.canonical_choice(gd, xbar, numbers, S @ S.T, 0.1)
+            A, y, zz, src = _reference_choice(gd, xbar, numbers, S @ S.T, 0.1)
+            assert np.array_equal(got.A, A) and got.cell_positions.tobytes() == y.tobytes()
+            assert np.array_equal(got.cell_numbers, zz) and np.array_equal(got.cell_source, src)
+
+
+def test_coset_tables_by_identity_are_the_tables_by_bytes():
+    import basisdb
+
+    db = basisdb.open()
+    gd = _canonical.group_data(db.get(hall=523, kmax=1))
+    g = np.eye(3) * 16.0
+    first = _canonical._coset_tables(gd, g, 0.1)
+    again = _canonical._coset_tables(gd, g.copy(), 0.1)
+    assert again is first  # the automorphisms' shared array, found by its identity
+    auto = _canonical.lattice_automorphisms(g, 0.1)
+    reps = _canonical._coset_representatives(gd, auto)
+    assert np.array_equal(first[0], reps[0]) and np.array_equal(first[1], reps[1])
+
+
+def test_axis_tables_equal_the_cumulative_products_and_the_exponentials():
+    from basisdb._evaluate import _axis_tables
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(40, 3)) * 3
+    x[:3] = 0.0
+    x[3:6] = -0.0
+    x[6:9] = 0.25
+    for K in (0, 1, 4, 7):
+        for cdtype in (np.complex128, np.complex64):
+            got = _axis_tables(x, K, cdtype)
+            # the long way: cos + 1j sin, powers by cumulative products, conjugates for negative h
+            ang = (2.0 * np.pi) * np.mod(x, 1.0)
+            z = np.empty((3, len(x), K), dtype=np.complex128)
+            z[:] = (np.cos(ang) + 1j * np.sin(ang)).T[:, :, None]
+            pos = np.cumprod(z, axis=2)
+            want = np.empty((3, len(x), 2 * K + 1), dtype=cdtype)
+            want[:, :, K + 1 :] = pos
+            want[:, :, K] = 1.0
+            want[:, :, :K] = np.conj(pos[:, :, ::-1])
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            h = np.arange(-K, K + 1)
+            exact = np.exp(2j * np.pi * h[None, None, :] * x.T[:, :, None])
+            assert np.abs(got - exact).max() <= (1e-12 if cdtype == np.complex128 else 1e-5)
