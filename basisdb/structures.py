@@ -29,6 +29,7 @@ from ._detectors import SymmetryNotFoundError, check_detector, moyopy_dataset
 from ._errors import CartesianPositionsWarning, SymmetryMismatchError, SymmetryMismatchWarning, warn
 from ._evaluate import evaluate_plan
 from ._species import atomic_number, is_dummy_species
+from ._symmetry_screen import lattice_may_have_more_symmetry, may_have_more_symmetry
 
 __all__ = ["Featurized", "LowSymmetryWarning", "featurize", "as_cell", "read_cif"]
 
@@ -799,21 +800,26 @@ def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float,
     found = f"{'P1' if int(ds.number) == 1 else 'P-1'} (No. {int(ds.number)})"
     hints, looser, looser_number, lattice_pg = [], None, None, None
     loose = min(LOOSER_FACTOR * symprec, max(symprec, LOOSER_CAP))
+    # spglib answers both questions only when the screen cannot rule more symmetry out (_symmetry_screen)
     if loose > symprec:
-        try:
-            lds = _spglib_dataset(spglib, (lattice, positions, numbers), loose, angle)
-        except ValueError:
-            lds = None
+        lds = None
+        if may_have_more_symmetry(spglib, lattice, positions, numbers, loose, angle_tolerance, int(ds.number)):
+            try:
+                lds = _spglib_dataset(spglib, (lattice, positions, numbers), loose, angle)
+            except ValueError:
+                lds = None
         looser = loose
         if lds is not None and int(lds.number) > int(ds.number):
             looser_number = int(lds.number)
             hints.append(f"at symprec={loose:g} A it finds {lds.international} (No. {looser_number})")
-    try:
-        latds = _spglib_dataset(
-            spglib, (lattice, np.zeros((1, 3)), np.ones(1, dtype=np.int64)), symprec, angle
-        )
-    except ValueError:
-        latds = None
+    latds = None
+    if lattice_may_have_more_symmetry(spglib, lattice, symprec, angle_tolerance):
+        try:
+            latds = _spglib_dataset(
+                spglib, (lattice, np.zeros((1, 3)), np.ones(1, dtype=np.int64)), symprec, angle
+            )
+        except ValueError:
+            latds = None
     if latds is not None and int(latds.number) > 2:
         lattice_pg = str(latds.pointgroup)
         hints.append(

@@ -2,18 +2,19 @@
 
     python bench/bench_featurize_stages.py [--root TREE] [--n 600] [--repeats 2]
 
-On the first N carbon_24 structures (../shared/datasets), K = 4, symprec 0.1, angle 5 degrees, prints one
+On the first N carbon_24 structures (../shared/datasets), K = 4, symprec 0.1 (--symprec), angle tolerance 5
+degrees (--angle; featurize's defaults), detector spglib (--detector moyopy: its detection in place of spglib's), prints one
 JSON line of per-structure CPU milliseconds (time.process_time: less sensitive than wall time to other
 jobs on a shared machine), the median over the repeats, then the figures of issue 11's target:
-  spglib        spglib.get_symmetry_dataset alone on the arrays (the detection featurize runs)
+  spglib        the detection alone on the arrays (the call featurize makes; moyopy's with --detector moyopy)
   gemmi_parse   gemmi.cif.read_string of the CIF texts alone (gemmi's own reading)
   feat_arrays   featurize(arrays) (detection included); feat_cif: featurize(CIF text)
   many_arrays   basisdb.featurize_many(arrays) per structure (in this process, partitions of 256:
                 the batched path, features evaluated per basis over a whole partition; rows built),
                 after one untimed pass over the same structures (the path opens its own Database by
                 path: its per-setting tables are loaded once per process, not per structure)
-  lowsym        the LowSymmetryWarning re-check alone (spglib on the lattice with one atom, for the
-                structures found P 1 / P -1), per structure of the whole set
+  lowsym        the LowSymmetryWarning re-check alone (spglib at the looser tolerance and on the lattice
+                with one atom, for the structures found P 1 / P -1), per structure of the whole set
   validate      structures._validate; canonicalize: structures._canonicalize (given spglib's dataset)
   evaluate      evaluate_plan of each structure's real plan at its canonical positions (featurize's last step)
   declared      structures._declared_fields of the CIFs; load_cif: _cif.load_cif of the CIF texts
@@ -43,7 +44,13 @@ def main(argv=None):
     ap.add_argument("--root", default=str(REPO))
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--symprec", type=float, default=0.1)
+    ap.add_argument(
+        "--angle", type=float, default=5.0, help="angle_tolerance in degrees (featurize's default)"
+    )
+    ap.add_argument("--detector", choices=("spglib", "moyopy"), default="spglib")
     args = ap.parse_args(argv)
+    SP, DET, ANG = args.symprec, args.detector, args.angle
     sys.path.insert(0, args.root)
     import spglib
 
@@ -60,15 +67,25 @@ def main(argv=None):
     crystals = [load_cif(c) for c in cifs]
     n = len(cells)
     for c in cifs:  # warm: database, per-setting tables, normaliser cosets
-        S.featurize(c, kmax=4, symprec=0.1, db=db)
-    dss = [spglib.get_symmetry_dataset(c, symprec=0.1, angle_tolerance=5.0) for c in cells]
+        S.featurize(c, kmax=4, symprec=SP, angle_tolerance=ANG, db=db, detector=DET)
+    if DET == "moyopy":
+        from basisdb._detectors import moyopy_dataset
+
+        def detect(c):
+            return moyopy_dataset(c[0], c[1], c[2], SP, ANG)
+    else:
+
+        def detect(c):
+            return spglib.get_symmetry_dataset(c, symprec=SP, angle_tolerance=ANG)
+
+    dss = [detect(c) for c in cells]
     import gemmi
 
     many = getattr(basisdb, "featurize_many", None)
     if many is not None:  # warm the batched path's own Database (opened by path) on every setting, as above
-        many(cells, kmax=4, symprec=0.1, db=db, progress=False)
+        many(cells, kmax=4, symprec=SP, angle_tolerance=ANG, db=db, progress=False, detector=DET)
     bases = [db.get(hall=int(d.hall_number), kmax=4) for d in dss]
-    canons = [S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)]
+    canons = [S._canonicalize(b, d, c[0], c[1], c[2], SP) for b, d, c in zip(bases, dss, cells)]
 
     def t(fn):
         t0 = time.process_time()
@@ -76,25 +93,31 @@ def main(argv=None):
         return 1e3 * (time.process_time() - t0) / n
 
     stages = {
-        "spglib": lambda: [spglib.get_symmetry_dataset(c, symprec=0.1, angle_tolerance=5.0) for c in cells],
+        "spglib": lambda: [detect(c) for c in cells],
         "gemmi_parse": lambda: [gemmi.cif.read_string(c) for c in cifs],
-        "feat_arrays": lambda: [S.featurize(c, kmax=4, symprec=0.1, db=db) for c in cells],
-        "feat_cif": lambda: [S.featurize(c, kmax=4, symprec=0.1, db=db) for c in cifs],
+        "feat_arrays": lambda: [
+            S.featurize(c, kmax=4, symprec=SP, angle_tolerance=ANG, db=db, detector=DET) for c in cells
+        ],
+        "feat_cif": lambda: [
+            S.featurize(c, kmax=4, symprec=SP, angle_tolerance=ANG, db=db, detector=DET) for c in cifs
+        ],
         "validate": lambda: [S._validate(c[0], c[1], c[2], 0.1) for c in cells],
         "canonicalize": lambda: [
-            S._canonicalize(b, d, c[0], c[1], c[2], 0.1) for b, d, c in zip(bases, dss, cells)
+            S._canonicalize(b, d, c[0], c[1], c[2], SP) for b, d, c in zip(bases, dss, cells)
         ],
         "evaluate": lambda: [S.evaluate_plan(b._plan(True), cn["positions"]) for b, cn in zip(bases, canons)],
         "declared": lambda: [S._declared_fields(c.declared, c.merged) for c in crystals],
         "load_cif": lambda: [load_cif(c) for c in cifs],
         "lowsym": lambda: [
-            spglib.get_symmetry_dataset((c[0], [[0.0, 0.0, 0.0]], [1]), symprec=0.1, angle_tolerance=5.0)
+            S._check_low_symmetry(spglib, d, c[0], c[1], c[2], SP, ANG)
             for c, d in zip(cells, dss)
             if int(d.number) <= 2
         ],
     }
     if many is not None:
-        stages["many_arrays"] = lambda: many(cells, kmax=4, symprec=0.1, db=db, progress=False)
+        stages["many_arrays"] = lambda: many(
+            cells, kmax=4, symprec=SP, angle_tolerance=ANG, db=db, progress=False, detector=DET
+        )
     out = {k: [] for k in stages}
     for _ in range(args.repeats):
         for k, fn in stages.items():
