@@ -41,6 +41,7 @@ _VECS = np.array([v for v in itertools.product(range(-2, 3), repeat=3) if any(v)
 _VECSF = _VECS.astype(np.float64)
 _VECS_T = [tuple(v) for v in _VECS.tolist()]
 _EYE = np.eye(3, dtype=np.int64)
+_EYE9 = _EYE.ravel()
 _INDEX = {v: i for i, v in enumerate(_VECS_T)}
 _AXES = [_INDEX[(1, 0, 0)], _INDEX[(0, 1, 0)], _INDEX[(0, 0, 1)]]
 _NEG = [_INDEX[(-1, 0, 0)], _INDEX[(0, -1, 0)], _INDEX[(0, 0, -1)]]
@@ -278,10 +279,10 @@ def may_have_more_symmetry(
         return True
     if W is _PLUS_MINUS:
         return False
-    ys = []
-    for w in W:
-        if (w == _EYE).all() or (w == -_EYE).all():  # tested above (the inversion: for P 1 only)
-            continue
-        y = x @ w.T.astype(np.float64)
-        ys.append(y[None] + (xp - y[a0])[:, None, :])
-    return bool(ys) and _some_image_fits(np.concatenate(ys), x, lattice, same, tol)
+    flat = W.reshape(len(W), 9)
+    keep = ~((flat == _EYE9).all(axis=1) | (flat == -_EYE9).all(axis=1))  # tested above (-1: for P 1 only)
+    if not keep.any():
+        return False
+    Y = np.einsum("wij,nj->wni", W[keep].astype(np.float64), x)  # (w, n, 3): every atom's image
+    ys = Y[:, None, :, :] + (xp[None, :, None, :] - Y[:, a0][:, None, None, :])  # (w, partners, n, 3)
+    return _some_image_fits(ys.reshape(-1, *x.shape), x, lattice, same, tol)
