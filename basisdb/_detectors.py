@@ -17,6 +17,7 @@ Hall number of spglib's default setting.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,7 +68,9 @@ def _international(hall_number: int) -> str:
     try:  # spglib is installed with basisdb[structures]; the symbol is only used in messages
         import spglib
 
-        t = spglib.get_spacegroup_type(int(hall_number))
+        with warnings.catch_warnings():  # spglib >= 2.5's OLD_ERROR_HANDLING notice: not the caller's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            t = spglib.get_spacegroup_type(int(hall_number))
     except Exception:  # pragma: no cover
         t = None
     return f"Hall {hall_number}" if t is None else str(t.international_short)

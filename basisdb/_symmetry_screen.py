@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -71,7 +72,9 @@ def _inverse3(m: list) -> list | None:
 def _delaunay(spglib, lattice: np.ndarray, symprec: float):
     """spglib's Delaunay reduction of ``lattice`` (rows) at ``symprec``; None when it fails."""
     try:
-        red = spglib.delaunay_reduce(lattice, eps=float(symprec))
+        with warnings.catch_warnings():  # spglib >= 2.5's OLD_ERROR_HANDLING notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            red = spglib.delaunay_reduce(lattice, eps=float(symprec))
     except Exception:
         return None
     return None if red is None else np.asarray(red, dtype=np.float64)

@@ -736,6 +736,13 @@ def plot(
     show_default=True,
     help="Symmetry detector (moyopy: pip install basisdb[moyopy]).",
 )
+@click.option(
+    "--detector-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds a structure may take before it is stopped and recorded as a failure (TimeoutError); "
+    "default 30 with --detector moyopy (which can loop forever on a structure), none with spglib; 0: no limit.",
+)
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds another run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_db_option
@@ -756,6 +763,7 @@ def featurize_cmd(
     scheduler,
     on_mismatch,
     detector,
+    detector_timeout,
     overwrite,
     quiet,
     db_path,
@@ -787,6 +795,7 @@ def featurize_cmd(
         angle_tolerance=FEATURIZE_DEFAULT if angle_tolerance is None else angle_tolerance,
         on_mismatch=on_mismatch,
         detector=detector,
+        detector_timeout=detector_timeout,
     )
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {output}")

@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 DEFAULT_PARTITION_SIZE = 256
+#: seconds a structure may take with detector="moyopy" before it is stopped and recorded as a failure
+#: (moyopy 0.21 can loop forever on a structure; docs/DATASETS.md)
+MOYOPY_TIMEOUT = 30.0
 
 
 class _FeaturizeDefault:
@@ -178,9 +181,10 @@ def _evaluate_pending(pending: dict) -> None:
     pending.clear()
 
 
-def _run_partition(task: dict) -> dict:
-    """Featurize one partition; write it (task['out']) or return its tables.  Never raises for a
-    structure: failures are rows of the failures table."""
+def _compute_partition(task: dict, beat=None) -> dict:
+    """Featurize one partition: {'stats', 'features', 'failures'}.  Never raises for a structure:
+    failures are rows of the failures table.  ``beat(j)``, when given, is called as the j-th structure
+    starts (the watchdog's reports)."""
     from ._stderr_capture import capture_stderr
 
     t0 = time.perf_counter()
@@ -191,18 +195,12 @@ def _run_partition(task: dict) -> dict:
     warn_kinds: Counter = Counter()
     with capture_stderr(opts["capture_stderr"]) as cap:
         for j, item in enumerate(task["items"]):
+            if beat is not None:
+                beat(j)
             try:
                 row = _featurize_item(item, opts, db, pending)
             except Exception as exc:
-                fails.append(
-                    {
-                        "index": item.index,
-                        "id": item.id,
-                        "source": item.source,
-                        "error_type": type(exc).__name__,
-                        "error": " ".join(str(exc).split()) or type(exc).__name__,
-                    }
-                )
+                fails.append(_failure_row(item, type(exc).__name__, str(exc)))
                 continue
             rows.append(row)
             keep.append(j)
@@ -228,10 +226,79 @@ def _run_partition(task: dict) -> dict:
         "seconds": time.perf_counter() - t0,
         "first_index": task["items"][0].index if task["items"] else None,
     }
-    if task["out"] is not None:
-        io_.write_partition(Path(task["out"]), task["part"], features, failures, stats)
-        return {"stats": stats}
     return {"stats": stats, "features": features, "failures": failures}
+
+
+def _failure_row(item: io_.Item, error_type: str, message: str) -> dict:
+    return {
+        "index": item.index,
+        "id": item.id,
+        "source": item.source,
+        "error_type": error_type,
+        "error": " ".join(message.split()) or error_type,
+    }
+
+
+def _detector_timeout(opts: dict) -> float | None:
+    """The time limit per structure in force for this partition, or None (no watchdog)."""
+    limit = opts.get("detector_timeout")
+    if limit is None:
+        limit = MOYOPY_TIMEOUT if opts.get("detector") == "moyopy" else 0.0
+    if not limit:
+        return None
+    from ._watchdog import can_fork
+
+    if not can_fork():
+        return None
+    try:  # a worker running several partitions in threads must not fork (a child could copy a held lock)
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return float(limit)
+    nthreads = getattr(getattr(worker, "state", None), "nthreads", None) or getattr(worker, "nthreads", 1)
+    return float(limit) if nthreads == 1 else None
+
+
+def _compute_guarded(task: dict, limit: float) -> dict:
+    """``_compute_partition`` in forked children with ``limit`` seconds per structure (basisdb/_watchdog.py):
+    a structure that hangs or crashes its process becomes a failure row; the others are unchanged."""
+    from ._watchdog import run_guarded
+
+    t0 = time.perf_counter()
+    res, left_out = run_guarded(
+        lambda items, beat: _compute_partition(dict(task, items=items), beat), task["items"], limit
+    )
+    if left_out:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        detector = task["opts"].get("detector", "spglib")
+        extra = [_failure_row(item, kind, f"{detector}: {reason}") for item, kind, reason in left_out]
+        failures = pa.concat_tables([res["failures"], io_.build_failures_table(extra)])
+        order = pc.sort_indices(failures, sort_keys=[("index", "ascending")])
+        res["failures"] = failures.take(order)
+        st = res["stats"]
+        st["structures"] = len(task["items"])
+        st["failures"] += len(extra)
+        kinds = Counter(st["failures_by_kind"])
+        kinds.update(kind for _, kind, _ in left_out)
+        st["failures_by_kind"] = dict(kinds)
+        if task["items"]:
+            st["first_index"] = task["items"][0].index
+    res["stats"]["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _run_partition(task: dict) -> dict:
+    """Featurize one partition; write it (task['out']) or return its tables.  Never raises for a
+    structure: failures are rows of the failures table."""
+    limit = _detector_timeout(task["opts"])
+    res = _compute_partition(task) if limit is None else _compute_guarded(task, limit)
+    if task["out"] is not None:
+        io_.write_partition(Path(task["out"]), task["part"], res["features"], res["failures"], res["stats"])
+        return {"stats": res["stats"]}
+    return res
 
 
 # ------------------------------------------------------------------ the engine
@@ -586,6 +653,7 @@ def _opts(
     on_mismatch,
     capture,
     detector="spglib",
+    detector_timeout=None,
 ):
     if symprec is FEATURIZE_DEFAULT:
         symprec = _featurize_default("symprec")
@@ -609,6 +677,17 @@ def _opts(
         from ._detectors import check_detector
 
         opts["detector"] = check_detector(detector)
+    if detector_timeout is not None:
+        if (
+            isinstance(detector_timeout, bool)
+            or not isinstance(detector_timeout, (int, float))
+            or not np.isfinite(detector_timeout)
+            or detector_timeout < 0
+        ):
+            raise ValueError(
+                f"detector_timeout must be None, 0 (no limit) or a positive number of seconds, got {detector_timeout!r}"
+            )
+        opts["detector_timeout"] = float(detector_timeout)
     return opts
 
 
@@ -629,7 +708,8 @@ def _options_and_meta(sources: dict, partition_size: int, *featurize_options) ->
         "layout": io_.LAYOUT,
         **sources,
         "partition_size": int(partition_size),
-        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path")},
+        # how a run is carried out, not what it computes: a restart may change them
+        **{k: v for k, v in opts.items() if k not in ("capture_stderr", "db_path", "detector_timeout")},
     }
     return opts, meta
 
@@ -657,6 +737,7 @@ def featurize_dataset(
     on_mismatch: str = "warn",
     capture_stderr: bool = True,
     detector: str = "spglib",
+    detector_timeout: float | None = None,
 ) -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
@@ -679,6 +760,12 @@ def featurize_dataset(
             address 'tcp://host:8786' or a ``distributed.Client`` (an existing cluster: ``output`` must be
             on a filesystem the workers see).
         progress: a progress bar on stderr (default: when stderr is a terminal).
+        detector_timeout: seconds a structure may take before it is stopped and recorded as a failure
+            (``TimeoutError``; a structure that crashes its process: ``ChildProcessError``) while the run
+            goes on.  None: ``MOYOPY_TIMEOUT`` (30 s) with ``detector='moyopy'``, which can loop forever
+            on a structure, and no limit with spglib; 0: no limit.  Enforced by computing each partition
+            in a forked child (POSIX; not in a worker that runs partitions in several threads).  Not part
+            of the dataset's identity: a restart may change it.
     """
     io_.require_pyarrow()
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
@@ -702,6 +789,7 @@ def featurize_dataset(
         on_mismatch,
         capture_stderr,
         detector,
+        detector_timeout,
     )
     total = (
         io_.count_items(files, cif_column)
@@ -746,6 +834,7 @@ def featurize_many(
     on_mismatch: str = "warn",
     capture_stderr: bool = True,
     detector: str = "spglib",
+    detector_timeout: float | None = None,
 ) -> DatasetResult:
     """Featurize an iterable of structures (anything ``featurize`` accepts: ASE Atoms, pymatgen
     Structures, (lattice, positions, numbers), CIF paths or text).
@@ -780,6 +869,7 @@ def featurize_many(
         on_mismatch,
         capture_stderr,
         detector,
+        detector_timeout,
     )
     total = len(structures) if isinstance(structures, Sized) else None
     id_iter = iter(ids) if ids is not None else None

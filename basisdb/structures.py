@@ -803,7 +803,9 @@ def _check_low_symmetry(spglib, ds, lattice, positions, numbers, symprec: float,
     # spglib answers both questions only when the screen cannot rule more symmetry out (_symmetry_screen)
     if loose > symprec:
         lds = None
-        if may_have_more_symmetry(spglib, lattice, positions, numbers, loose, angle_tolerance, int(ds.number)):
+        if may_have_more_symmetry(
+            spglib, lattice, positions, numbers, loose, angle_tolerance, int(ds.number)
+        ):
             try:
                 lds = _spglib_dataset(spglib, (lattice, positions, numbers), loose, angle)
             except ValueError:
