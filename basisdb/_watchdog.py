@@ -1,13 +1,15 @@
-"""A partition computed in a forked child, with a time limit per structure (the dataset engine's guard).
+"""Partitions computed in a forked child process, with a time limit per structure (the dataset guard).
 
-moyopy 0.21 can loop forever on a structure (carbon_24 C-170350-1491-29 with any angle tolerance), and
-it holds the GIL while it does: no thread, timer or signal handler of the process running it gets to
-run again, so a dataset run with ``detector="moyopy"`` would never finish.  Only another process can
-stop it.  ``run_guarded`` forks a child that computes the partition and reports each structure it
-starts; the parent waits at most ``limit`` seconds between reports.  When a structure takes longer,
-or the child dies (a crash in C or Rust code), the child is killed, that structure becomes a failure
-row, and a new child computes the rest of the partition (the work done before the hang is done again:
-hangs are rare).  The rows of the structures that finish are exactly those of an unguarded run.
+moyopy 0.21 can loop forever on a structure (carbon_24 C-170350-1491-29 and C-141061-9666-13 with any
+angle tolerance), and it holds the GIL while it does: no thread, timer or signal handler of the process
+running it gets to run again, so a dataset run with ``detector="moyopy"`` would never finish.  Only
+another process can stop it.  ``run_guarded`` hands each partition to a child process forked from the
+caller, which computes it and reports every structure it starts; the caller waits at most ``limit``
+seconds between reports.  When a structure takes longer, or the child dies (a crash in C or Rust code),
+the child is killed, that structure becomes a failure, and a new child computes the rest of the
+partition (the work done before the hang is done again: hangs are rare).  The child is kept for the
+next partitions (its caches of settings and cosets stay warm) and exits when the caller does.  The
+rows of the structures that finish are exactly those of an unguarded run.
 
 POSIX only (``os.fork``); the caller decides when a child is safe (not from a worker running several
 partitions in threads: a fork there could copy a lock another thread holds).
@@ -15,56 +17,48 @@ partitions in threads: a fork there could copy a lock another thread holds).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import pickle
 import select
 import signal
 import struct
+import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["can_fork", "run_guarded"]
 
-# the child's reports: _BEAT + int32 j (it starts the j-th structure), then once _FRAME + int64 length +
-# payload, the payload being _RESULT or _ERROR + a pickle
+# reports, child to parent: _BEAT + int32 j (it starts the j-th structure); _FRAME + int64 length +
+# payload (_RESULT or _ERROR + a pickle).  Requests, parent to child: int64 length + pickle((fn, task)).
 _BEAT = b"b"
 _FRAME = b"f"
 _RESULT = b"r"
 _ERROR = b"e"
+
+_LOCK = threading.Lock()
+_server: _Server | None = None
 
 
 def can_fork() -> bool:
     return hasattr(os, "fork")
 
 
-def _child(compute: Callable, items: Sequence, w: int) -> None:
-    """Compute in the child and write the reports; never returns (``os._exit``)."""
-    code = 1
-    try:
-
-        def beat(j: int) -> None:
-            os.write(w, _BEAT + struct.pack("<i", j))
-
-        try:
-            payload = _RESULT + pickle.dumps(compute(items, beat), protocol=pickle.HIGHEST_PROTOCOL)
-            code = 0
-        except BaseException as exc:  # reported to the parent, which raises it there
-            payload = _ERROR + pickle.dumps(f"{type(exc).__name__}: {exc}")
-        data = _FRAME + struct.pack("<q", len(payload)) + payload
-        view = memoryview(data)
-        while view:
-            n = os.write(w, view)
-            view = view[n:]
-    finally:
-        os._exit(code)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
-def _read_exact(r: int, n: int) -> bytes:
+def _read_exact(fd: int, n: int) -> bytes:
     chunks, got = [], 0
     while got < n:
-        b = os.read(r, min(n - got, 1 << 20))
+        b = os.read(fd, min(n - got, 1 << 20))
         if not b:
             raise EOFError
         chunks.append(b)
@@ -72,99 +66,182 @@ def _read_exact(r: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _watch(pid: int, r: int, limit: float) -> tuple[str, Any, int]:
-    """Read the child's reports.  Returns ('ok', result, -), ('error', message, -), ('hung', seconds, j)
-    or ('died', status, j): j the position of the structure it was computing (-1: before the first)."""
-    current = -1
-    buf = b""
-    started = time.monotonic()
-    while True:
-        ready, _, _ = select.select([r], [], [], limit)
-        if not ready:
-            return "hung", time.monotonic() - started, current
-        chunk = os.read(r, 1 << 16)
-        if not chunk:
-            _, status = os.waitpid(pid, 0)
-            return "died", status, current
-        buf += chunk
-        while buf:
-            if buf[:1] == _BEAT:
-                if len(buf) < 5:
-                    break
-                current = struct.unpack("<i", buf[1:5])[0]
-                buf = buf[5:]
-                started = time.monotonic()
-                continue
-            if buf[:1] != _FRAME:
-                raise RuntimeError("the partition's child process wrote an unexpected report")
-            # the result: 8-byte length, then the payload (read to its end without a limit: the child has
-            # finished computing)
-            if len(buf) < 9:
-                buf += _read_exact(r, 9 - len(buf))
-            (n,) = struct.unpack("<q", buf[1:9])
-            payload = buf[9:]
-            if len(payload) < n:
-                payload += _read_exact(r, n - len(payload))
-            os.waitpid(pid, 0)
-            kind, body = payload[:1], payload[1:]
-            if kind == _RESULT:
-                return "ok", pickle.loads(body), current
-            return "error", pickle.loads(body), current
-
-
-def _kill(pid: int) -> None:
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when its parent dies (even while it loops in a detector)."""
+    if not sys.platform.startswith("linux"):
+        return
     try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover
         pass
 
 
-def run_guarded(compute: Callable, items: Sequence, limit: float) -> tuple[Any, list[tuple[Any, str, str]]]:
-    """``compute(items, beat)`` in forked children, ``limit`` seconds at most per structure.
+def _serve(requests: int, reports: int) -> None:  # pragma: no cover - runs in the child
+    """The child's loop: compute each request, report; exit at the end of the requests (``os._exit``)."""
+    code = 0
+    try:
+        _die_with_parent()
+        while True:
+            try:
+                (n,) = struct.unpack("<q", _read_exact(requests, 8))
+                fn, task = pickle.loads(_read_exact(requests, n))
+            except EOFError:
+                break
 
-    ``compute`` must call ``beat(j)`` as it starts the j-th of ``items`` and return a picklable result.
-    Returns (the result of the last child, over the items left; [(item, kind, reason), ...] for the items
-    left out, in order: kind 'TimeoutError' (no report within ``limit``) or 'ChildProcessError' (the
-    child died on it)).  Raises RuntimeError when a child fails outside any structure.
-    """
-    remaining = list(items)
-    left_out: list[tuple[Any, str, str]] = []
-    while True:
-        r, w = os.pipe()
+            def beat(j: int) -> None:
+                os.write(reports, _BEAT + struct.pack("<i", j))
+
+            try:
+                payload = _RESULT + pickle.dumps(fn(task, beat), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # reported to the parent, which raises it there
+                payload = _ERROR + pickle.dumps(f"{type(exc).__name__}: {exc}")
+            _write_all(reports, _FRAME + struct.pack("<q", len(payload)) + payload)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+class _Server:
+    """A forked child that computes requests until its request pipe closes."""
+
+    def __init__(self) -> None:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12: fork with threads
             pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
-            os.close(r)
-            _child(compute, remaining, w)
-        os.close(w)
-        kind = None
+        if pid == 0:  # pragma: no cover - the child
+            os.close(req_w)
+            os.close(rep_r)
+            _serve(req_r, rep_w)
+        os.close(req_r)
+        os.close(rep_w)
+        self.pid, self.requests, self.reports = pid, req_w, rep_r
+        self.owner = os.getpid()
+
+    def close(self, kill: bool = False) -> None:
+        if os.getpid() != self.owner:  # a fork of the owner (the child itself): not ours to close
+            return
+        for fd in (self.requests, self.reports):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         try:
-            kind, value, j = _watch(pid, r, limit)
-        finally:
-            if kind in (None, "hung"):  # stopped, or the parent itself was interrupted
-                _kill(pid)
-            os.close(r)
-        if kind == "ok":
-            return value, left_out
-        if kind == "error":
-            raise RuntimeError(f"the partition's child process failed: {value}")
-        if j < 0 or j >= len(remaining):
-            raise RuntimeError(
-                f"the partition's child process {'did not report within' if kind == 'hung' else 'died'} "
-                f"{f'{limit:g} s' if kind == 'hung' else f'(status {value})'} outside any structure"
-            )
-        if kind == "hung":
-            error = "TimeoutError"
-            reason = f"no answer within {limit:g} s: stopped (detector_timeout)"
-        else:
-            error = "ChildProcessError"
-            sig = os.WTERMSIG(value) if os.WIFSIGNALED(value) else None
-            reason = (
-                f"the process featurizing it died (signal {sig}: {signal.Signals(sig).name})"
-                if sig
-                else f"the process featurizing it died (exit status {os.WEXITSTATUS(value)})"
-            )
-        left_out.append((remaining[j], error, reason))
-        remaining = remaining[:j] + remaining[j + 1 :]
+            if kill:
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def run(self, fn: Callable, task: Any, limit: float) -> tuple[str, Any, int]:
+        """One request.  Returns ('ok', result, -), ('error', message, -), ('hung', seconds, j) or
+        ('died', status, j): j the position of the structure being computed (-1: before the first)."""
+        data = pickle.dumps((fn, task), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            _write_all(self.requests, struct.pack("<q", len(data)) + data)
+        except BrokenPipeError:
+            return "died", self._status(), -1
+        current, buf = -1, b""
+        started = time.monotonic()
+        while True:
+            ready, _, _ = select.select([self.reports], [], [], limit)
+            if not ready:
+                return "hung", time.monotonic() - started, current
+            chunk = os.read(self.reports, 1 << 16)
+            if not chunk:
+                return "died", self._status(), current
+            buf += chunk
+            while buf[:1] == _BEAT and len(buf) >= 5:
+                current = struct.unpack("<i", buf[1:5])[0]
+                buf = buf[5:]
+                started = time.monotonic()
+            if not buf or buf[:1] == _BEAT:
+                continue
+            if buf[:1] != _FRAME:
+                raise RuntimeError("the partition's child process wrote an unexpected report")
+            # the result: read to its end without a limit (the child has finished computing)
+            if len(buf) < 9:
+                buf += _read_exact(self.reports, 9 - len(buf))
+            (n,) = struct.unpack("<q", buf[1:9])
+            payload = buf[9:]
+            if len(payload) < n:
+                payload += _read_exact(self.reports, n - len(payload))
+            kind, body = payload[:1], payload[1:]
+            return ("ok" if kind == _RESULT else "error"), pickle.loads(body), current
+
+    def alive(self) -> bool:
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
+    def _status(self) -> int:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            status = 0
+        return status
+
+
+def _close_server() -> None:
+    global _server
+    if _server is not None:
+        _server.close(kill=True)
+        _server = None
+
+
+atexit.register(_close_server)
+
+
+def run_guarded(fn: Callable, task: dict, limit: float) -> tuple[Any, list[tuple[int, str, str]]]:
+    """``fn(task, beat)`` in this process's child, ``limit`` seconds at most per structure.
+
+    ``fn`` (a module-level function: it is sent to the child by reference) must call ``beat(j)`` as it
+    starts the structure at position j of its task, and leave out the positions listed in
+    ``task['skip']``; it returns a picklable result.  Returns (the result of the last request,
+    [(j, kind, reason), ...] for the positions left out, in order of discovery: kind 'TimeoutError' (no
+    report within ``limit`` seconds) or 'ChildProcessError' (the child died on it)).  Raises
+    RuntimeError when the child fails outside any structure.
+    """
+    global _server
+    left_out: list[tuple[int, str, str]] = []
+    fresh_retry = True
+    with _LOCK:
+        while True:
+            # a child that ended meanwhile (on Linux it dies with the thread that forked it) is replaced
+            if _server is not None and (_server.owner != os.getpid() or not _server.alive()):
+                _server = None
+            if _server is None:
+                _server = _Server()
+            server = _server
+            kind = None
+            try:
+                kind, value, j = server.run(fn, dict(task, skip=[k for k, _, _ in left_out]), limit)
+            finally:
+                if kind != "ok" and kind != "error":  # hung, died, or this process interrupted
+                    server.close(kill=True)
+                    _server = None
+            if kind == "ok":
+                return value, left_out
+            if kind == "error":
+                raise RuntimeError(f"the partition's child process failed: {value}")
+            if j < 0 and kind == "died" and fresh_retry:  # died before starting: once more, fresh
+                fresh_retry = False
+                continue
+            if j < 0 or any(k == j for k, _, _ in left_out):
+                what = f"did not report within {limit:g} s" if kind == "hung" else f"died (status {value})"
+                raise RuntimeError(f"the partition's child process {what} outside any structure")
+            if kind == "hung":
+                error, reason = "TimeoutError", f"no answer within {limit:g} s: stopped (detector_timeout)"
+            else:
+                error = "ChildProcessError"
+                sig = os.WTERMSIG(value) if os.WIFSIGNALED(value) else None
+                reason = (
+                    f"the process featurizing it died (signal {sig}: {signal.Signals(sig).name})"
+                    if sig
+                    else f"the process featurizing it died (exit status {os.WEXITSTATUS(value)})"
+                )
+            left_out.append((j, error, reason))

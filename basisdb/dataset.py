@@ -193,8 +193,11 @@ def _compute_partition(task: dict, beat=None) -> dict:
     rows, fails, keep = [], [], []
     pending: dict = {}
     warn_kinds: Counter = Counter()
+    skip = set(task.get("skip", ()))  # positions the watchdog took out (basisdb/_watchdog.py)
     with capture_stderr(opts["capture_stderr"]) as cap:
         for j, item in enumerate(task["items"]):
+            if j in skip:
+                continue
             if beat is not None:
                 beat(j)
             try:
@@ -261,31 +264,27 @@ def _detector_timeout(opts: dict) -> float | None:
 
 
 def _compute_guarded(task: dict, limit: float) -> dict:
-    """``_compute_partition`` in forked children with ``limit`` seconds per structure (basisdb/_watchdog.py):
+    """``_compute_partition`` in a forked child with ``limit`` seconds per structure (basisdb/_watchdog.py):
     a structure that hangs or crashes its process becomes a failure row; the others are unchanged."""
     from ._watchdog import run_guarded
 
     t0 = time.perf_counter()
-    res, left_out = run_guarded(
-        lambda items, beat: _compute_partition(dict(task, items=items), beat), task["items"], limit
-    )
+    res, left_out = run_guarded(_compute_partition, task, limit)
     if left_out:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         detector = task["opts"].get("detector", "spglib")
-        extra = [_failure_row(item, kind, f"{detector}: {reason}") for item, kind, reason in left_out]
+        items = task["items"]
+        extra = [_failure_row(items[j], kind, f"{detector}: {reason}") for j, kind, reason in left_out]
         failures = pa.concat_tables([res["failures"], io_.build_failures_table(extra)])
         order = pc.sort_indices(failures, sort_keys=[("index", "ascending")])
         res["failures"] = failures.take(order)
         st = res["stats"]
-        st["structures"] = len(task["items"])
         st["failures"] += len(extra)
         kinds = Counter(st["failures_by_kind"])
         kinds.update(kind for _, kind, _ in left_out)
         st["failures_by_kind"] = dict(kinds)
-        if task["items"]:
-            st["first_index"] = task["items"][0].index
     res["stats"]["seconds"] = time.perf_counter() - t0
     return res
 

@@ -24,7 +24,7 @@ pa = pytest.importorskip("pyarrow")
 pytest.importorskip("spglib")
 
 import basisdb  # noqa: E402
-from basisdb import dataset  # noqa: E402
+from basisdb import _watchdog, dataset  # noqa: E402
 from basisdb.cli import cli  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the watchdog forks (POSIX)")
@@ -80,6 +80,14 @@ def test_moyopy_hang_becomes_a_failure_row():
     assert res.features.column("index").to_pylist() == others
 
 
+@pytest.fixture(autouse=True)
+def fresh_child():
+    """Each test forks its own child (a child forked earlier would not see a test's monkeypatches)."""
+    _watchdog._close_server()
+    yield
+    _watchdog._close_server()
+
+
 def _misbehaving(monkeypatch, hang_id: str, crash_id: str):
     """_featurize_item hangs on one id and kills its own process on another (inherited by the fork)."""
     plain = dataset._featurize_item
@@ -94,24 +102,48 @@ def _misbehaving(monkeypatch, hang_id: str, crash_id: str):
     monkeypatch.setattr(dataset, "_featurize_item", item)
 
 
+def _csv(tmp_path, rows) -> Path:
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["material_id", "cif", "energy_per_atom"])
+        w.writeheader()
+        w.writerows({k: r[k] for k in ("material_id", "cif", "energy_per_atom")} for r in rows)
+    return src
+
+
 def test_any_detector_hang_or_crash_fails_alone(monkeypatch, tmp_path):
     rows = _rows(7)
-    cifs, ids = [r["cif"] for r in rows], [r["material_id"] for r in rows]
-    ref = basisdb.featurize_many(cifs, ids=ids, kmax=2, partition_size=3, progress=False)
+    ids = [r["material_id"] for r in rows]
+    src = _csv(tmp_path, rows)
+    kw = dict(kmax=2, scheduler="sync", partition_size=3, carry=["energy_per_atom"], progress=False)
+    ref = basisdb.featurize_dataset(src, None, **kw)
     _misbehaving(monkeypatch, ids[1], ids[4])
     out = tmp_path / "out"
-    res = basisdb.featurize_many(
-        cifs, out, ids=ids, kmax=2, partition_size=3, progress=False, detector_timeout=1
-    )
+    res = basisdb.featurize_dataset(src, out, **kw, detector_timeout=1)
     feats, fails = basisdb.read_features(out), basisdb.read_failures(out).to_pylist()
     assert [(f["id"], f["error_type"]) for f in fails] == [
         (ids[1], "TimeoutError"),
         (ids[4], "ChildProcessError"),
     ]
     assert "SIGKILL" in fails[1]["error"]
-    keep = [i for i in range(7) if i not in (1, 4)]
-    _same_features(feats, ref.features.take(pa.array(keep)))
-    assert res.summary["failures"] == 2 and res.summary["rows"] == 5
+    keep = pa.array([i for i in range(7) if i not in (1, 4)])
+    _same_features(feats, ref.features.take(keep))
+    # the carried column stays with its row
+    assert feats.column("energy_per_atom").equals(ref.features.column("energy_per_atom").take(keep))
+    assert res.summary["failures"] == 2 and res.summary["rows"] == 5 and res.summary["structures"] == 7
+
+
+def test_the_child_is_kept_and_carried_columns_stay_aligned(tmp_path):
+    """One child serves every partition (its caches stay warm), with the rows of an unguarded run."""
+    src = _csv(tmp_path, _rows(6))
+    kw = dict(kmax=2, scheduler="sync", partition_size=2, carry=["energy_per_atom"], progress=False)
+    ref = basisdb.featurize_dataset(src, None, **kw, detector_timeout=0)
+    res = basisdb.featurize_dataset(src, None, **kw, detector_timeout=30)
+    _same_features(res.features, ref.features)
+    assert res.features.column("energy_per_atom").equals(ref.features.column("energy_per_atom"))
+    pid = _watchdog._server.pid
+    basisdb.featurize_dataset(src, None, **kw, detector_timeout=30)
+    assert _watchdog._server.pid == pid  # the same child again
 
 
 def test_no_limit_runs_in_process(monkeypatch):
