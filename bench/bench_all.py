@@ -7,8 +7,8 @@ Sections (each a subprocess, its own output printed as it comes):
   core        bench/bench_core.py: build of all 530 settings, lookup, evaluate against the naive sum
   detectors   bench/bench_detectors.py: spglib-only and moyopy-only detection, featurize with each backend
               and our own work beyond the detection, on carbon_24 and perov_5 (symprec 0.1 and 1e-5)
-  stages      bench/bench_featurize_stages.py: featurize stage by stage (spglib; with moyopy too when the
-              script takes --detector)
+  stages      bench/bench_featurize_stages.py: featurize stage by stage, with spglib and (when installed)
+              with moyopy as the detector
   dataset     bench/bench_dataset.py: the dataset command (featurize_dataset) on carbon_24 CSV rows, in this
               process and on LocalClusters of each --workers size: structures per second per worker
 A section that needs ../shared/datasets, moyopy or Dask/pyarrow is skipped with a one-line note when they
@@ -129,7 +129,8 @@ def table(fig: dict) -> list[tuple[str, str, str]]:
             (
                 f"stages ({det}), carbon_24: featurize(arrays) / (CIF)",
                 f"{st['feat_arrays']:.3f} / {st['feat_cif']:.3f} ms",
-                f"own work on arrays {own:.3f} ms = {own / st['spglib']:.2f}x spglib {st['spglib']:.3f} ms",
+                # with --detector moyopy the stage script's "spglib" figure is moyopy's detection
+                f"own work on arrays {own:.3f} ms = {own / st['spglib']:.2f}x {det}'s detection {st['spglib']:.3f} ms",
             )
         )
         rows.append(
