@@ -447,6 +447,14 @@ def _open_client(scheduler, workers, processes):
     return Client(cluster), True, n
 
 
+def _worker_slots(client) -> int:
+    """Worker threads the cluster has now (0 when it cannot say)."""
+    try:
+        return int(sum(client.nthreads().values()))
+    except Exception:
+        return 0
+
+
 def _run(
     items_iter,
     *,
@@ -529,32 +537,40 @@ def _run(
         else:
             from distributed import as_completed
 
+            # partitions in flight: 2 per worker thread + 1, re-sized (at most once a second) as workers
+            # join or leave an existing or adaptive cluster
             window = 2 * n_workers + 1
+            checked = time.monotonic()
             pending = as_completed()
+
+            def submit(task):
+                key = f"basisdb-part-{task['part']}-{os.urandom(4).hex()}"
+                pending.add(client.submit(_run_partition, task, pure=False, key=key))
+
+            exhausted = False
             for task in it:
-                pending.add(
-                    client.submit(
-                        _run_partition,
-                        task,
-                        pure=False,
-                        key=f"basisdb-part-{task['part']}-{os.urandom(4).hex()}",
-                    )
-                )
+                submit(task)
                 if pending.count() >= window:
                     break
+            else:
+                exhausted = True
             for fut in pending:
                 collect(fut.result())
                 fut.release()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.add(
-                        client.submit(
-                            _run_partition,
-                            nxt,
-                            pure=False,
-                            key=f"basisdb-part-{nxt['part']}-{os.urandom(4).hex()}",
-                        )
-                    )
+                if exhausted:
+                    continue
+                if time.monotonic() - checked >= 1.0:
+                    checked = time.monotonic()
+                    slots = _worker_slots(client)
+                    if slots:
+                        n_workers = max(n_workers, slots)
+                        window = 2 * slots + 1
+                while pending.count() < window:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    submit(nxt)
     finally:
         bar.close()
         if owned and client is not None:

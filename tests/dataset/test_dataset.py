@@ -616,3 +616,21 @@ def test_carry_from_extxyz_info_and_calculator(tmp_path):
         basisdb.featurize_dataset(
             xyz, None, kmax=KMAX, scheduler="sync", progress=False, carry=["forces_max"]
         )
+
+
+def test_worker_slots_follow_the_cluster():
+    """The partitions in flight are sized by the worker threads the cluster has now (joining workers
+    of an adaptive cluster get work too); a client that cannot say gives 0 (the size is kept)."""
+
+    class Stub:
+        def __init__(self, nthreads):
+            self._n = nthreads
+
+        def nthreads(self):
+            if self._n is None:
+                raise OSError("scheduler gone")
+            return self._n
+
+    assert dataset._worker_slots(Stub({"tcp://a": 1, "tcp://b": 4})) == 5
+    assert dataset._worker_slots(Stub({})) == 0
+    assert dataset._worker_slots(Stub(None)) == 0
