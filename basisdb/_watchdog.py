@@ -48,6 +48,16 @@ def can_fork() -> bool:
     return hasattr(os, "fork")
 
 
+def _dumps(obj: Any) -> bytes:
+    """Pickled for the child: with cloudpickle when it is there (Dask's; it also pickles the user's
+    lambdas and closures, e.g. add_columns), else with pickle."""
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -138,7 +148,7 @@ class _Server:
     def run(self, fn: Callable, task: Any, limit: float) -> tuple[str, Any, int]:
         """One request.  Returns ('ok', result, -), ('error', message, -), ('hung', seconds, j) or
         ('died', status, j): j the position of the structure being computed (-1: before the first)."""
-        data = pickle.dumps((fn, task), protocol=pickle.HIGHEST_PROTOCOL)
+        data = _dumps((fn, task))
         try:
             _write_all(self.requests, struct.pack("<q", len(data)) + data)
         except BrokenPipeError:

@@ -743,6 +743,14 @@ def plot(
     help="Seconds a structure may take before it is stopped and recorded as a failure (TimeoutError); "
     "default 30 with --detector moyopy (which can loop forever on a structure), none with spglib; 0: no limit.",
 )
+@click.option(
+    "--add-columns",
+    "add_columns",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Columns computed per structure on the workers: FUNCTION(cell, result) -> {name: value} from an "
+    "importable MODULE (docs/DATASETS.md, 'Your own columns').",
+)
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds another run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_db_option
@@ -764,6 +772,7 @@ def featurize_cmd(
     on_mismatch,
     detector,
     detector_timeout,
+    add_columns,
     overwrite,
     quiet,
     db_path,
@@ -796,9 +805,34 @@ def featurize_cmd(
         on_mismatch=on_mismatch,
         detector=detector,
         detector_timeout=detector_timeout,
+        add_columns=None if add_columns is None else _import_function(add_columns),
     )
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {output}")
+
+
+def _import_function(spec: str):
+    """MODULE:FUNCTION -> the function (the current directory is importable, as with ``python -m``)."""
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise click.BadParameter(
+            f"{spec!r}: expected MODULE:FUNCTION, e.g. mycols:columns", param_hint="--add-columns"
+        )
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import module {module!r}: {exc}", param_hint="--add-columns"
+        ) from None
+    except AttributeError:
+        raise click.BadParameter(f"module {module!r} has no {name!r}", param_hint="--add-columns") from None
+    if not callable(fn):
+        raise click.BadParameter(f"{spec} is not a function", param_hint="--add-columns")
+    return fn
 
 
 @cli.command()

@@ -102,9 +102,12 @@ def _featurize_item(item: io_.Item, opts: dict, db, pending: dict | None = None)
     still to be evaluated (``_evaluate_pending`` fills them in, all rows of a basis in one call); None:
     the features are evaluated here."""
     from ._routing import shared_encoding
-    from .structures import _featurize
+    from .structures import _featurize, _read_structure
 
     want_features, want_encoding = opts["features"], opts["encoding"]
+    user = opts.get("add_columns")
+    # with user columns the input is read here (once): their function gets the structure as read
+    given = _read_structure(item.structure) if user is not None else None
     # positions, group and lattice do not depend on K: without features or encoding the cheapest K is used
     kmax = opts["kmax"] if (want_features or want_encoding) else 1
     # the warnings filters are process-global: with threaded workers one structure at a time records its
@@ -112,7 +115,7 @@ def _featurize_item(item: io_.Item, opts: dict, db, pending: dict | None = None)
     with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = _featurize(
-            item.structure,
+            item.structure if given is None else given,
             kmax,
             opts["symprec"],
             db,
@@ -157,9 +160,24 @@ def _featurize_item(item: io_.Item, opts: dict, db, pending: dict | None = None)
         "encoding": enc,
         "warnings": seen,
     }
+    if given is not None:  # for the user columns, computed once the features are in (popped there)
+        row["_cell"] = (given.lattice, given.positions, given.numbers)
+        row["_result"] = r
     if want_features and r.features is None:
         pending.setdefault(id(r.basis), (r.basis, []))[1].append(row)
     return row
+
+
+def _user_values(row: dict, opts: dict) -> list:
+    """The row's user columns (``add_columns``), coerced to the run's schema; pops the kept input."""
+    import dataclasses
+
+    from ._user_columns import coerce
+
+    cell, r = row.pop("_cell"), row.pop("_result")
+    if r.features is None and row["features"] is not None:
+        r = dataclasses.replace(r, features=row["features"])
+    return coerce(opts["add_columns"](cell, r), opts["add_schema"])
 
 
 def _evaluate_pending(pending: dict) -> None:
@@ -210,12 +228,32 @@ def _compute_partition(task: dict, beat=None) -> dict:
             for w in row["warnings"]:
                 warn_kinds[w.split(":", 1)[0]] += 1
         _evaluate_pending(pending)
+        user_rows = None
+        if opts.get("add_columns") is not None:
+            user_rows, kept_rows, kept = [], [], []
+            for row, j in zip(rows, keep):
+                try:
+                    user_rows.append(_user_values(row, opts))
+                except Exception as exc:
+                    item = task["items"][j]
+                    msg = str(exc) if str(exc).startswith("add_columns") else f"add_columns: {exc}"
+                    fails.append(_failure_row(item, type(exc).__name__, msg))
+                    continue
+                kept_rows.append(row)
+                kept.append(j)
+            rows, keep = kept_rows, kept
+            fails.sort(key=lambda f: f["index"])
     carry_table = None
     if task.get("carry_schema") is not None and rows and task["extra"] is not None:
         import pyarrow as pa
 
         carry_table = task["extra"].take(pa.array(keep, type=pa.int64()))
     features = io_.build_features_table(rows, carry_table, task.get("carry_schema"))
+    if user_rows is not None:
+        from ._user_columns import arrow_arrays
+
+        for (name, _), arr in zip(opts["add_schema"], arrow_arrays(user_rows, opts["add_schema"])):
+            features = features.append_column(name, arr)
     failures = io_.build_failures_table(fails)
     stats = {
         "part": task["part"],
@@ -455,6 +493,45 @@ def _worker_slots(client) -> int:
         return 0
 
 
+#: structures tried in the driver for the user columns' schema before the run gives up
+USER_SCHEMA_TRIES = 1000
+
+
+def _user_schema(items_iter, opts: dict, fn, carry: tuple):
+    """(the items, unchanged, and the user columns' schema): names and kinds of ``fn``'s mapping for the
+    first structure of the input that featurizes (in this process, before the run: the schema does not
+    depend on the workers).  [] when no structure featurizes at all."""
+    from ._stderr_capture import capture_stderr
+    from ._user_columns import infer_schema
+
+    if not callable(fn):
+        raise TypeError(
+            f"add_columns must be a function fn(cell, result) -> mapping, got {type(fn).__name__}"
+        )
+    db = _worker_db(opts["db_path"])
+    local = dict(opts, add_columns=fn, add_schema=None)
+    seen: list = []
+    last = None
+    for pair in items_iter:
+        seen.append(pair)
+        try:
+            with capture_stderr(opts["capture_stderr"]):
+                row = _featurize_item(pair[0], local, db, None)
+        except Exception as exc:  # this structure fails in the run too: try the next one
+            last = exc
+            if len(seen) >= USER_SCHEMA_TRIES:
+                break
+            continue
+        values = fn(row["_cell"], row["_result"])  # an error here is the function's: raised as it is
+        return itertools.chain(seen, items_iter), infer_schema(values, carry)
+    if len(seen) >= USER_SCHEMA_TRIES:
+        raise ValueError(
+            f"add_columns: none of the first {USER_SCHEMA_TRIES} structures featurizes, so the columns' "
+            f"types cannot be taken from one (last error: {type(last).__name__}: {last})"
+        )
+    return iter(seen), []
+
+
 def _run(
     items_iter,
     *,
@@ -469,9 +546,16 @@ def _run(
     progress,
     overwrite,
     carry,
+    add_columns=None,
 ) -> DatasetResult:
     t0 = time.perf_counter()
     _check_scheduler(scheduler)
+    if add_columns is not None:
+        items_iter, schema = _user_schema(items_iter, opts, add_columns, tuple(carry))
+        if schema:
+            opts = dict(opts, add_columns=add_columns, add_schema=schema)
+        # part of the dataset's identity: a restart must give the same names and kinds
+        meta = dict(meta, add_columns=[list(x) for x in schema])
     out = None if output is None else Path(output)
     done: dict[int, Path] = {}
     if out is not None:
@@ -753,6 +837,7 @@ def featurize_dataset(
     capture_stderr: bool = True,
     detector: str = "spglib",
     detector_timeout: float | None = None,
+    add_columns=None,
 ) -> DatasetResult:
     """Featurize every structure of files, folders and globs (what ``basisdb featurize`` runs).
 
@@ -781,6 +866,15 @@ def featurize_dataset(
             on a structure, and no limit with spglib; 0: no limit.  Enforced by computing each partition
             in a forked child (POSIX; not in a worker that runs partitions in several threads).  Not part
             of the dataset's identity: a restart may change it.
+        add_columns: ``fn(cell, result) -> {name: value}``, called on the workers for every structure
+            that featurizes: ``cell`` the structure as read (lattice (3, 3) Angstrom, fractional positions
+            (n, 3), atomic numbers (n,)), ``result`` its ``Featurized`` (features included when
+            ``features``).  The values become columns of the features table: bools (bool), numbers
+            (float64), strings, numeric arrays (list<float64>, flattened row-major), None (null); names
+            and kinds are those of the first structure that featurizes (tried in this process before
+            the run) and are part of the dataset's identity; a structure whose mapping differs, or on
+            which ``fn`` raises, is a failure row (its message starts 'add_columns:').  ``fn`` must pickle
+            (cloudpickle: a lambda or closure will do) for Dask workers and the watchdog's child.
     """
     io_.require_pyarrow()
     _check_options(kmax, symprec, partition_size, workers, on_mismatch)
@@ -825,6 +919,7 @@ def featurize_dataset(
         progress=progress,
         overwrite=overwrite,
         carry=carry,
+        add_columns=add_columns,
     )
 
 
@@ -850,6 +945,7 @@ def featurize_many(
     capture_stderr: bool = True,
     detector: str = "spglib",
     detector_timeout: float | None = None,
+    add_columns=None,
 ) -> DatasetResult:
     """Featurize an iterable of structures (anything ``featurize`` accepts: ASE Atoms, pymatgen
     Structures, (lattice, positions, numbers), CIF paths or text).
@@ -912,6 +1008,7 @@ def featurize_many(
         progress=progress,
         overwrite=overwrite,
         carry=(),
+        add_columns=add_columns,
     )
 
 

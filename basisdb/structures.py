@@ -210,6 +210,8 @@ def _from_crystal(c: CIFCrystal) -> _Input:
 
 
 def _read_structure(structure, reader: str | None = None) -> _Input:
+    if isinstance(structure, _Input):  # read already (the dataset engine reads once for its user columns)
+        return structure
     if isinstance(structure, (str, os.PathLike)):
         return _from_crystal(load_cif(structure, reader=reader))
     if isinstance(structure, dict) and {"lattice", "positions", "numbers"} <= set(structure):
