@@ -18,8 +18,8 @@ the library layer ``basisdb.torch.InvariantEncoder`` from these arrays, see mode
 A dataset is featurised by the library (``basisdb.featurize_many``: Dask workers, Parquet
 output, failures table, restartable) into a folder keyed by the content of the inputs and every
 option (``featurize_structures``).  The fields the library does not compute (raw_*, lattice,
-lattice_raw) are computed here from the crystal as read, stored in the same folder, and joined
-with the library's rows by index.  Structures that cannot be read or featurised are recorded
+lattice_raw) are computed on the library's workers from the crystal as read (``add_columns``) and
+stored as columns of its rows.  Structures that cannot be read or featurised are recorded
 (index, material_id, error) and skipped; they do not stop the run.
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import os
 import sys
@@ -44,9 +45,10 @@ from basisdb.structures import as_cell, featurize
 csv.field_size_limit(sys.maxsize)
 
 # Part of the cache key; bump when the record layout or the options passed to the library change.
-CACHE_LAYOUT = "cft-records-v3"
-# Fields computed here from the crystal as read (a run's raw.parquet, flattened) and their shapes.
+CACHE_LAYOUT = "cft-records-v4"
+# Fields computed from the crystal as read (the library's add_columns, flattened) and their shapes.
 RAW_SHAPES = {"raw_cell": (3, 3), "raw_positions": (-1, 3), "lattice": (7,), "lattice_raw": (7,)}
+COLUMN_PREFIX = "cft_"  # their columns in the library's dataset
 PARTITION_SIZE = 256  # structures per task and Parquet file of the library's dataset
 READ_COLUMNS = ("index", "id", "hall_number", "number", "lattice", "positions", "numbers", "max_displacement")
 
@@ -175,33 +177,11 @@ def cache_key(structures: list[Structure], symprec: float, partition_size: int =
     return h.hexdigest()
 
 
-def _raw_part(structures: list[Structure], symprec: float, path: Path) -> list:
-    """Read every CIF; write the RAW_SHAPES columns (flattened; null where they fail, with the error
-    in raw_error) to ``path``, atomically.  Returns the library's inputs: the crystal as arrays
-    (lattice, positions, numbers), or the CIF text where it cannot be read (the library then records
-    its failure)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    cols: dict[str, list] = {k: [] for k in ("raw_error", *RAW_SHAPES)}
-    cells = []
-    for s in structures:
-        cell = raw = err = None
-        try:
-            cell = as_cell(s.cif)
-            raw = raw_fields(*cell, symprec)
-        except Exception as exc:
-            err = f"{type(exc).__name__}: {exc}"
-        cells.append(s.cif if cell is None else cell)
-        cols["raw_error"].append(err)
-        for k in RAW_SHAPES:
-            cols[k].append(None if raw is None else raw[k].ravel().tolist())
-    f64 = pa.list_(pa.float64())
-    table = pa.table({k: pa.array(v, type=pa.string() if k == "raw_error" else f64) for k, v in cols.items()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return cells
+def raw_columns(cell: tuple, result, symprec: float) -> dict:
+    """``add_columns`` for the library: the RAW_SHAPES fields of the crystal as read (computed on the
+    library's workers, next to its rows; the library stores each flattened as list<float64>)."""
+    raw = raw_fields(*cell, symprec)
+    return {COLUMN_PREFIX + k: raw[k] for k in RAW_SHAPES}  # prefixed: the library has its own "lattice"
 
 
 def featurize_structures(
@@ -213,8 +193,8 @@ def featurize_structures(
 ) -> tuple[list[dict], float, list[dict]]:
     """Featurise every structure with ``basisdb.featurize_many`` (or read the cached result).
 
-    The run's folder is ``cache_dir/features-<cache_key>/``: raw.parquet (the RAW_SHAPES columns,
-    one row per structure) and the library's Parquet dataset in dataset/.  A changed input or option
+    The run's folder is ``cache_dir/features-<cache_key>/``: the library's Parquet dataset in
+    dataset/, with the RAW_SHAPES columns computed on its workers (``add_columns=raw_columns``).  A changed input or option
     gets another folder; a run that was killed resumes there (the library keeps its done partitions).
     ``jobs > 1``: a Dask LocalCluster of that many worker processes when there is more than one
     partition of ``partition_size`` structures to share out; otherwise this process.
@@ -223,9 +203,8 @@ def featurize_structures(
     Returns (records, seconds spent featurising (0.0 when read from the cache), failures):
     ``records`` (dicts, see the module docstring) in input order, each with ``index`` = its position
     in ``structures``; ``failures`` lists {index, material_id, error} of the others, by index (the
-    library's error where it failed, else the error of the raw fields).
+    library's error; a structure whose raw fields fail is one of them, its error starting 'add_columns:').
     """
-    import pyarrow.parquet as pq
 
     run_dir = (
         None
@@ -243,7 +222,7 @@ def featurize_structures(
             t0 = time.perf_counter()
             d.mkdir(parents=True, exist_ok=True)
             basisdb.featurize_many(
-                _raw_part(structures, symprec, d / "raw.parquet"),
+                [s.cif for s in structures],  # read by the library's workers
                 out,
                 ids=[s.material_id for s in structures],
                 symprec=symprec,
@@ -251,21 +230,17 @@ def featurize_structures(
                 partition_size=partition_size,
                 workers=max(int(jobs), 1),
                 scheduler=None if jobs > 1 and len(structures) > partition_size else "sync",
+                add_columns=functools.partial(raw_columns, symprec=symprec),
             )
             seconds = time.perf_counter() - t0
-        table = basisdb.read_features(out, columns=list(READ_COLUMNS))
+        table = basisdb.read_features(out, columns=[*READ_COLUMNS, *(COLUMN_PREFIX + k for k in RAW_SHAPES)])
         lib_failures = basisdb.read_failures(out).to_pylist()
-        raw = pq.read_table(d / "raw.parquet").to_pydict()
     failures = [
         {"index": f["index"], "material_id": f["id"], "error": f"{f['error_type']}: {f['error']}"}
         for f in lib_failures
     ]
     records = []
-    for r in basisdb.dataset.records(table):  # the library's rows, input order; index = row of raw.parquet
-        i = r.index
-        if raw["raw_error"][i] is not None:
-            failures.append({"index": i, "material_id": r.id, "error": raw["raw_error"][i]})
-            continue
+    for r in basisdb.dataset.records(table):  # the library's rows, input order
         records.append(
             {
                 "numbers": r.numbers,
@@ -275,10 +250,10 @@ def featurize_structures(
                 "hall_number": r.hall_number,
                 "max_displacement": float(r.extra["max_displacement"]),
                 **{
-                    k: np.asarray(raw[k][i], dtype=np.float64).reshape(shape)
+                    k: np.asarray(r.extra[COLUMN_PREFIX + k], dtype=np.float64).reshape(shape)
                     for k, shape in RAW_SHAPES.items()
                 },
-                "index": i,
+                "index": r.index,
             }
         )
     failures.sort(key=lambda f: f["index"])
