@@ -7,17 +7,20 @@ whole ``spglib.get_symmetry_dataset`` call, and most of its cost is spglib's lat
 
 This module answers "certainly no" without that search, and otherwise leaves the question to spglib:
 
-* ``lattice_symmetry_candidates``: every integer matrix that spglib's lattice search could accept, and
-  possibly more.  spglib (``symmetry.c``: ``get_lattice_symmetry``, ``is_identity_metric``) reduces the
-  lattice (Delaunay, at ``symprec``), then accepts a unimodular matrix whose columns, taken among the 26
-  vectors with entries -1..1, keep every basis length within ``symprec`` and every angle within
+* the lattice search: every integer matrix that spglib's lattice search could accept, and possibly
+  more.  spglib (``symmetry.c``: ``get_lattice_symmetry``, ``is_identity_metric``) reduces the lattice
+  (Delaunay, at ``symprec``), then accepts a unimodular matrix whose columns, taken among the 26 vectors
+  with entries -1..1, keep every basis length within ``symprec`` and every angle within
   ``angle_tolerance`` degrees (or, when that is negative, keep ``sin^2(dtheta) * |a_j||a_k|`` within
   ``symprec^2``).  The screen reduces with spglib's own ``delaunay_reduce``, takes the columns among the
   124 vectors with entries -2..2, and applies the same tests with twice the tolerances: a superset.
+  ``lattice_may_have_more_symmetry`` is False when it finds nothing beyond -1 and 1.
 * ``may_have_more_symmetry``: False only when no candidate operation beyond the detected P 1 / P -1 and
-  no pure translation maps every atom onto an atom of its species within twice the looser tolerance
-  (the overlap test of spglib's ``search_translation_part``: fractional differences wrapped by rounding,
-  Cartesian distance).
+  no pure translation maps every atom onto an atom of its species within twice the looser tolerance.
+  The atoms are compared as spglib compares them (``search_translation_part``): in the reduced basis,
+  fractional differences wrapped by rounding, Cartesian distance.  (In the input's basis, when it is
+  skewed, rounding does not find the nearest image: an earlier version compared there and missed real
+  inversions in bases with entries up to 8.)
 
 A False answer is "spglib would not find more"; True means "ask spglib" (a false alarm costs the call
 that would have been made anyway).  ``tests/structures/test_symmetry_screen.py`` checks, against spglib
@@ -33,7 +36,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["lattice_symmetry_candidates", "may_have_more_symmetry", "lattice_may_have_more_symmetry"]
+__all__ = ["lattice_may_have_more_symmetry", "may_have_more_symmetry"]
 
 #: how much looser than spglib's tests the screen's are (lengths, angles and atom distances)
 SLACK = 2.0
@@ -137,11 +140,15 @@ def _dot(a, b) -> float:
 _PAIRS = ((0, 1), (0, 2), (1, 2))
 
 
-def _search(spglib, lattice: np.ndarray, symprec: float, angle_tolerance: float | None, beyond_pm: bool):
+def _search(
+    spglib, lattice: np.ndarray, symprec: float, angle_tolerance: float | None, beyond_pm: bool, red=None
+):
     """The screen's lattice search.  Returns None (undecided), ``_PLUS_MINUS`` (only -1 and 1), True (with
     ``beyond_pm``: some candidate beyond +-1 exists), or (found, red): the candidates as triples of
-    indices into ``_VECS`` (the images of the reduced basis) and the reduced lattice."""
-    red = _delaunay(spglib, lattice, symprec)
+    indices into ``_VECS`` (the images of the reduced basis) and the reduced lattice.  ``red``: the
+    lattice's Delaunay reduction at ``symprec`` when the caller has it."""
+    if red is None:
+        red = _delaunay(spglib, lattice, symprec)
     if red is None:
         return None
     g = red @ red.T
@@ -190,25 +197,11 @@ def _search(spglib, lattice: np.ndarray, symprec: float, angle_tolerance: float 
     return found, red
 
 
-def lattice_symmetry_candidates(spglib, lattice, symprec: float, angle_tolerance: float | None):
-    """Integer matrices W (k, 3, 3) acting on fractional coordinates of ``lattice`` (rows: a, b, c in
-    Angstrom) that include every lattice symmetry spglib's search accepts at (symprec, angle_tolerance
-    degrees; None or negative: spglib's symprec-based angle test); the identity included.  None when the
-    screen cannot decide (spglib cannot reduce the lattice)."""
-    lattice = np.asarray(lattice, dtype=np.float64)
-    res = _search(spglib, lattice, symprec, angle_tolerance, beyond_pm=False)
-    if res is None or res is _PLUS_MINUS:
-        return res
-    found, red = res
-    M = _change_of_basis(lattice, red)
-    if M is None:
-        return None
+def _candidates(found) -> np.ndarray:
+    """The search's candidates as integer matrices W (k, 3, 3) acting on fractional coordinates of the
+    reduced basis (columns: the images of its vectors)."""
     idx = np.array(found, dtype=np.int64)
-    W_red = np.stack([_VECS[idx[:, 0]], _VECS[idx[:, 1]], _VECS[idx[:, 2]]], axis=2)  # columns: images
-    # x = M^T x_red: an operation W_red on reduced coordinates is M^T W_red M^-T on the input's
-    Mt = np.array(M, dtype=np.int64).T
-    Mt_inv = np.rint(np.linalg.inv(Mt.astype(np.float64))).astype(np.int64)
-    return np.einsum("ij,wjk,kl->wil", Mt, W_red, Mt_inv)
+    return np.stack([_VECS[idx[:, 0]], _VECS[idx[:, 1]], _VECS[idx[:, 2]]], axis=2)
 
 
 def lattice_may_have_more_symmetry(spglib, lattice, symprec: float, angle_tolerance: float | None) -> bool:
@@ -250,9 +243,19 @@ def may_have_more_symmetry(
     """False only when spglib at (symprec, angle_tolerance) certainly finds a space group of number at most
     ``number`` (1 or 2) for (lattice rows in Angstrom, fractional positions (n, 3), numbers (n,)): no pure
     translation and no candidate operation beyond the identity (and, for ``number`` 2, the inversion)
-    maps the structure onto itself within ``SLACK`` times ``symprec``."""
+    maps the structure onto itself within ``SLACK`` times ``symprec``.  The atoms are compared in the
+    lattice's Delaunay-reduced basis, as spglib compares them (in a skewed basis, wrapping fractional
+    differences by rounding would not find the nearest image)."""
     lattice = np.asarray(lattice, dtype=np.float64)
-    x = np.asarray(positions, dtype=np.float64)
+    red = _delaunay(spglib, lattice, symprec)
+    if red is None:
+        return True
+    M = _change_of_basis(lattice, red)  # red = M @ lattice
+    if M is None:
+        return True
+    # Cartesian = x @ lattice = x_red @ red, so x_red = x @ M^-1 (M unimodular: an exact integer inverse)
+    M_inv = np.rint(np.linalg.inv(np.array(M, dtype=np.float64)))
+    x = (np.asarray(positions, dtype=np.float64) @ M_inv) % 1.0
     z = np.asarray(numbers)
     zl = z.tolist()
     if len(set(zl)) == 1:
@@ -274,18 +277,19 @@ def may_have_more_symmetry(
     if number < 2:
         ys.append((xp + x[a0])[:, None, :] - x[None])
     ys_all = np.concatenate(ys) if len(ys) > 1 else ys[0]
-    if len(ys_all) and _some_image_fits(ys_all, x, lattice, same, tol):
+    if len(ys_all) and _some_image_fits(ys_all, x, red, same, tol):
         return True
-    # then every other operation the lattice may have
-    W = lattice_symmetry_candidates(spglib, lattice, symprec, angle_tolerance)
-    if W is None:
+    # then every other operation the lattice may have (found in the same reduced basis)
+    res = _search(spglib, lattice, symprec, angle_tolerance, beyond_pm=False, red=red)
+    if res is None:
         return True
-    if W is _PLUS_MINUS:
+    if res is _PLUS_MINUS:
         return False
+    W = _candidates(res[0])
     flat = W.reshape(len(W), 9)
     keep = ~((flat == _EYE9).all(axis=1) | (flat == -_EYE9).all(axis=1))  # tested above (-1: for P 1 only)
     if not keep.any():
         return False
     Y = np.einsum("wij,nj->wni", W[keep].astype(np.float64), x)  # (w, n, 3): every atom's image
-    ys = Y[:, None, :, :] + (xp[None, :, None, :] - Y[:, a0][:, None, None, :])  # (w, partners, n, 3)
-    return _some_image_fits(ys.reshape(-1, *x.shape), x, lattice, same, tol)
+    ys_w = Y[:, None, :, :] + (xp[None, :, None, :] - Y[:, a0][:, None, None, :])  # (w, partners, n, 3)
+    return _some_image_fits(ys_w.reshape(-1, *x.shape), x, red, same, tol)

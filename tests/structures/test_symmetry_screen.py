@@ -83,10 +83,10 @@ def _random_p1(rng, n=6):
     return lattice, rng.random((n, 3)), rng.choice([6, 8, 14], n)
 
 
-def _skew(cell, rng):
-    """The same crystal in a random unimodular basis (not reduced)."""
+def _skew(cell, rng, m: int = 2):
+    """The same crystal in a random unimodular basis with entries -m..m (not reduced)."""
     while True:
-        U = rng.integers(-2, 3, (3, 3))
+        U = rng.integers(-m, m + 1, (3, 3))
         if round(abs(np.linalg.det(U))) == 1:
             break
     lattice, x, z = cell
@@ -126,6 +126,14 @@ def test_hidden_symmetry_is_never_ruled_out(seed):
     sup = np.diag([2.0, 1.0, 1.0]) @ lat
     xs = np.concatenate([x * [0.5, 1, 1], x * [0.5, 1, 1] + [0.5, 0, 0]])
     cases.append(_skew((sup, xs, np.concatenate([z, z])), rng))
+    # the same, in bases skewed further (entries up to 8; longest axis 35-45 A): there, wrapping
+    # fractional differences in the input's basis misses the nearest image, spglib's reduced basis not
+    cases += [_skew(c, rng, 8) for c in cases[2:4]]
+    # a sheared basis, a + 100 b (from the review that found the first version's miss)
+    lat, x, z = _random_p1(rng, 4)
+    U = np.array([[1, 0, 0], [100, 1, 0], [0, 0, 1]])
+    centro = (lat, np.concatenate([x, -x]) % 1.0, np.concatenate([z, z]))
+    cases.append((U @ centro[0], (centro[1] @ np.linalg.inv(U)) % 1.0, centro[2]))
     for lattice, x, z in cases:
         for symprec, angle in itertools.product([1e-3, 1e-2, 0.1], ANGLES):
             for blur in (0.0, 0.3 * symprec, 0.9 * symprec):
