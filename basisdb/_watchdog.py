@@ -11,8 +11,10 @@ partition (the work done before the hang is done again: hangs are rare).  The ch
 next partitions (its caches of settings and cosets stay warm) and exits when the caller does.  The
 rows of the structures that finish are exactly those of an unguarded run.
 
-POSIX only (``os.fork``); the caller decides when a child is safe (not from a worker running several
-partitions in threads: a fork there could copy a lock another thread holds).
+Linux only (``can_fork``); the caller decides when a child is safe (not from a process running several
+partitions in threads: a fork there could copy a lock another thread holds).  The limit applies while
+a structure is being computed: not to the child's start, nor to what follows the last structure (the
+features evaluated per basis, the user's columns, the tables), which ``beat(FINISHING)`` announces.
 """
 
 from __future__ import annotations
@@ -40,12 +42,23 @@ _FRAME = b"f"
 _RESULT = b"r"
 _ERROR = b"e"
 
-_LOCK = threading.Lock()
-_server: _Server | None = None
+#: ``beat(FINISHING)``: the structures are done, the partition is being finished (no limit from here)
+FINISHING = -2
+#: seconds a child may take to start its first structure before it is given up (a fork that went wrong)
+START_LIMIT = 120.0
+
+# one child per thread: on Linux a child dies with the thread that forked it (PR_SET_PDEATHSIG), so a
+# child shared between threads would be killed under another thread's partition when its own exits
+_LOCAL = threading.local()
+_ALL: list = []  # every child started, for the exit handler
+_ALL_LOCK = threading.Lock()
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork")
+    """Linux only: there a child dies with the thread that forked it (PR_SET_PDEATHSIG), and forking a
+    process that has loaded numpy is safe; macOS's system frameworks are not fork-safe (Python itself
+    spawns there) and have no such signal, and Windows has no fork."""
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -156,7 +169,9 @@ class _Server:
         current, buf = -1, b""
         started = time.monotonic()
         while True:
-            ready, _, _ = select.select([self.reports], [], [], limit)
+            # the limit holds while a structure is computed; the start has its own, the finish none
+            wait = limit if current >= 0 else (START_LIMIT if current == -1 else None)
+            ready, _, _ = select.select([self.reports], [], [], wait)
             if not ready:
                 return "hung", time.monotonic() - started, current
             chunk = os.read(self.reports, 1 << 16)
@@ -172,12 +187,15 @@ class _Server:
             if buf[:1] != _FRAME:
                 raise RuntimeError("the partition's child process wrote an unexpected report")
             # the result: read to its end without a limit (the child has finished computing)
-            if len(buf) < 9:
-                buf += _read_exact(self.reports, 9 - len(buf))
-            (n,) = struct.unpack("<q", buf[1:9])
-            payload = buf[9:]
-            if len(payload) < n:
-                payload += _read_exact(self.reports, n - len(payload))
+            try:
+                if len(buf) < 9:
+                    buf += _read_exact(self.reports, 9 - len(buf))
+                (n,) = struct.unpack("<q", buf[1:9])
+                payload = buf[9:]
+                if len(payload) < n:
+                    payload += _read_exact(self.reports, n - len(payload))
+            except EOFError:  # it died while sending
+                return "died", self._status(), current
             kind, body = payload[:1], payload[1:]
             return ("ok" if kind == _RESULT else "error"), pickle.loads(body), current
 
@@ -196,14 +214,45 @@ class _Server:
         return status
 
 
+def _status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"signal {sig}: {signal.Signals(sig).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
 def _close_server() -> None:
-    global _server
-    if _server is not None:
-        _server.close(kill=True)
-        _server = None
+    """End every child this process started (at exit; tests call it to start afresh)."""
+    with _ALL_LOCK:
+        servers = list(_ALL)
+        _ALL.clear()
+    for server in servers:
+        server.close(kill=True)
+    _LOCAL.__dict__.clear()
 
 
 atexit.register(_close_server)
+
+
+def _thread_server() -> _Server:
+    server = getattr(_LOCAL, "server", None)
+    if server is not None and (server.owner != os.getpid() or not server.alive()):
+        server = None  # a fork of this process, or a child that ended meanwhile: replaced
+    if server is None:
+        server = _Server()
+        _LOCAL.server = server
+        with _ALL_LOCK:
+            _ALL.append(server)
+    return server
+
+
+def _drop_server(server: _Server) -> None:
+    server.close(kill=True)
+    if getattr(_LOCAL, "server", None) is server:
+        _LOCAL.server = None
+    with _ALL_LOCK:
+        if server in _ALL:
+            _ALL.remove(server)
 
 
 def run_guarded(fn: Callable, task: dict, limit: float) -> tuple[Any, list[tuple[int, str, str]]]:
@@ -216,42 +265,34 @@ def run_guarded(fn: Callable, task: dict, limit: float) -> tuple[Any, list[tuple
     report within ``limit`` seconds) or 'ChildProcessError' (the child died on it)).  Raises
     RuntimeError when the child fails outside any structure.
     """
-    global _server
     left_out: list[tuple[int, str, str]] = []
     fresh_retry = True
-    with _LOCK:
-        while True:
-            # a child that ended meanwhile (on Linux it dies with the thread that forked it) is replaced
-            if _server is not None and (_server.owner != os.getpid() or not _server.alive()):
-                _server = None
-            if _server is None:
-                _server = _Server()
-            server = _server
-            kind = None
-            try:
-                kind, value, j = server.run(fn, dict(task, skip=[k for k, _, _ in left_out]), limit)
-            finally:
-                if kind != "ok" and kind != "error":  # hung, died, or this process interrupted
-                    server.close(kill=True)
-                    _server = None
-            if kind == "ok":
-                return value, left_out
-            if kind == "error":
-                raise RuntimeError(f"the partition's child process failed: {value}")
-            if j < 0 and kind == "died" and fresh_retry:  # died before starting: once more, fresh
-                fresh_retry = False
-                continue
-            if j < 0 or any(k == j for k, _, _ in left_out):
-                what = f"did not report within {limit:g} s" if kind == "hung" else f"died (status {value})"
-                raise RuntimeError(f"the partition's child process {what} outside any structure")
+    # one child per thread (_thread_server): no lock needed
+    while True:
+        server = _thread_server()
+        kind = None
+        try:
+            kind, value, j = server.run(fn, dict(task, skip=[k for k, _, _ in left_out]), limit)
+        finally:
+            if kind != "ok" and kind != "error":  # hung, died, or this process interrupted
+                _drop_server(server)
+        if kind == "ok":
+            return value, left_out
+        if kind == "error":
+            raise RuntimeError(f"the partition's child process failed: {value}")
+        if j < 0 and kind == "died" and fresh_retry:  # died before starting: once more, fresh
+            fresh_retry = False
+            continue
+        if j < 0 or any(k == j for k, _, _ in left_out):
             if kind == "hung":
-                error, reason = "TimeoutError", f"no answer within {limit:g} s: stopped (detector_timeout)"
+                what = f"did not start a structure within {START_LIMIT:g} s"
             else:
-                error = "ChildProcessError"
-                sig = os.WTERMSIG(value) if os.WIFSIGNALED(value) else None
-                reason = (
-                    f"the process featurizing it died (signal {sig}: {signal.Signals(sig).name})"
-                    if sig
-                    else f"the process featurizing it died (exit status {os.WEXITSTATUS(value)})"
+                what = f"died ({_status_text(value)}) " + (
+                    "while finishing the partition" if j == FINISHING else "before its first structure"
                 )
-            left_out.append((j, error, reason))
+            raise RuntimeError(f"the partition's child process {what}")
+        if kind == "hung":
+            error, reason = "TimeoutError", f"no answer within {limit:g} s: stopped (detector_timeout)"
+        else:
+            error, reason = "ChildProcessError", f"the process featurizing it died ({_status_text(value)})"
+        left_out.append((j, error, reason))

@@ -227,6 +227,10 @@ def _compute_partition(task: dict, beat=None) -> dict:
             keep.append(j)
             for w in row["warnings"]:
                 warn_kinds[w.split(":", 1)[0]] += 1
+        if beat is not None:  # what follows is the partition's, not a structure's (no time limit)
+            from ._watchdog import FINISHING
+
+            beat(FINISHING)
         _evaluate_pending(pending)
         user_rows = None
         if opts.get("add_columns") is not None:
@@ -280,25 +284,32 @@ def _failure_row(item: io_.Item, error_type: str, message: str) -> dict:
     }
 
 
-def _detector_timeout(opts: dict) -> float | None:
-    """The time limit per structure in force for this partition, or None (no watchdog)."""
+def _detector_timeout(opts: dict) -> tuple[float | None, str | None]:
+    """(the time limit per structure in force for this partition, or None; why there is none although
+    one was asked for, or None)."""
     limit = opts.get("detector_timeout")
     if limit is None:
         limit = MOYOPY_TIMEOUT if opts.get("detector") == "moyopy" else 0.0
     if not limit:
-        return None
+        return None, ("detector_timeout=0" if opts.get("detector") == "moyopy" else None)
     from ._watchdog import can_fork
 
     if not can_fork():
-        return None
-    try:  # a worker running several partitions in threads must not fork (a child could copy a held lock)
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
-        return float(limit)
-    nthreads = getattr(getattr(worker, "state", None), "nthreads", None) or getattr(worker, "nthreads", 1)
-    return float(limit) if nthreads == 1 else None
+        return None, f"no safe fork on {sys.platform} (Linux only)"
+    # a process running several partitions in threads must not fork (a child could copy a lock another
+    # thread holds): several Dask workers in this process (--threads), or a worker with several threads
+    try:
+        from distributed import Worker
+    except ImportError:
+        return float(limit), None
+    threads = 0
+    for w in list(Worker._instances):
+        if str(getattr(w, "status", "")).endswith("running"):
+            n: Any = getattr(getattr(w, "state", None), "nthreads", None) or getattr(w, "nthreads", 1)
+            threads += int(n)
+    if threads > 1:
+        return None, f"{threads} worker threads in one process (threads, not processes)"
+    return float(limit), None
 
 
 def _compute_guarded(task: dict, limit: float) -> dict:
@@ -307,12 +318,32 @@ def _compute_guarded(task: dict, limit: float) -> dict:
     from ._watchdog import run_guarded
 
     t0 = time.perf_counter()
-    res, left_out = run_guarded(_compute_partition, task, limit)
+    detector = task["opts"].get("detector", "spglib")
+    try:
+        res, left_out = run_guarded(_compute_partition, task, limit)
+    except RuntimeError as exc:  # the child failed outside any structure: the partition's structures fail
+        fails = [_failure_row(item, "ChildProcessError", f"{detector}: {exc}") for item in task["items"]]
+        res = {
+            "stats": {
+                "part": task["part"],
+                "structures": len(task["items"]),
+                "rows": 0,
+                "failures": len(fails),
+                "failures_by_kind": {"ChildProcessError": len(fails)} if fails else {},
+                "warnings_by_kind": {},
+                "stderr_lines": 0,
+                "stderr_samples": [],
+                "seconds": 0.0,
+                "first_index": task["items"][0].index if task["items"] else None,
+            },
+            "features": io_.build_features_table([], None, task.get("carry_schema")),
+            "failures": io_.build_failures_table(fails),
+        }
+        left_out = []
     if left_out:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        detector = task["opts"].get("detector", "spglib")
         items = task["items"]
         extra = [_failure_row(items[j], kind, f"{detector}: {reason}") for j, kind, reason in left_out]
         failures = pa.concat_tables([res["failures"], io_.build_failures_table(extra)])
@@ -330,8 +361,10 @@ def _compute_guarded(task: dict, limit: float) -> dict:
 def _run_partition(task: dict) -> dict:
     """Featurize one partition; write it (task['out']) or return its tables.  Never raises for a
     structure: failures are rows of the failures table."""
-    limit = _detector_timeout(task["opts"])
+    limit, off = _detector_timeout(task["opts"])
     res = _compute_partition(task) if limit is None else _compute_guarded(task, limit)
+    if off is not None and task["opts"].get("detector") == "moyopy":
+        res["stats"]["watchdog_off"] = off
     if task["out"] is not None:
         io_.write_partition(Path(task["out"]), task["part"], res["features"], res["failures"], res["stats"])
         return {"stats": res["stats"]}
@@ -689,6 +722,7 @@ def _summarize(
             if line not in samples and len(samples) < 5:
                 samples.append(line)
     n = sum(s.get("structures", 0) for s in stats)
+    off = sorted({s["watchdog_off"] for s in stats if s.get("watchdog_off")})
     return {
         "structures": n,
         "rows": sum(s.get("rows", 0) for s in stats),
@@ -706,6 +740,7 @@ def _summarize(
         "scheduler": scheduler
         if isinstance(scheduler, str) or scheduler is None
         else type(scheduler).__name__,
+        "watchdog_off": off,
     }
 
 
@@ -738,6 +773,11 @@ def format_summary(summary: dict) -> str:
         )
     if s["partitions_skipped"]:
         lines.append(f"resumed: {s['partitions_skipped']} of {s['partitions']} partitions were already done")
+    for why in s.get("watchdog_off", []):
+        lines.append(
+            f"note: moyopy ran without the watchdog ({why}): a structure on which it never returns would stop "
+            "the run (docs/DATASETS.md, section 2)"
+        )
     return "\n".join(lines)
 
 
@@ -778,8 +818,8 @@ def _opts(
         opts["detector"] = check_detector(detector)
     if detector_timeout is not None:
         if (
-            isinstance(detector_timeout, bool)
-            or not isinstance(detector_timeout, (int, float))
+            isinstance(detector_timeout, (bool, np.bool_))
+            or not isinstance(detector_timeout, (int, float, np.integer, np.floating))
             or not np.isfinite(detector_timeout)
             or detector_timeout < 0
         ):
@@ -864,8 +904,9 @@ def featurize_dataset(
             (``TimeoutError``; a structure that crashes its process: ``ChildProcessError``) while the run
             goes on.  None: ``MOYOPY_TIMEOUT`` (30 s) with ``detector='moyopy'``, which can loop forever
             on a structure, and no limit with spglib; 0: no limit.  Enforced by computing each partition
-            in a forked child (POSIX; not in a worker that runs partitions in several threads).  Not part
-            of the dataset's identity: a restart may change it.
+            in a forked child (Linux; not in a process that runs partitions in several threads: the
+            summary's ``watchdog_off`` says where moyopy ran without it).  Not part of the dataset's
+            identity: a restart may change it (docs/DATASETS.md, section 2).
         add_columns: ``fn(cell, result) -> {name: value}``, called on the workers for every structure
             that featurizes: ``cell`` the structure as read (lattice (3, 3) Angstrom, fractional positions
             (n, 3), atomic numbers (n,)), ``result`` its ``Featurized`` (features included when

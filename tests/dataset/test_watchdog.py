@@ -27,7 +27,7 @@ import basisdb  # noqa: E402
 from basisdb import _watchdog, dataset  # noqa: E402
 from basisdb.cli import cli  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the watchdog forks (POSIX)")
+pytestmark = pytest.mark.skipif(not _watchdog.can_fork(), reason="the watchdog forks (Linux)")
 
 CARBON = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "carbon_24" / "carbon_24.csv"
 HANGS = "C-170350-1491-29"  # moyopy 0.21 does not return on it (docs/STRUCTURES.md, "Detector backends")
@@ -49,6 +49,10 @@ def _rows(n: int, with_hang: bool = False):
     if with_hang:
         out.insert(2, hang)
     return out
+
+
+def _cifs_plain(n: int) -> list[str]:
+    return [r["cif"] for r in _rows(n)]
 
 
 def _same_features(a, b):
@@ -141,9 +145,9 @@ def test_the_child_is_kept_and_carried_columns_stay_aligned(tmp_path):
     res = basisdb.featurize_dataset(src, None, **kw, detector_timeout=30)
     _same_features(res.features, ref.features)
     assert res.features.column("energy_per_atom").equals(ref.features.column("energy_per_atom"))
-    pid = _watchdog._server.pid
+    pid = _watchdog._LOCAL.server.pid
     basisdb.featurize_dataset(src, None, **kw, detector_timeout=30)
-    assert _watchdog._server.pid == pid  # the same child again
+    assert _watchdog._LOCAL.server.pid == pid  # the same child again
 
 
 def test_no_limit_runs_in_process(monkeypatch):
@@ -153,9 +157,13 @@ def test_no_limit_runs_in_process(monkeypatch):
     monkeypatch.setattr(dataset, "_compute_guarded", lambda task, limit: called.append(limit))
     basisdb.featurize_many([r["cif"] for r in rows], kmax=2, progress=False)
     assert called == []
-    assert dataset._detector_timeout({"detector": "moyopy"}) == dataset.MOYOPY_TIMEOUT
-    assert dataset._detector_timeout({"detector": "moyopy", "detector_timeout": 0.0}) is None
-    assert dataset._detector_timeout({"detector_timeout": 5.0}) == 5.0
+    assert dataset._detector_timeout({"detector": "moyopy"}) == (dataset.MOYOPY_TIMEOUT, None)
+    assert dataset._detector_timeout({"detector": "moyopy", "detector_timeout": 0.0}) == (
+        None,
+        "detector_timeout=0",
+    )
+    assert dataset._detector_timeout({"detector_timeout": 5.0}) == (5.0, None)
+    assert dataset._detector_timeout({}) == (None, None)
 
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), "10", True])
@@ -207,3 +215,77 @@ def test_rows_carry_no_spglib_deprecation_notice():
             )  # fmt: skip
         assert "DeprecationWarning" not in res.summary["warnings_by_kind"], detector
         assert np.all(res.features.column("n_atoms").to_numpy() > 0)
+
+
+# ------------------------------------------------------------------ from the review of the first version
+def test_the_partitions_finish_is_not_a_structures_time(monkeypatch):
+    """Evaluating the features per basis, the user's columns and the tables come after the last
+    structure: however long they take, no structure is blamed for them."""
+    cifs = _cifs_plain(6)
+    plain = dataset._evaluate_pending
+
+    def slow(pending):
+        time.sleep(1.5)
+        return plain(pending)
+
+    monkeypatch.setattr(dataset, "_evaluate_pending", slow)
+    res = basisdb.featurize_many(
+        cifs, kmax=2, partition_size=3, progress=False, detector_timeout=0.5,
+        add_columns=lambda c, r: (time.sleep(0.3), {"n": len(c[2])})[1],
+    )  # fmt: skip
+    assert res.summary["failures"] == 0 and res.summary["rows"] == 6
+
+
+def test_a_thread_that_ends_does_not_take_another_threads_child():
+    import threading
+
+    cifs = _cifs_plain(40)
+    first_done, out = threading.Event(), {}
+
+    def a():
+        basisdb.featurize_many(cifs[:2], kmax=2, detector_timeout=30, progress=False)
+        first_done.set()  # and this thread ends while b runs
+
+    def b():
+        first_done.wait()
+        out["r"] = basisdb.featurize_many(
+            cifs, kmax=2, detector_timeout=30, partition_size=40, progress=False
+        )
+
+    ta, tb = threading.Thread(target=a), threading.Thread(target=b)
+    ta.start()
+    tb.start()
+    ta.join()
+    tb.join()
+    assert out["r"].summary["failures"] == 0 and out["r"].summary["rows"] == 40
+
+
+def test_a_child_that_dies_while_finishing_fails_its_partition_only(monkeypatch):
+    cifs = _cifs_plain(6)
+    plain = dataset._evaluate_pending
+
+    def die_on_second(pending):
+        rows = [row for _, rs in pending.values() for row in rs]
+        if any(row["index"] >= 3 for row in rows):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return plain(pending)
+
+    monkeypatch.setattr(dataset, "_evaluate_pending", die_on_second)
+    res = basisdb.featurize_many(cifs, kmax=2, partition_size=3, progress=False, detector_timeout=5)
+    assert res.features.column("index").to_pylist() == [0, 1, 2]
+    fails = res.failures.to_pylist()
+    assert [f["index"] for f in fails] == [3, 4, 5]
+    assert {f["error_type"] for f in fails} == {"ChildProcessError"} and "while finishing" in fails[0][
+        "error"
+    ]
+
+
+def test_threaded_workers_run_moyopy_unguarded_and_say_so():
+    pytest.importorskip("moyopy")
+    pytest.importorskip("distributed")
+    cifs = _cifs_plain(6)
+    res = basisdb.featurize_many(
+        cifs, kmax=2, detector="moyopy", scheduler=None, workers=2, processes=False, progress=False
+    )
+    assert res.summary["watchdog_off"] and "threads" in res.summary["watchdog_off"][0]
+    assert "moyopy ran without the watchdog" in dataset.format_summary(res.summary)
