@@ -53,7 +53,8 @@ def main(argv=None):
     )
     ap.add_argument("--detector", choices=("spglib", "moyopy"), default="spglib")
     args = ap.parse_args(argv)
-    SP, DET, ANG = args.symprec, args.detector, args.angle
+    SP, DET = args.symprec, args.detector
+    ANG = None if args.angle < 0 else args.angle  # negative: the detector's own (featurize's None)
     sys.path.insert(0, args.root)
     import pyarrow.compute as pc
     import spglib
@@ -96,7 +97,7 @@ def main(argv=None):
     else:
 
         def detect(c):
-            return spglib.get_symmetry_dataset(c, symprec=SP, angle_tolerance=ANG)
+            return spglib.get_symmetry_dataset(c, symprec=SP, angle_tolerance=-1.0 if ANG is None else ANG)
 
     dss = [detect(c) for c in cells]
     import gemmi
