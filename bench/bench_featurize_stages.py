@@ -49,7 +49,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--symprec", type=float, default=0.1)
     ap.add_argument(
-        "--angle", type=float, default=5.0, help="angle_tolerance in degrees (featurize's default)"
+        "--angle",
+        type=float,
+        default=5.0,
+        help="angle_tolerance in degrees (featurize's default); negative: the detector's own",
     )
     ap.add_argument("--detector", choices=("spglib", "moyopy"), default="spglib")
     args = ap.parse_args(argv)
