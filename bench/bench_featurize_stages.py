@@ -105,8 +105,9 @@ def main(argv=None):
     dss = [detect(c) for c in cells]
     import gemmi
 
-    if many is not None:  # warm the batched path's own Database (opened by path) on every setting, as above
-        many(
+    def batched():
+        # in this process (detector_timeout=0: no watchdog child, whose CPU time process_time would miss)
+        return many(
             cells,
             kmax=4,
             symprec=SP,
@@ -116,6 +117,9 @@ def main(argv=None):
             detector=DET,
             detector_timeout=0,
         )
+
+    if many is not None:  # warm the batched path's own Database (opened by path) on every setting, as above
+        batched()
     bases = [db.get(hall=int(d.hall_number), kmax=4) for d in dss]
     canons = [S._canonicalize(b, d, c[0], c[1], c[2], SP) for b, d, c in zip(bases, dss, cells)]
 
@@ -164,17 +168,7 @@ def main(argv=None):
         "lowsym": lowsym,
     }
     if many is not None:
-        # in this process (detector_timeout=0: no watchdog child, whose CPU time process_time would miss)
-        stages["many_arrays"] = lambda: many(
-            cells,
-            kmax=4,
-            symprec=SP,
-            angle_tolerance=ANG,
-            db=db,
-            progress=False,
-            detector=DET,
-            detector_timeout=0,
-        )
+        stages["many_arrays"] = batched
     out = {k: [] for k in stages}
     for _ in range(args.repeats):
         for k, fn in stages.items():
