@@ -16,9 +16,10 @@ list     numeric arrays, lists, tuples (any shape; flattened  list<float64>
          row-major: the shape is the user's to restore)
 ======== ==================================================== ==================
 
-None is a null of the column's kind.  The names and kinds are those of the first structure of the input
-that featurizes (computed by the caller before the run, so they do not depend on the workers); a later
-structure whose mapping has other names or kinds fails, with the reason, in the failures table.
+None is a null of the column's kind.  The names are those of the first structure of the input that
+featurizes, each kind that of the first structure where the column is not None (found by the caller
+before the run, so they do not depend on the workers); a later structure whose mapping has other
+names or kinds fails, with the reason, in the failures table.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def _kind(name: str, value: Any) -> str | None:
     if isinstance(value, str):
         return "string"
     if isinstance(value, (np.ndarray, list, tuple)):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged
+            arr = np.asarray([], dtype=object)
         if arr.dtype.kind in "biuf":
             return "list"
     raise TypeError(
@@ -63,16 +67,19 @@ def _mapping(values: Any) -> Mapping:
     return values
 
 
-def infer_schema(values: Any, carried: tuple = ()) -> list[tuple[str, str]]:
-    """[(name, kind), ...] of one structure's mapping, in its order (a None value: 'number')."""
+def infer_schema(values: Any, carried: tuple = ()) -> list[tuple[str, str | None]]:
+    """[(name, kind), ...] of one structure's mapping, in its order (kind None for a None value)."""
     from ._dataset_io import features_schema
 
     values = _mapping(values)
     reserved = {f.name for f in features_schema()}  # the names the features table already has
-    taken = [n for n in values if n in reserved or n in carried]
+    taken = [n for n in values if n in reserved]
     if taken:
         raise ValueError(f"add_columns: column name(s) {taken} already used by the features table")
-    return [(name, _kind(name, v) or "number") for name, v in values.items()]
+    taken = [n for n in values if n in carried]
+    if taken:
+        raise ValueError(f"add_columns: column name(s) {taken} already used by carried columns (carry=)")
+    return [(name, _kind(name, v)) for name, v in values.items()]
 
 
 def coerce(values: Any, schema: list[tuple[str, str]]) -> list:
@@ -96,7 +103,10 @@ def coerce(values: Any, schema: list[tuple[str, str]]) -> list:
         if kind == "bool":
             out.append(bool(v))
         elif kind == "number":
-            out.append(float(v))
+            try:
+                out.append(float(v))
+            except OverflowError:
+                raise ValueError(f"add_columns: column {name!r}: {v} does not fit a float64") from None
         elif kind == "string":
             out.append(str(v))
         else:

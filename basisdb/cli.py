@@ -823,13 +823,18 @@ def _import_function(spec: str):
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        fn = getattr(importlib.import_module(module), name)
+        mod = importlib.import_module(module)
     except ImportError as exc:
         raise click.BadParameter(
             f"cannot import module {module!r}: {exc}", param_hint="--add-columns"
         ) from None
-    except AttributeError:
-        raise click.BadParameter(f"module {module!r} has no {name!r}", param_hint="--add-columns") from None
+    except Exception as exc:  # a syntax error or an exception at the module's top level
+        raise click.BadParameter(
+            f"importing module {module!r} failed: {type(exc).__name__}: {exc}", param_hint="--add-columns"
+        ) from None
+    fn = getattr(mod, name, None)
+    if fn is None:
+        raise click.BadParameter(f"module {module!r} has no {name!r}", param_hint="--add-columns")
     if not callable(fn):
         raise click.BadParameter(f"{spec} is not a function", param_hint="--add-columns")
     return fn

@@ -530,39 +530,106 @@ def _worker_slots(client) -> int:
 USER_SCHEMA_TRIES = 1000
 
 
-def _user_schema(items_iter, opts: dict, fn, carry: tuple):
-    """(the items, unchanged, and the user columns' schema): names and kinds of ``fn``'s mapping for the
-    first structure of the input that featurizes (in this process, before the run: the schema does not
-    depend on the workers).  [] when no structure featurizes at all."""
+#: structures featurized at a time by that search
+USER_SCHEMA_BATCH = 64
+
+
+def _probe_values(task: dict, beat=None) -> list:
+    """[(position, the user's mapping, or the text of its error), ...] for the task's items that
+    featurize, in order (the search for the user columns' schema; run like a partition, under the
+    watchdog when a detector limit is in force)."""
     from ._stderr_capture import capture_stderr
+
+    opts = task["opts"]
+    fn = opts["add_columns"]
+    db = _worker_db(opts["db_path"])
+    skip = set(task.get("skip", ()))
+    done = []
+    with capture_stderr(opts["capture_stderr"]):
+        for j, item in enumerate(task["items"]):
+            if j in skip:
+                continue
+            if beat is not None:
+                beat(j)
+            try:
+                row = _featurize_item(item, opts, db, None)
+            except Exception:  # this structure fails in the run too
+                continue
+            done.append((j, row["_cell"], row["_result"]))
+        if beat is not None:
+            from ._watchdog import FINISHING
+
+            beat(FINISHING)
+        out: list = []
+        for j, cell, r in done:
+            try:
+                out.append((j, fn(cell, r)))
+            except Exception as exc:
+                out.append((j, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _user_schema(items_iter, opts: dict, fn, carry: tuple):
+    """(the items, unchanged, and the user columns' schema [(name, kind), ...]): the names of ``fn``'s
+    mapping for the first structure of the input that featurizes, each column's kind from the first
+    structure where it is not None ('number' when it is None in all of the first USER_SCHEMA_TRIES).
+    Found in this process before the run (under the watchdog when a detector limit is in force), so
+    it does not depend on the workers.  None when no structure featurizes at all."""
     from ._user_columns import infer_schema
 
     if not callable(fn):
         raise TypeError(
             f"add_columns must be a function fn(cell, result) -> mapping, got {type(fn).__name__}"
         )
-    db = _worker_db(opts["db_path"])
     local = dict(opts, add_columns=fn, add_schema=None)
+    limit, _ = _detector_timeout(opts)
+    it = iter(items_iter)
     seen: list = []
-    last = None
-    for pair in items_iter:
-        seen.append(pair)
-        try:
-            with capture_stderr(opts["capture_stderr"]):
-                row = _featurize_item(pair[0], local, db, None)
-        except Exception as exc:  # this structure fails in the run too: try the next one
-            last = exc
-            if len(seen) >= USER_SCHEMA_TRIES:
-                break
-            continue
-        values = fn(row["_cell"], row["_result"])  # an error here is the function's: raised as it is
-        return itertools.chain(seen, items_iter), infer_schema(values, carry)
-    if len(seen) >= USER_SCHEMA_TRIES:
-        raise ValueError(
-            f"add_columns: none of the first {USER_SCHEMA_TRIES} structures featurizes, so the columns' "
-            f"types cannot be taken from one (last error: {type(last).__name__}: {last})"
-        )
-    return iter(seen), []
+    names: list[str] | None = None
+    kinds: dict[str, str | None] = {}
+    featurized, last_error = 0, None
+    while len(seen) < USER_SCHEMA_TRIES and (names is None or None in kinds.values()):
+        batch = list(itertools.islice(it, USER_SCHEMA_BATCH))
+        if not batch:
+            break
+        seen.extend(batch)
+        task = {"items": [pair[0] for pair in batch], "opts": local, "part": -1}
+        if limit is None:
+            results = _probe_values(task)
+        else:
+            from ._watchdog import run_guarded
+
+            results, _ = run_guarded(_probe_values, task, limit)  # structures that hang are left out
+        for _, got in results:
+            featurized += 1
+            if isinstance(got, str):  # the function raised: that structure fails in the run too
+                last_error = got
+                continue
+            if names is None:  # the first mapping: its names (a bad name or value type is an error now)
+                schema = infer_schema(got, carry)
+                names, kinds = [n for n, _ in schema], dict(schema)
+                continue
+            try:
+                schema = infer_schema(got, carry)
+            except (TypeError, ValueError):  # that structure fails in the run
+                continue
+            if [n for n, _ in schema] == names:
+                for n, k in schema:
+                    if kinds[n] is None:
+                        kinds[n] = k
+    if names is None:
+        if featurized:
+            raise ValueError(
+                f"add_columns raised on every structure tried ({featurized} that featurize), so its columns "
+                f"cannot be typed; the last error: {last_error}"
+            )
+        if len(seen) >= USER_SCHEMA_TRIES:
+            raise ValueError(
+                f"add_columns: none of the first {USER_SCHEMA_TRIES} structures featurizes, so the columns' "
+                "types cannot be taken from one"
+            )
+        return itertools.chain(seen, it), None
+    return itertools.chain(seen, it), [(n, kinds[n] or "number") for n in names]
 
 
 def _run(
@@ -585,10 +652,10 @@ def _run(
     _check_scheduler(scheduler)
     if add_columns is not None:
         items_iter, schema = _user_schema(items_iter, opts, add_columns, tuple(carry))
-        if schema:
+        if schema is not None:  # None: no structure featurizes (every row is a failure)
             opts = dict(opts, add_columns=add_columns, add_schema=schema)
         # part of the dataset's identity: a restart must give the same names and kinds
-        meta = dict(meta, add_columns=[list(x) for x in schema])
+        meta = dict(meta, add_columns=[list(x) for x in schema or []])
     out = None if output is None else Path(output)
     done: dict[int, Path] = {}
     if out is not None:
@@ -1214,11 +1281,20 @@ class FeatureDataset:
     ``lattice`` (B, 3, 3), ``index`` (B,), ``targets`` (B, len(targets)) when ``targets`` names carried
     columns, and ``features`` (N, width, zero-padded) when ``with_features``.  Works with DataLoader
     workers (fork or spawn: the arrays pickle).  By default the large 'features' and 'encoding'
-    columns are not loaded.
+    columns are not loaded.  From a folder, only the columns it needs, ``targets`` and ``columns`` (other
+    columns for ``FeatureRecord.extra``: carried or ``add_columns`` ones) are read; from a table, every
+    column it has.
     """
 
     def __init__(
-        self, source, *, targets=(), with_features: bool = False, with_encoding: bool = False, dtype=None
+        self,
+        source,
+        *,
+        targets=(),
+        with_features: bool = False,
+        with_encoding: bool = False,
+        dtype=None,
+        columns=(),
     ):
         if isinstance(source, (str, os.PathLike)):
             cols = [
@@ -1236,6 +1312,7 @@ class FeatureDataset:
                 (["features"] if with_features else [])
                 + (["encoding"] if with_encoding else [])
                 + list(targets)
+                + [c for c in columns if c not in targets]
             )
             table = read_features(source, columns=cols)
         else:

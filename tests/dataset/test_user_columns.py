@@ -158,3 +158,97 @@ def test_cli_module_function(tmp_path, monkeypatch):
     ):
         r = CliRunner().invoke(cli, [*args[:3], str(tmp_path / "p"), *args[4:], "--add-columns", bad])
         assert r.exit_code != 0 and msg in r.output, (bad, r.output)
+
+
+# ------------------------------------------------------------------ from the review of the first version
+def _volume(cif: str) -> float:
+    return gemmi.make_small_structure_from_block(gemmi.cif.read_string(cif).sole_block()).cell.volume
+
+
+def _is_first(cell, v0: float) -> bool:
+    return abs(abs(float(np.linalg.det(cell[0]))) - v0) < 1e-6
+
+
+def test_a_none_first_takes_the_kind_of_the_next_value():
+    cifs = _cifs(6)
+    v0 = _volume(cifs[0])
+
+    def maybe(cell, result):
+        return {"tag": None if _is_first(cell, v0) else f"n{len(cell[2])}"}
+
+    res = basisdb.featurize_many(cifs, kmax=2, add_columns=maybe, progress=False)
+    assert str(res.features.schema.field("tag").type) == "string"
+    assert res.summary["failures"] == 0 and res.features.column("tag").null_count == 1
+
+
+def test_the_function_raising_on_the_first_structure_fails_that_structure_only():
+    cifs = _cifs(5)
+    v0 = _volume(cifs[0])
+
+    def flaky(cell, result):
+        if _is_first(cell, v0):
+            raise RuntimeError("not this one")
+        return {"v": 1.0}
+
+    res = basisdb.featurize_many(cifs, kmax=2, add_columns=flaky, progress=False)
+    fails = res.failures.to_pylist()
+    assert [f["index"] for f in fails] == [0] and fails[0]["error"] == "add_columns: not this one"
+    assert res.summary["rows"] == 4 and "v" in res.features.column_names
+    with pytest.raises(ValueError, match="raised on every structure"):
+        basisdb.featurize_many(cifs, kmax=2, add_columns=lambda c, r: 1 / 0, progress=False)
+
+
+def test_an_empty_mapping_first_is_a_schema_not_a_silent_drop():
+    cifs = _cifs(4)
+    v0 = _volume(cifs[0])
+
+    def late(cell, result):
+        return {} if _is_first(cell, v0) else {"v": 1.0}
+
+    res = basisdb.featurize_many(cifs, kmax=2, add_columns=late, progress=False)
+    fails = res.failures.to_pylist()
+    assert res.summary["rows"] == 1 and len(fails) == 3
+    assert all("expected [] (the first structure's)" in f["error"] for f in fails)
+
+
+def test_a_hang_in_the_schema_search_is_stopped_too():
+    """The first structure is featurized in the calling process for the columns' types: under the
+    watchdog too (moyopy never returns on this one)."""
+    pytest.importorskip("moyopy")
+    csv.field_size_limit(sys.maxsize)
+    with open(CARBON, newline="") as fh:
+        hang = next(r["cif"] for r in csv.DictReader(fh) if r["material_id"] == "C-170350-1491-29")
+    res = basisdb.featurize_many(
+        [hang, *_cifs(3)], kmax=2, detector="moyopy", detector_timeout=2, add_columns=columns, progress=False
+    )
+    assert res.failures.column("error_type").to_pylist() == ["TimeoutError"]
+    assert res.summary["rows"] == 3 and "volume" in res.features.column_names
+
+
+def test_cli_module_that_fails_to_import(tmp_path, monkeypatch):
+    cifs = _cifs(1)
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["material_id", "cif"])
+        w.writeheader()
+        w.writerow({"material_id": "m0", "cif": cifs[0]})
+    (tmp_path / "broken_cols.py").write_text("def f(:\n")
+    (tmp_path / "raising_cols.py").write_text("raise RuntimeError('at import')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for spec in ("broken_cols:f", "raising_cols:f"):
+        r = CliRunner().invoke(
+            cli, ["featurize", str(src), "-o", str(tmp_path / spec[:3]), "--add-columns", spec]
+        )
+        assert r.exit_code != 0 and "importing module" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_feature_dataset_reads_the_columns_asked_for(tmp_path):
+    cifs = _cifs(3)
+    out = tmp_path / "out"
+    basisdb.featurize_many(cifs, out, kmax=2, add_columns=columns, progress=False)
+    plain = basisdb.dataset.FeatureDataset(out)
+    assert "volume" not in plain[0].extra
+    asked = basisdb.dataset.FeatureDataset(out, columns=["volume", "symbol"])
+    assert asked[0].extra["volume"] == pytest.approx(_volume(cifs[0]), rel=1e-9)
+    assert asked[1].extra["symbol"] == basisdb.read_features(out).column("international")[1].as_py()
