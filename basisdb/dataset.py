@@ -199,6 +199,18 @@ def _evaluate_pending(pending: dict) -> None:
     pending.clear()
 
 
+def _task_items(task: dict, beat):
+    """(position, item) of the task's structures but those the watchdog took out (``task['skip']``),
+    reporting each to the watchdog (``beat``) as it starts."""
+    skip = set(task.get("skip", ()))
+    for j, item in enumerate(task["items"]):
+        if j in skip:
+            continue
+        if beat is not None:
+            beat(j)
+        yield j, item
+
+
 def _compute_partition(task: dict, beat=None) -> dict:
     """Featurize one partition: {'stats', 'features', 'failures'}.  Never raises for a structure:
     failures are rows of the failures table.  ``beat(j)``, when given, is called as the j-th structure
@@ -211,13 +223,8 @@ def _compute_partition(task: dict, beat=None) -> dict:
     rows, fails, keep = [], [], []
     pending: dict = {}
     warn_kinds: Counter = Counter()
-    skip = set(task.get("skip", ()))  # positions the watchdog took out (basisdb/_watchdog.py)
     with capture_stderr(opts["capture_stderr"]) as cap:
-        for j, item in enumerate(task["items"]):
-            if j in skip:
-                continue
-            if beat is not None:
-                beat(j)
+        for j, item in _task_items(task, beat):
             try:
                 row = _featurize_item(item, opts, db, pending)
             except Exception as exc:
@@ -543,14 +550,9 @@ def _probe_values(task: dict, beat=None) -> list:
     opts = task["opts"]
     fn = opts["add_columns"]
     db = _worker_db(opts["db_path"])
-    skip = set(task.get("skip", ()))
     done = []
     with capture_stderr(opts["capture_stderr"]):
-        for j, item in enumerate(task["items"]):
-            if j in skip:
-                continue
-            if beat is not None:
-                beat(j)
+        for j, item in _task_items(task, beat):
             try:
                 row = _featurize_item(item, opts, db, None)
             except Exception:  # this structure fails in the run too
