@@ -83,13 +83,14 @@ def _delaunay(spglib, lattice: np.ndarray, symprec: float):
     return None if red is None else np.asarray(red, dtype=np.float64)
 
 
-def _change_of_basis(lattice: np.ndarray, red: np.ndarray):
-    """M (nested int lists) with red = M @ lattice, integer and unimodular; None otherwise."""
-    inv = _inverse3(lattice.tolist())
+def _to_reduced(lattice: np.ndarray, red: np.ndarray):
+    """N (3, 3) float64 with integer entries, lattice = N @ red, unimodular (so fractional coordinates
+    in the reduced basis are x @ N); None when the two bases do not span one lattice."""
+    inv = _inverse3(red.tolist())
     if inv is None:
         return None
-    M = []
-    for row in red.tolist():
+    N = []
+    for row in lattice.tolist():
         out = []
         for j in range(3):
             v = row[0] * inv[0][j] + row[1] * inv[1][j] + row[2] * inv[2][j]
@@ -97,8 +98,8 @@ def _change_of_basis(lattice: np.ndarray, red: np.ndarray):
             if abs(v - k) > 1e-6:
                 return None
             out.append(k)
-        M.append(out)
-    return M if abs(_det3(*zip(*M))) == 1 else None
+        N.append(out)
+    return np.array(N, dtype=np.float64) if abs(_det3(*zip(*N))) == 1 else None
 
 
 def _angle_test(cos1: float, lj: float, lk: float, symprec: float, angle: float):
@@ -250,12 +251,11 @@ def may_have_more_symmetry(
     red = _delaunay(spglib, lattice, symprec)
     if red is None:
         return True
-    M = _change_of_basis(lattice, red)  # red = M @ lattice
-    if M is None:
+    N = _to_reduced(lattice, red)  # lattice = N @ red
+    if N is None:
         return True
-    # Cartesian = x @ lattice = x_red @ red, so x_red = x @ M^-1 (M unimodular: an exact integer inverse)
-    M_inv = np.rint(np.linalg.inv(np.array(M, dtype=np.float64)))
-    x = (np.asarray(positions, dtype=np.float64) @ M_inv) % 1.0
+    # Cartesian = x @ lattice = (x @ N) @ red: the fractional coordinates in the reduced basis
+    x = (np.asarray(positions, dtype=np.float64) @ N) % 1.0
     z = np.asarray(numbers)
     zl = z.tolist()
     if len(set(zl)) == 1:

@@ -265,20 +265,26 @@ def _compute_partition(task: dict, beat=None) -> dict:
 
         for (name, _), arr in zip(opts["add_schema"], arrow_arrays(user_rows, opts["add_schema"])):
             features = features.append_column(name, arr)
-    failures = io_.build_failures_table(fails)
-    stats = {
+    stats = _partition_stats(task, len(rows), fails, warn_kinds, cap.lines, time.perf_counter() - t0)
+    return {"stats": stats, "features": features, "failures": io_.build_failures_table(fails)}
+
+
+def _partition_stats(
+    task: dict, rows: int, fails: list, warn_kinds, stderr_lines: list, seconds: float
+) -> dict:
+    """A partition's statistics (the metadata of its features file, summed by ``_summarize``)."""
+    return {
         "part": task["part"],
         "structures": len(task["items"]),
-        "rows": len(rows),
+        "rows": rows,
         "failures": len(fails),
         "failures_by_kind": dict(Counter(f["error_type"] for f in fails)),
         "warnings_by_kind": dict(warn_kinds),
-        "stderr_lines": len(cap.lines),
-        "stderr_samples": list(dict.fromkeys(cap.lines))[:5],
-        "seconds": time.perf_counter() - t0,
+        "stderr_lines": len(stderr_lines),
+        "stderr_samples": list(dict.fromkeys(stderr_lines))[:5],
+        "seconds": seconds,
         "first_index": task["items"][0].index if task["items"] else None,
     }
-    return {"stats": stats, "features": features, "failures": failures}
 
 
 def _failure_row(item: io_.Item, error_type: str, message: str) -> dict:
@@ -331,18 +337,7 @@ def _compute_guarded(task: dict, limit: float) -> dict:
     except RuntimeError as exc:  # the child failed outside any structure: the partition's structures fail
         fails = [_failure_row(item, "ChildProcessError", f"{detector}: {exc}") for item in task["items"]]
         res = {
-            "stats": {
-                "part": task["part"],
-                "structures": len(task["items"]),
-                "rows": 0,
-                "failures": len(fails),
-                "failures_by_kind": {"ChildProcessError": len(fails)} if fails else {},
-                "warnings_by_kind": {},
-                "stderr_lines": 0,
-                "stderr_samples": [],
-                "seconds": 0.0,
-                "first_index": task["items"][0].index if task["items"] else None,
-            },
+            "stats": _partition_stats(task, 0, fails, {}, [], 0.0),
             "features": io_.build_features_table([], None, task.get("carry_schema")),
             "failures": io_.build_failures_table(fails),
         }

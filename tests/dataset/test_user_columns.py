@@ -34,6 +34,15 @@ def _cifs(n: int) -> list[str]:
         return [r["cif"] for _, r in zip(range(n), csv.DictReader(fh))]
 
 
+def _csv(path: Path, cifs: list[str]) -> Path:
+    """A CSV of the CIFs in the CDVAE layout's two first columns (material_id m0, m1, ...)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["material_id", "cif"])
+        w.writeheader()
+        w.writerows({"material_id": f"m{i}", "cif": c} for i, c in enumerate(cifs))
+    return path
+
+
 def columns(cell, result):
     """Every kind: a number, a bool, a string, an array, an int, a None."""
     lattice, _, numbers = cell
@@ -129,12 +138,7 @@ def test_restart_keeps_and_checks_the_columns(tmp_path):
 
 
 def test_cli_module_function(tmp_path, monkeypatch):
-    cifs = _cifs(3)
-    src = tmp_path / "in.csv"
-    with open(src, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["material_id", "cif"])
-        w.writeheader()
-        w.writerows({"material_id": f"m{i}", "cif": c} for i, c in enumerate(cifs))
+    src = _csv(tmp_path / "in.csv", _cifs(3))
     (tmp_path / "mycols.py").write_text(
         textwrap.dedent(
             """
@@ -226,12 +230,7 @@ def test_a_hang_in_the_schema_search_is_stopped_too():
 
 
 def test_cli_module_that_fails_to_import(tmp_path, monkeypatch):
-    cifs = _cifs(1)
-    src = tmp_path / "in.csv"
-    with open(src, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["material_id", "cif"])
-        w.writeheader()
-        w.writerow({"material_id": "m0", "cif": cifs[0]})
+    src = _csv(tmp_path / "in.csv", _cifs(1))
     (tmp_path / "broken_cols.py").write_text("def f(:\n")
     (tmp_path / "raising_cols.py").write_text("raise RuntimeError('at import')\n")
     monkeypatch.chdir(tmp_path)
