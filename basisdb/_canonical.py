@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._constants import DEN
+from ._species import rarest_species
 
 __all__ = [
     "QUANTUM",
@@ -515,11 +516,7 @@ def canonical_choice(
         if one_species:
             anchor = np.arange(m)
         else:
-            counts: dict[int, int] = {}
-            for v in zl:
-                counts[v] = counts.get(v, 0) + 1
-            rare = min(counts, key=lambda s: (counts[s], s))  # fewest atoms; ties -> smallest number
-            anchor = np.flatnonzero(z == rare)
+            anchor = np.flatnonzero(z == rarest_species(zl))
         cand_rep = np.repeat(np.arange(r), len(anchor))
         cand_anchor = np.concatenate([anchor] * r)  # np.tile(anchor, r)
     else:

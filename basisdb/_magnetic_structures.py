@@ -23,6 +23,7 @@ import numpy as np
 
 from ._basis import readonly_copy as _readonly
 from ._canonical import DEN, QUANTUM, _lex_less, _smallest_row, group_data, normaliser_representatives
+from ._species import rarest_species
 
 if TYPE_CHECKING:
     from ._magnetic import MagneticBasis
@@ -405,9 +406,7 @@ def featurize_magnetic(
     polar = gd.polar.astype(np.float64)
     mrows = len(cbar)
     if gd.polar.any():
-        counts = {int(s): int(np.count_nonzero(cspecies == s)) for s in np.unique(cspecies)}
-        rare = min(counts, key=lambda s: (counts[s], s))
-        anchors = np.flatnonzero(cspecies == rare)
+        anchors = np.flatnonzero(cspecies == rarest_species(cspecies.tolist()))
     else:
         anchors = np.zeros(1, dtype=np.int64)
     cands = [(r, a) for r in range(len(keep)) for a in anchors]

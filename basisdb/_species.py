@@ -19,7 +19,7 @@ pymatgen ``Structure``, gemmi ``SmallStructure``):
 
 from __future__ import annotations
 
-__all__ = ["ELEMENTS", "atomic_number", "is_dummy_species"]
+__all__ = ["ELEMENTS", "atomic_number", "is_dummy_species", "rarest_species"]
 
 # fmt: off
 ELEMENTS = (
@@ -55,3 +55,16 @@ def atomic_number(symbol: str) -> int:
 def is_dummy_species(species) -> bool:
     """True for a pymatgen ``DummySpecies`` (duck-typed by class name; pymatgen is not imported)."""
     return any(cls.__name__ in ("DummySpecies", "DummySpecie") for cls in type(species).__mro__)
+
+
+def rarest_species(labels: list[int]) -> int:
+    """The species label with the fewest atoms in ``labels`` (ties: the smallest label).
+
+    The polar-origin rule of the canonical presentation (docs/STRUCTURES.md: "an atom of the rarest
+    species at 0 along every polar axis"), of its magnetic form, and the anchor of the LowSymmetryWarning
+    screen's candidate translations.  ``labels``: a non-empty list of ints (atomic numbers or labels).
+    """
+    counts: dict[int, int] = {}
+    for v in labels:
+        counts[v] = counts.get(v, 0) + 1
+    return min(counts, key=lambda s: (counts[s], s))

@@ -36,6 +36,8 @@ import warnings
 
 import numpy as np
 
+from ._species import rarest_species
+
 __all__ = ["lattice_may_have_more_symmetry", "may_have_more_symmetry"]
 
 #: how much looser than spglib's tests the screen's are (lengths, angles and atom distances)
@@ -53,8 +55,6 @@ _NEG = [_INDEX[(-1, 0, 0)], _INDEX[(0, -1, 0)], _INDEX[(0, 0, -1)]]
 _SIGN_CANDIDATES = [sorted((_NEG[i], _AXES[i])) for i in range(3)]
 #: the search's candidates -1 and 1, as triples of indices into _VECS
 _PLUS_MINUS_FOUND = (tuple(_NEG), tuple(_AXES))
-_PLUS_MINUS = np.stack([-_EYE, _EYE])
-_PLUS_MINUS.setflags(write=False)
 
 
 def _inverse3(m: list) -> list | None:
@@ -142,16 +142,11 @@ _PAIRS = ((0, 1), (0, 2), (1, 2))
 
 
 def _search(
-    spglib, lattice: np.ndarray, symprec: float, angle_tolerance: float | None, beyond_pm: bool, red=None
-):
-    """The screen's lattice search.  Returns None (undecided), ``_PLUS_MINUS`` (only -1 and 1), True (with
-    ``beyond_pm``: some candidate beyond +-1 exists), or (found, red): the candidates as triples of
-    indices into ``_VECS`` (the images of the reduced basis) and the reduced lattice.  ``red``: the
-    lattice's Delaunay reduction at ``symprec`` when the caller has it."""
-    if red is None:
-        red = _delaunay(spglib, lattice, symprec)
-    if red is None:
-        return None
+    red: np.ndarray, symprec: float, angle_tolerance: float | None
+) -> list[tuple[int, int, int]] | None:
+    """The screen's lattice search in the Delaunay-reduced basis ``red`` (rows, Angstrom): every candidate
+    as a triple of indices into ``_VECS`` (the images of the reduced basis vectors), or None when not even
+    the identity passes (cannot happen; the caller then leaves the question to spglib)."""
     g = red @ red.T
     vg = _VECSF @ g  # (124, 3): g v
     vl = np.sqrt((vg * _VECSF).sum(axis=1))
@@ -172,9 +167,7 @@ def _search(
         # other than +-1 flips the angle of exactly two pairs of axes (theta -> 180 - theta)
         flips = sum(test(-cos1, lens[j], lens[k]) for (j, k), (cos1, test) in tests.items())
         if flips < 2:
-            return _PLUS_MINUS  # the same matrices in every basis
-        if beyond_pm:  # the sign change flipping two pairs that pass passes every test
-            return True
+            return list(_PLUS_MINUS_FOUND)  # the same matrices in every basis
     vecs = _VECS_T
     sub = sorted(set(cand[0] + cand[1] + cand[2]))
     vgl = dict(zip(sub, vg[sub].tolist()))
@@ -191,11 +184,7 @@ def _search(
         for i2 in cand[2]
         if abs(_det3(vecs[i0], vecs[i1], vecs[i2])) == 1 and ok(0, 2, i0, i2) and ok(1, 2, i1, i2)
     ]
-    if not found:  # not even the identity (cannot happen): leave it to spglib
-        return None
-    if beyond_pm:
-        return any(f not in _PLUS_MINUS_FOUND for f in found) or _PLUS_MINUS
-    return found, red
+    return found or None
 
 
 def _candidates(found) -> np.ndarray:
@@ -208,8 +197,9 @@ def _candidates(found) -> np.ndarray:
 def lattice_may_have_more_symmetry(spglib, lattice, symprec: float, angle_tolerance: float | None) -> bool:
     """False only when spglib's lattice search at (symprec, angle_tolerance) certainly finds nothing but
     the identity and the inversion (so spglib on the lattice with one atom finds P -1)."""
-    res = _search(spglib, np.asarray(lattice, dtype=np.float64), symprec, angle_tolerance, beyond_pm=True)
-    return res is not _PLUS_MINUS
+    red = _delaunay(spglib, np.asarray(lattice, dtype=np.float64), symprec)
+    found = None if red is None else _search(red, symprec, angle_tolerance)
+    return found is None or any(f not in _PLUS_MINUS_FOUND for f in found)
 
 
 def _some_image_fits(ys: np.ndarray, x: np.ndarray, lattice: np.ndarray, same, tol: float) -> bool:
@@ -261,10 +251,7 @@ def may_have_more_symmetry(
     if len(set(zl)) == 1:
         a0, partners, same = 0, np.arange(len(zl)), None
     else:
-        counts: dict = {}
-        for v in zl:
-            counts[v] = counts.get(v, 0) + 1
-        rare = min(counts, key=lambda v: (counts[v], v))
+        rare = rarest_species(zl)
         a0 = zl.index(rare)  # spglib anchors its candidate translations on an atom of the rarest species
         partners = np.flatnonzero(z == rare)
         same = z[:, None] == z[None, :]
@@ -280,12 +267,10 @@ def may_have_more_symmetry(
     if len(ys_all) and _some_image_fits(ys_all, x, red, same, tol):
         return True
     # then every other operation the lattice may have (found in the same reduced basis)
-    res = _search(spglib, lattice, symprec, angle_tolerance, beyond_pm=False, red=red)
-    if res is None:
+    found = _search(red, symprec, angle_tolerance)
+    if found is None:
         return True
-    if res is _PLUS_MINUS:
-        return False
-    W = _candidates(res[0])
+    W = _candidates(found)
     flat = W.reshape(len(W), 9)
     keep = ~((flat == _EYE9).all(axis=1) | (flat == -_EYE9).all(axis=1))  # tested above (-1: for P 1 only)
     if not keep.any():
