@@ -52,6 +52,7 @@ __all__ = [
     "batch_plan",
     "evaluate_batch_plan",
     "frequency_lengths",
+    "symmetrized_metric",
 ]
 
 #: the two packings of the shared encoding (see ``encoding_table``)
@@ -258,6 +259,10 @@ class BatchPlan:
     n_cols:       width of phi (2 * the largest number of orbits).
     n_out:        width of the encoding (2 n_box for "complex", n_box for "real").
     slot_box:     (n_out,) int64 box index of each output column.
+    point_groups: (H, 48, 3, 3) int64 the distinct rotation parts R of each setting's operations (acting
+                  on fractional column vectors, x -> R x), zero-padded; point_group_order (H,) int64 their
+                  number.  Used to symmetrise a lattice's metric, G_sym = (1/|P|) sum_R R^T G R, before the
+                  frequency lengths |k| of a metric weighting (``symmetrized_metric``).
     kmax, n_box, packing.
     """
 
@@ -272,6 +277,8 @@ class BatchPlan:
     enc_a: np.ndarray
     enc_b: np.ndarray
     slot_box: np.ndarray
+    point_groups: np.ndarray
+    point_group_order: np.ndarray
     n_cols: int
     n_out: int
     n_box: int
@@ -332,9 +339,17 @@ def batch_plan(bases, packing: str = "complex") -> BatchPlan:
     row_of_hall[halls] = np.arange(H)
     n_box = n**3
     n_out = encs[0].n_out
+    point_groups = np.zeros((H, 48, 3, 3), dtype=np.int64)
+    point_group_order = np.zeros(H, dtype=np.int64)
+    for r, b in enumerate(bases):
+        pg = np.unique(np.asarray(b.rotations, dtype=np.int64).reshape(-1, 9), axis=0).reshape(-1, 3, 3)
+        point_groups[r, : len(pg)] = pg
+        point_group_order[r] = len(pg)
     plan = BatchPlan(
         hall_numbers=halls,
         row_of_hall=row_of_hall,
+        point_groups=point_groups,
+        point_group_order=point_group_order,
         slot_box=np.arange(n_out, dtype=np.int64) % n_box,
         n_cols=max(2, max(t.n_out for t in terms)),
         n_out=int(n_out),
@@ -383,6 +398,19 @@ def evaluate_batch_plan(plan: BatchPlan, x, hall) -> np.ndarray:
     out = np.zeros((len(x), plan.n_out))
     np.add.at(out, (np.arange(len(x))[:, None], g("enc_slot")), enc)
     return out
+
+
+def symmetrized_metric(lattice, rotations) -> np.ndarray:
+    """G_sym = (1/|P|) sum_R R^T (L L^T) R over the distinct rotations R (k, 3, 3) of a point group acting on
+    fractional column vectors: the metric of ``lattice`` (rows in Angstrom) made exactly invariant
+    (R^T G_sym R = G_sym), the metric of ``basisdb._vector_structures.ideal_lattice``.  (3, 3) float64."""
+    L = np.asarray(lattice, dtype=np.float64)
+    R = (
+        np.unique(np.asarray(rotations, dtype=np.int64).reshape(-1, 9), axis=0)
+        .reshape(-1, 3, 3)
+        .astype(np.float64)
+    )
+    return np.einsum("gji,jk,gkl->il", R, L @ L.T, R) / len(R)
 
 
 def frequency_lengths(lattice, kmax: int) -> np.ndarray:

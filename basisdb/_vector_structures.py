@@ -25,6 +25,8 @@ import typing
 
 import numpy as np
 
+from ._routing import symmetrized_metric
+
 if typing.TYPE_CHECKING:
     from .structures import Featurized
 
@@ -43,13 +45,7 @@ def ideal_lattice(lattice, rotations) -> np.ndarray:
     up to round-off.
     """
     L = np.asarray(lattice, dtype=np.float64)
-    pts = (
-        np.unique(np.asarray(rotations, dtype=np.int64).reshape(-1, 9), axis=0)
-        .reshape(-1, 3, 3)
-        .astype(np.float64)
-    )
-    G = L @ L.T
-    gs = np.einsum("gji,jk,gkl->il", pts, G, pts) / len(pts)
+    gs = symmetrized_metric(L, rotations)
     linv = np.linalg.inv(L)
     s = linv @ gs @ linv.T
     s = 0.5 * (s + s.T)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
 
 from ._boxindex import box_frequencies
@@ -307,6 +308,8 @@ class EncoderTables:
     enc_a: jax.Array
     enc_b: jax.Array
     row_of_hall: jax.Array
+    point_groups: jax.Array
+    point_group_order: jax.Array
     slot_box: jax.Array
     box_frequencies: jax.Array
     kmax: int
@@ -317,7 +320,14 @@ class EncoderTables:
     hall_numbers: tuple
 
 
-_TABLE_ARRAYS = (*BatchPlan.ARRAYS, "row_of_hall", "slot_box", "box_frequencies")
+_TABLE_ARRAYS = (
+    *BatchPlan.ARRAYS,
+    "row_of_hall",
+    "point_groups",
+    "point_group_order",
+    "slot_box",
+    "box_frequencies",
+)
 jax.tree_util.register_dataclass(
     EncoderTables,
     data_fields=list(_TABLE_ARRAYS),
@@ -354,6 +364,8 @@ def invariant_encoder_tables(
     return EncoderTables(
         **arrays,
         row_of_hall=jnp.asarray(np.array(plan.row_of_hall), dtype=jnp.int32),
+        point_groups=jnp.asarray(plan.point_groups, dtype=jnp.int32),
+        point_group_order=jnp.asarray(plan.point_group_order, dtype=jnp.int32),
         slot_box=jnp.asarray(np.array(plan.slot_box), dtype=jnp.int32),
         box_frequencies=jnp.asarray(box_frequencies(plan.kmax), dtype=dtype),
         kmax=plan.kmax,
@@ -398,23 +410,85 @@ def _plan_encode(t: EncoderTables, x, row):
     return jnp.zeros((m, t.n_out), dtype=dtype).at[ix, t.enc_slot[row]].add(enc)
 
 
+def _concrete(a) -> np.ndarray | None:
+    """``a`` as a numpy array when its values are known (not traced under jit/vmap/grad), else None."""
+    if isinstance(a, jax.core.Tracer):
+        return None
+    return np.asarray(a)
+
+
 def _layout(t: EncoderTables, positions, hall_number, mask, batch):
+    """(x (M', 3), plan row of each point (M',), crystal of each point or None, padded (B, N) or None, valid).
+
+    Shapes are checked always (they are static under jit); values (hall numbers, batch indices) when they
+    are concrete.  ``valid`` (M',) bool: False where the hall number is not in the tables (only reachable
+    under tracing, where it cannot raise): those rows come out NaN instead of another setting's encoding."""
     x = jnp.asarray(positions)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(t.term_alpha.dtype)
-    rows = t.row_of_hall[jnp.asarray(hall_number)]
+    if x.ndim not in (2, 3) or x.shape[-1] != 3:
+        raise ValueError(f"positions must have shape (B, N, 3) or (M, 3), got {tuple(x.shape)}")
+    hall = jnp.asarray(hall_number)
+    if hall.ndim != 1 or not jnp.issubdtype(hall.dtype, jnp.integer):
+        raise ValueError(
+            f"hall_number must be a 1-D integer array, got shape {tuple(hall.shape)} of {hall.dtype}"
+        )
+    known = _concrete(hall)
+    if known is not None:
+        check_halls(t, known)
+    n_rows = t.row_of_hall.shape[0]
+    inside = (hall >= 0) & (hall < n_rows)
+    rows = t.row_of_hall[jnp.clip(hall, 0, n_rows - 1)]
+    valid = inside & (rows >= 0)
     if x.ndim == 3:
         B, N = x.shape[:2]
+        if batch is not None:
+            raise ValueError("batch= is for ragged input (positions (M, 3)); padded input uses mask=")
+        if tuple(hall.shape) != (B,):
+            raise ValueError(f"padded input needs hall_number of shape ({B},), got {tuple(hall.shape)}")
         if mask is not None:
+            if tuple(jnp.shape(mask)) != (B, N):
+                raise ValueError(f"mask must have shape {(B, N)}, got {tuple(jnp.shape(mask))}")
             x = jnp.where(jnp.asarray(mask, dtype=bool)[..., None], x, 0)
         crystal = jnp.repeat(jnp.arange(B), N)
-        return x.reshape(B * N, 3), rows[crystal], crystal, (B, N)
-    if x.ndim != 2 or x.shape[-1] != 3:
-        raise ValueError(f"positions must have shape (B, N, 3) or (M, 3), got {x.shape}")
-    if batch is not None:
-        batch = jnp.asarray(batch)
-        return x, rows[batch], batch, None
-    return x, rows, None, None
+        return x.reshape(B * N, 3), rows[crystal], crystal, (B, N), valid[crystal]
+    M = x.shape[0]
+    if mask is not None and tuple(jnp.shape(mask)) != (M,):
+        raise ValueError(f"mask must have shape ({M},), got {tuple(jnp.shape(mask))}")
+    if batch is None:
+        if tuple(hall.shape) != (M,):
+            raise ValueError(
+                f"ragged input without batch= needs one hall number per atom ({M},), got {tuple(hall.shape)}"
+            )
+        return x, rows, None, None, valid
+    batch = jnp.asarray(batch)
+    if tuple(batch.shape) != (M,) or not jnp.issubdtype(batch.dtype, jnp.integer):
+        raise ValueError(
+            f"batch must be an integer array of shape ({M},) (the crystal of each atom), got {tuple(batch.shape)}"
+        )
+    b = _concrete(batch)
+    if b is not None:
+        _check_per_crystal(b, tuple(hall.shape), "hall_number")
+    return x, rows[batch], batch, None, valid[batch]
+
+
+def _check_per_crystal(batch: np.ndarray, shape: tuple, name: str) -> None:
+    """ValueError unless ``batch`` holds crystal indices 0..B-1 and ``shape`` starts with B (as the torch layer)."""
+    m = batch.shape[0]
+    if m and int(batch.min()) < 0:
+        raise ValueError(f"batch holds a negative crystal index ({int(batch.min())})")
+    n_crystals = int(batch.max()) + 1 if m else 0
+    if tuple(shape)[:1] != (n_crystals,):
+        hint = (
+            f"; it looks like one {name} per atom: drop batch= (then hall_number and lattice are per atom) "
+            "or pass one per crystal"
+            if tuple(shape)[:1] == (m,)
+            else ""
+        )
+        raise ValueError(
+            f"with batch=, {name} needs one entry per crystal: {n_crystals} crystals (batch.max() + 1), "
+            f"got shape {tuple(shape)}{hint}"
+        )
 
 
 def invariant_encoding(
@@ -425,12 +499,27 @@ def invariant_encoding(
     Inputs as ``basisdb.torch.InvariantEncoder.encode``: padded positions (B, N, 3), hall_number
     (B,), mask (B, N) -> (B, N, n_out); or ragged positions (M, 3), hall_number (M,) or (B,) with
     batch (M,) -> (M, n_out).  radial_weights: optional (B, n_out) (with batch or padded) or
-    (M, n_out) factors.  Hall numbers outside the tables are not checked here (use
-    ``check_halls``); masked rows are zero.
+    (M, n_out) factors; masked rows are zero.
+
+    Raises ValueError for inconsistent shapes (always: they are static under ``jax.jit``) and, when
+    the values are concrete (not traced), for hall numbers outside the tables (``check_halls``) and
+    for a ``batch`` whose crystal count does not match ``hall_number`` (or ``radial_weights``). Under
+    ``jit``/``vmap``/``grad`` the values cannot be checked: the rows of a hall number outside the
+    tables come out NaN (never another setting's encoding); call ``check_halls`` on the host first.
     """
-    x, rows, crystal, padded = _layout(tables, positions, hall_number, mask, batch)
-    out = _plan_encode(tables, x, rows)
+    x, rows, crystal, padded, valid = _layout(tables, positions, hall_number, mask, batch)
+    out = _plan_encode(tables, x, jnp.where(valid, rows, 0))
+    out = jnp.where(valid[:, None], out, jnp.nan)
     if radial_weights is not None:
+        if crystal is not None:
+            if padded is None:
+                b = _concrete(crystal)
+                if b is not None:
+                    _check_per_crystal(b, tuple(jnp.shape(radial_weights)), "lattice")
+            elif jnp.shape(radial_weights)[0] != padded[0]:
+                raise ValueError(
+                    f"lattice must have one entry per crystal ({padded[0]}), got {jnp.shape(radial_weights)[0]}"
+                )
         out = out * (radial_weights[crystal] if crystal is not None else radial_weights)
     if mask is not None:
         out = out * jnp.asarray(mask).reshape(-1, 1).astype(out.dtype)
@@ -446,12 +535,26 @@ def check_halls(tables: EncoderTables, hall_number) -> None:
         raise ValueError(f"hall numbers not supported by these tables: {bad}")
 
 
-def frequency_lengths(tables: EncoderTables, lattice):
+def frequency_lengths(tables: EncoderTables, lattice, hall_number=None):
     """``|k| = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
 
-    lattice: (..., 3, 3) rows in Angstrom.
+    lattice: (..., 3, 3) rows in Angstrom.  hall_number: None, or (...) the setting of each lattice, whose
+    point group first symmetrises the metric, G_sym = (1/|P|) sum_R R^T L L^T R, |k|^2 = k^T G_sym^-1 k
+    (as ``basisdb.torch.InvariantEncoding.frequency_lengths``: the same lengths for every equivalent cell
+    of a crystal that is symmetric only within a tolerance).
     """
     L = jnp.asarray(lattice, dtype=tables.box_frequencies.dtype)
+    if hall_number is not None:
+        n_rows = tables.row_of_hall.shape[0]
+        rows = tables.row_of_hall[jnp.clip(jnp.asarray(hall_number), 0, n_rows - 1)]
+        R = tables.point_groups[rows].astype(L.dtype)  # (..., 48, 3, 3), zero-padded
+        G = L @ jnp.swapaxes(L, -1, -2)
+        gs = (jnp.swapaxes(R, -1, -2) @ G[..., None, :, :] @ R).sum(-3)
+        gs = gs / tables.point_group_order[rows].astype(L.dtype)[..., None, None]
+        C = jnp.linalg.cholesky(gs)
+        kt = jnp.broadcast_to(tables.box_frequencies.T, C.shape[:-2] + tables.box_frequencies.T.shape)
+        q = jax.scipy.linalg.solve_triangular(C, kt, lower=True)  # (..., 3, n_box)
+        return jnp.sqrt((q * q).sum(-2))
     k = jnp.broadcast_to(tables.box_frequencies.T, L.shape[:-2] + tables.box_frequencies.T.shape)
     q = jnp.linalg.solve(L, k)  # (..., 3, n_box)
     return jnp.sqrt((q * q).sum(-2))
@@ -489,13 +592,15 @@ def invariant_encoder_init(
     return params
 
 
-def radial_weights(tables: EncoderTables, radial, lattice, radial_max: float | None = None):
+def radial_weights(tables: EncoderTables, radial, lattice, radial_max: float | None = None, hall_number=None):
     """``w(|k|) = 1 + sum_r radial_r exp(-((|k| - mu_r)/sigma)^2 / 2)`` of every encoding column: (..., n_out)
-    (see ``basisdb.torch.InvariantEncoder``; centres on [0, radial_max], default 0.75 kmax)."""
+    (see ``basisdb.torch.InvariantEncoder``; centres on [0, radial_max], default 0.75 kmax).  hall_number:
+    (...) the setting of each lattice (its point group symmetrises the metric: ``frequency_lengths``), or
+    None: the metric as given."""
     n = radial.shape[0]
     rmax = 0.75 * tables.kmax if radial_max is None else radial_max  # may be traced
     centres = jnp.linspace(0.0, rmax, n, dtype=radial.dtype)
-    q = frequency_lengths(tables, lattice).astype(radial.dtype)
+    q = frequency_lengths(tables, lattice, hall_number).astype(radial.dtype)
     rbf = jnp.exp(-0.5 * ((q[..., None] - centres) / (rmax / (n - 1))) ** 2)
     return (1.0 + rbf @ radial)[..., tables.slot_box]
 
@@ -520,7 +625,13 @@ def invariant_encoder_apply(
     if "radial" in params:
         if lattice is None:
             raise ValueError('frequency weighting ("radial" in params) needs the lattice')
-        w = radial_weights(tables, params["radial"], lattice, radial_max)
+        lattice = jnp.asarray(lattice)
+        if lattice.shape[-2:] != (3, 3) or lattice.shape[:-2] != jnp.shape(hall_number):
+            raise ValueError(
+                f"lattice must have shape {(*jnp.shape(hall_number), 3, 3)} (one per hall number: per crystal, "
+                f"or per atom for ragged input without batch=), got {tuple(lattice.shape)}"
+            )
+        w = radial_weights(tables, params["radial"], lattice, radial_max, hall_number)
     enc = invariant_encoding(tables, positions, hall_number, mask=mask, batch=batch, radial_weights=w)
     out = enc @ params["weight"]
     if "bias" in params:

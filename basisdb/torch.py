@@ -370,6 +370,30 @@ class BatchedBasis:
         return torch.as_tensor(used, dtype=torch.long, device=self.device)
 
 
+def _check_batch(batch: torch.Tensor, n_atoms: int, per_crystal: tuple, name: str) -> None:
+    """ValueError unless ``batch`` (crystal of each atom) has shape (n_atoms,), values 0..B-1 and every
+    crystal 0..B-1 present, and ``per_crystal`` (the shape of hall_number or lattice) starts with B."""
+    if tuple(batch.shape) != (n_atoms,):
+        raise ValueError(
+            f"batch must have shape ({n_atoms},) (the crystal of each atom), got {tuple(batch.shape)}"
+        )
+    if n_atoms and int(batch.min()) < 0:
+        raise ValueError(f"batch holds a negative crystal index ({int(batch.min())})")
+    n_crystals = int(batch.max()) + 1 if n_atoms else 0
+    got = tuple(per_crystal)[:1]
+    if got != (n_crystals,):
+        hint = (
+            f"; it looks like one {name} per atom: drop batch= (then hall_number and lattice are per atom) "
+            "or pass one per crystal (collate's 'crystal_hall' and 'lattice')"
+            if got == (n_atoms,)
+            else ""
+        )
+        raise ValueError(
+            f"with batch=, {name} needs one entry per crystal: {n_crystals} crystals (batch.max() + 1), "
+            f"got shape {tuple(per_crystal)}{hint}"
+        )
+
+
 def _halls(hall) -> np.ndarray:
     if isinstance(hall, torch.Tensor):
         hall = hall.detach().cpu().numpy()
@@ -383,7 +407,8 @@ def collate(results, dtype=None, device=None) -> dict:
     """Concatenate ``Featurized`` results into batch tensors.
 
     Returns positions (N, 3), hall (N,), numbers (N,), crystal (N,) (index of each atom's
-    crystal in ``results``), orbit (N,) long.
+    crystal in ``results``), orbit (N,) long, and crystal_hall (B,) long (each crystal's hall number:
+    the per-crystal form that ``InvariantEncoder(..., batch=b["crystal"])`` takes).
     """
     results = list(results)
     dtype = _dtype(dtype)
@@ -397,6 +422,7 @@ def collate(results, dtype=None, device=None) -> dict:
         "numbers": cat([r.numbers for r in results], torch.long),
         "crystal": cat([np.full(r.n_atoms, i) for i, r in enumerate(results)], torch.long),
         "orbit": cat([r.orbit for r in results], torch.long),
+        "crystal_hall": torch.as_tensor([int(r.hall_number) for r in results], dtype=torch.long, **to),
     }
 
 
@@ -496,6 +522,8 @@ class InvariantEncoding(torch.nn.Module):
     row_of_hall: torch.Tensor
     slot_box: torch.Tensor
     box_frequencies: torch.Tensor
+    point_groups: torch.Tensor
+    point_group_order: torch.Tensor
     _anchor: torch.Tensor
 
     def __init__(
@@ -530,6 +558,13 @@ class InvariantEncoding(torch.nn.Module):
         self.register_buffer(
             "box_frequencies", torch.as_tensor(box_frequencies(plan.kmax), **to), persistent=False
         )
+        # each setting's point group (int8: entries -1..1, not cast by ``.to(dtype)``), for the metric weights
+        self.register_buffer(
+            "point_groups", torch.as_tensor(plan.point_groups.astype(np.int8), **to), persistent=False
+        )
+        self.register_buffer(
+            "point_group_order", torch.as_tensor(plan.point_group_order, **to), persistent=False
+        )
         # an empty tensor whose dtype follows ``.to(dtype)``: the module's compute dtype
         self.register_buffer("_anchor", torch.zeros(0, dtype=_dtype(dtype), **to), persistent=False)
 
@@ -556,7 +591,8 @@ class InvariantEncoding(torch.nn.Module):
         return self.row_of_hall[hall.long()]
 
     def _layout(self, positions, hall_number, mask, batch):
-        """(x (G, A, 3), plan row of each group (G,), crystal of each atom (G*A,) or None, padded shape (B, N) or None).
+        """(x (G, A, 3), plan row of each group (G,), crystal of each atom (G*A,) or None, padded shape (B, N)
+        or None, plan row of each lattice: (B,) per crystal (padded, or ragged with batch), else (M,)).
 
         Padded input: groups are crystals (G = B, A = N); ragged: single atoms (G = M, A = 1)."""
         x = torch.as_tensor(positions, device=self.row_of_hall.device)
@@ -576,24 +612,24 @@ class InvariantEncoding(torch.nn.Module):
             if _checking() and tuple(rows.shape) != (B,):
                 raise ValueError(f"padded input needs hall_number of shape ({B},), got {tuple(rows.shape)}")
             crystal = torch.arange(B, device=x.device).repeat_interleave(N)
-            return x, rows, crystal, (B, N)
+            return x, rows, crystal, (B, N), rows
         if x.ndim != 2 or x.shape[-1] != 3:
             raise ValueError(f"positions must have shape (B, N, 3) or (M, 3), got {tuple(x.shape)}")
         rows = self._rows(hall_number)
         if batch is not None:
             batch = torch.as_tensor(batch, device=x.device).long()
-            if _checking() and tuple(batch.shape) != (x.shape[0],):
-                raise ValueError(f"batch must have shape ({x.shape[0]},), got {tuple(batch.shape)}")
-            return x[:, None, :], rows.index_select(0, batch), batch, None
+            if _checking():
+                _check_batch(batch, x.shape[0], rows.shape, "hall_number")
+            return x[:, None, :], rows.index_select(0, batch), batch, None, rows
         if _checking() and tuple(rows.shape) != (x.shape[0],):
             raise ValueError(
                 f"ragged input without batch= needs one hall number per atom ({x.shape[0]},), got {tuple(rows.shape)}"
             )
-        return x[:, None, :], rows, None, None
+        return x[:, None, :], rows, None, None, rows
 
     def forward(self, positions, hall_number, mask=None, batch=None) -> torch.Tensor:
         """The encoding (..., n_out) of ``self.dtype``; see ``InvariantEncoder.forward`` for the input layouts."""
-        x, rows, _, padded = self._layout(positions, hall_number, mask, batch)
+        x, rows, _, padded, _ = self._layout(positions, hall_number, mask, batch)
         out = self._evaluate(x, rows)
         if mask is not None:
             out = out * mask.reshape(*out.shape[:-1]).unsqueeze(-1).to(out.dtype)
@@ -604,15 +640,35 @@ class InvariantEncoding(torch.nn.Module):
         tables = {name: getattr(self, name) for name in BatchPlan.ARRAYS}
         return _plan_encode(tables, x, rows, self.kmax, self.n_cols, self.n_out, self.dtype)
 
-    def frequency_lengths(self, lattice: torch.Tensor) -> torch.Tensor:
+    def frequency_lengths(self, lattice: torch.Tensor, hall_number=None) -> torch.Tensor:
         """``|k| = sqrt(k^T G* k) = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
 
         lattice: (..., 3, 3), rows = lattice vectors in Angstrom (G* = (L L^T)^-1, no 2 pi).
+        hall_number: None, or (...) the setting of each lattice: then G = L L^T is first made exactly
+        invariant under the setting's point group, G_sym = (1/|P|) sum_R R^T G R
+        (``basisdb._routing.symmetrized_metric``, the metric of ``ideal_lattice``), and G* = G_sym^-1.  A
+        DFT-relaxed or measured cell is symmetric only within a tolerance, and featurize may present a
+        crystal in any of its equivalent canonical cells (e.g. (a, b, c) -> (-a, b, -c) in C 2/m): with the
+        symmetrised metric the lengths, and so the metric weights, are the same for all of them.
         """
+        rows = None if hall_number is None else self._rows(hall_number)
+        return self._frequency_lengths(lattice, rows)
+
+    def _frequency_lengths(self, lattice: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """``frequency_lengths`` with the plan rows of the settings (None: the metric as given)."""
         L = lattice.to(self.dtype)
         k = self.box_frequencies.to(self.dtype)
-        q = torch.linalg.solve(L.unsqueeze(-3), k.unsqueeze(-1)).squeeze(-1)  # (..., n_box, 3)
-        return torch.linalg.vector_norm(q, dim=-1)
+        if rows is None:
+            q = torch.linalg.solve(L.unsqueeze(-3), k.unsqueeze(-1)).squeeze(-1)  # (..., n_box, 3)
+            return torch.linalg.vector_norm(q, dim=-1)
+        R = self.point_groups[rows].to(self.dtype)  # (..., 48, 3, 3), zero-padded
+        G = L @ L.transpose(-1, -2)
+        gs = (R.transpose(-1, -2) @ G.unsqueeze(-3) @ R).sum(-3)
+        gs = gs / self.point_group_order[rows].to(self.dtype)[..., None, None]
+        # |k|^2 = k^T G_sym^-1 k = |C^-1 k|^2 with G_sym = C C^T (a norm, so k = 0 has a finite gradient)
+        C = torch.linalg.cholesky(gs)
+        q = torch.linalg.solve_triangular(C, k.T.expand(*C.shape[:-2], 3, k.shape[0]), upper=False)
+        return torch.linalg.vector_norm(q, dim=-2)
 
 
 class InvariantEncoder(torch.nn.Module):
@@ -636,7 +692,9 @@ class InvariantEncoder(torch.nn.Module):
             the first use of a database also reads its 530 settings (~2-4 s on 2 cores).
         frequency_weighting: None, or "metric": multiply the encoding's column for frequency k by
             ``w(|k|) = 1 + sum_r theta_r exp(-((|k| - mu_r) / sigma)**2 / 2)``, ``|k| = sqrt(k^T G* k)`` in
-            1/Angstrom from the crystal's lattice (G* the reciprocal metric, no 2 pi), n_radial
+            1/Angstrom from the crystal's lattice (G* the reciprocal metric, no 2 pi, of the metric
+            averaged over the setting's point group: exactly invariant for a cell that is symmetric only
+            within a tolerance, whichever equivalent canonical cell featurize picked), n_radial
             Gaussians with centres mu_r evenly spaced on [0, radial_max] and sigma their spacing;
             theta (``radial``) starts at 0, so w starts at 1.  Needs ``lattice`` in forward.
         n_radial: number of radial Gaussians (for "metric").
@@ -689,14 +747,20 @@ class InvariantEncoder(torch.nn.Module):
     def hall_numbers(self) -> tuple[int, ...]:
         return self.encoding.hall_numbers
 
-    def radial_weights(self, lattice: torch.Tensor) -> torch.Tensor:
+    def radial_weights(self, lattice: torch.Tensor, hall_number=None) -> torch.Tensor:
         """``w(|k|)`` of every encoding column for each lattice: (..., n_out).
 
-        lattice: (..., 3, 3) rows in Angstrom.
+        lattice: (..., 3, 3) rows in Angstrom; hall_number: (...) the setting of each lattice, whose point
+        group symmetrises the metric first (``InvariantEncoding.frequency_lengths``; what ``encode`` and
+        ``forward`` do), or None: the metric as given.
         """
+        rows = None if hall_number is None else self.encoding._rows(hall_number)
+        return self._radial_weights(lattice, rows)
+
+    def _radial_weights(self, lattice: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         n = self.radial.shape[0]
         centres = torch.linspace(0.0, self.radial_max, n, dtype=self.radial.dtype, device=self.radial.device)
-        q = self.encoding.frequency_lengths(lattice).to(self.radial.dtype)  # (..., n_box)
+        q = self.encoding._frequency_lengths(lattice, rows).to(self.radial.dtype)  # (..., n_box)
         rbf = torch.exp(
             -0.5 * ((q[..., None] - centres) / (self.radial_max / (n - 1))) ** 2
         )  # (..., n_box, n_radial)
@@ -711,20 +775,22 @@ class InvariantEncoder(torch.nn.Module):
         box-index order (``basisdb.box_frequencies(kmax)``).  Masked rows are zero.
         """
         enc = self.encoding
-        x, rows, crystal, padded = enc._layout(positions, hall_number, mask, batch)
+        x, rows, crystal, padded, lattice_rows = enc._layout(positions, hall_number, mask, batch)
         out = enc._evaluate(x, rows).reshape(-1, enc.n_out)
         if self.frequency_weighting == "metric":
             if lattice is None:
                 raise ValueError('frequency_weighting="metric" needs the lattice')
-            w = self.radial_weights(torch.as_tensor(lattice, device=out.device))
-            if crystal is not None:
-                if w.ndim != 2 or (_checking() and (padded is not None and w.shape[0] != padded[0])):
-                    raise ValueError(f"lattice must have shape (B, 3, 3), got {tuple(lattice.shape)}")
-                w = w.index_select(0, crystal)
-            elif _checking() and tuple(w.shape) != tuple(out.shape):
+            lattice = torch.as_tensor(lattice, device=out.device)
+            if padded is None and crystal is not None and _checking():  # ragged with batch=: per crystal
+                _check_batch(crystal, crystal.shape[0], tuple(lattice.shape), "lattice")
+            if lattice.shape[-2:] != (3, 3) or lattice.shape[:-2] != lattice_rows.shape:
+                per = "atom (ragged input without batch=)" if crystal is None else "crystal"
                 raise ValueError(
-                    f"ragged input without batch= needs one lattice per atom ({x.shape[0]}, 3, 3), got {tuple(lattice.shape)}"
+                    f"lattice must have shape {(*lattice_rows.shape, 3, 3)} (one per {per}), got {tuple(lattice.shape)}"
                 )
+            w = self._radial_weights(lattice, lattice_rows)
+            if crystal is not None:
+                w = w.index_select(0, crystal)
             out = out * w
         if mask is not None:
             out = out * mask.reshape(-1, 1).to(out.dtype)

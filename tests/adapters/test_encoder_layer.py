@@ -204,10 +204,17 @@ def test_metric_weights(db):
     assert torch.equal(enc.encode(x, hall, lattice=torch.tensor(lattice)), plain)
     with torch.no_grad():
         enc.radial.copy_(torch.tensor([0.5, -0.2, 0.1, 0.3, -0.4]))
-    w = enc.radial_weights(torch.tensor(lattice))
+    w = enc.radial_weights(torch.tensor(lattice), hall)
     assert w.shape == (3, 2 * 125) and torch.equal(w[:, :125], w[:, 125:])
     got = enc.encode(x, hall, lattice=torch.tensor(lattice))
     assert torch.allclose(got, plain * w[:, None, :], atol=1e-14)
+    # with the settings, the metric is first averaged over each one's point group (spglib's operations)
+    qs = enc.encoding.frequency_lengths(torch.tensor(lattice), hall).detach().numpy()
+    for L, h, qi in zip(lattice, hall.tolist(), qs):
+        rots = np.unique(spglib_operations(h)[0].reshape(-1, 9), axis=0).reshape(-1, 3, 3)
+        gsym = sum(R.T @ (L @ L.T) @ R for R in rots) / len(rots)
+        assert np.allclose(qi, np.sqrt(np.einsum("ni,ij,nj->n", k, np.linalg.inv(gsym), k)), atol=1e-12)
+    assert np.allclose(qs[0], q[0], atol=1e-12)  # P 1: nothing to average
     # cubic lattice, cubic group: w depends on |k| only, so it is constant on each orbit of m-3m
     cubic = torch.tensor(np.eye(3) * 4.2)[None]
     wc = enc.radial_weights(cubic)[0, :125].detach().numpy()
@@ -217,6 +224,30 @@ def test_metric_weights(db):
         assert np.ptp(wc[idx]) < 1e-12
     with pytest.raises(ValueError, match="needs the lattice"):
         enc(x, hall)
+
+
+def test_metric_weights_do_not_depend_on_the_cell_choice(db):
+    """A cell that is symmetric only within a tolerance (a DFT-relaxed C 2/m cell: small nonzero alpha - 90,
+    gamma - 90), presented in two equivalent canonical cells ((a, b, c) and (-a, b, -c), both of which
+    featurize may pick): the same metric-weighted output, because the metric is symmetrised over the
+    point group first.  With the raw metric the weights differ (what the layer did before)."""
+    torch.manual_seed(4)
+    hall = 63  # C 1 2/m 1, unique axis b
+    enc = bt.InvariantEncoder(
+        5, kmax=3, db=db, hall_numbers=(hall,), frequency_weighting="metric", dtype=torch.float64
+    )
+    with torch.no_grad():
+        enc.radial.normal_()
+    L = np.array([[8.1, 0.02, 0.0], [0.03, 2.5, 0.01], [-2.9, 0.015, 4.4]])  # approximately monoclinic-b
+    rng = np.random.default_rng(1)
+    x = rng.random((1, 6, 3))
+    flip = np.diag([-1.0, 1.0, -1.0])  # the 2-fold along b: a normaliser element of C 2/m
+    h = torch.tensor([hall])
+    one = enc(torch.tensor(x), h, lattice=torch.tensor(L[None]))
+    other = enc(torch.tensor(x @ flip), h, lattice=torch.tensor((flip @ L)[None]))
+    assert (one - other).abs().max() < 1e-12
+    raw = enc.radial_weights(torch.tensor(L[None])) - enc.radial_weights(torch.tensor((flip @ L)[None]))
+    assert raw.abs().max() > 1e-6  # the raw metric does change with the cell
 
 
 # ---------------------------------------------------------------- gradients
@@ -312,6 +343,38 @@ def test_bad_input_is_refused(db, encoder):
         encoder(torch.rand(5, 3), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="frequency_weighting"):
         bt.InvariantEncoder(2, kmax=1, db=db, hall_numbers=(1,), frequency_weighting="cosine")
+
+
+def test_batch_needs_per_crystal_arguments(db):
+    """With batch=, hall_number and lattice are per crystal: a per-atom one (what collate's 'hall' is) is
+    refused, not read as per crystal (crystal c took atom c's group); the per-crystal call agrees with the
+    per-atom call without batch=, and with collate's 'crystal_hall'."""
+    torch.manual_seed(3)
+    enc = bt.InvariantEncoder(4, kmax=2, db=db, hall_numbers=HALLS, frequency_weighting="metric")
+    with torch.no_grad():
+        enc.radial.normal_()
+    x, h, m, L = (torch.tensor(a) for a in mixed_batch(seed=5, B=5))
+    crystal = torch.nonzero(m)[:, 0]
+    pos = x[m]
+    per_atom = enc(pos, h[crystal], lattice=L[crystal])
+    per_crystal = enc(pos, h, lattice=L, batch=crystal)
+    assert torch.allclose(per_atom, per_crystal, atol=1e-6)
+    with pytest.raises(ValueError, match="one hall_number per atom"):
+        enc(pos, h[crystal], lattice=L, batch=crystal)
+    with pytest.raises(ValueError, match="one lattice per atom"):
+        enc(pos, h, lattice=L[crystal], batch=crystal)
+    with pytest.raises(ValueError, match="one entry per crystal"):
+        enc(pos, h, lattice=L[:3], batch=crystal)
+    with pytest.raises(ValueError, match="negative"):
+        enc(pos, h, lattice=L, batch=crystal - 1)
+    with pytest.raises(ValueError, match="one entry per crystal"):
+        enc.encoding(pos, h[:4], batch=crystal)
+    # collate's per-crystal hall numbers
+    rs = [basisdb.featurize((np.eye(3) * 4.0, [[0, 0, 0], [0.5, 0.5, 0.5]], [11, 17]), kmax=2, db=db),
+          basisdb.featurize((np.eye(3) * 3.0, [[0, 0, 0]], [26]), kmax=2, db=db)]  # fmt: skip
+    b = bt.collate(rs)
+    assert b["crystal_hall"].tolist() == [r.hall_number for r in rs]
+    assert torch.equal(b["crystal_hall"][b["crystal"]], b["hall"])
 
 
 DATALOADER_SCRIPT = textwrap.dedent(
@@ -417,6 +480,39 @@ def test_jax_agrees_with_torch(db):
     assert all(np.isfinite(np.asarray(g)).all() for g in grad.values())
     with pytest.raises(ValueError, match="not supported"):
         bj.check_halls(tables, [1, 3])
+
+
+def test_jax_refuses_what_torch_refuses(db):
+    """Shapes always (static under jit); hall numbers and per-crystal counts when concrete; under jit a
+    hall number outside the tables gives NaN rows, never another setting's encoding."""
+    jax = pytest.importorskip("jax")
+    import basisdb.jax as bj
+
+    tables = bj.invariant_encoder_tables(2, db=db, hall_numbers=HALLS)
+    x, h, m, L = mixed_batch(seed=13, B=5)
+    crystal = np.nonzero(m)[0]
+    with pytest.raises(ValueError, match=r"hall_number of shape \(5,\)"):
+        bj.invariant_encoding(tables, x, h[:2])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        bj.invariant_encoding(tables, x, h, mask=m[:, :2])
+    with pytest.raises(ValueError, match="shape"):
+        bj.invariant_encoding(tables, x[..., :2], h)
+    with pytest.raises(ValueError, match="not supported"):
+        bj.invariant_encoding(tables, x, np.array([1, 2, 81, 460, 999]))
+    with pytest.raises(ValueError, match="one hall_number per atom"):
+        bj.invariant_encoding(tables, x[m], h[crystal], batch=crystal)
+    with pytest.raises(ValueError, match="one hall number per atom"):
+        bj.invariant_encoding(tables, x[m], h)
+    params = bj.invariant_encoder_init(jax.random.PRNGKey(1), 4, kmax=2, frequency_weighting="metric")
+    with pytest.raises(ValueError, match=r"lattice must have shape \(5, 3, 3\)"):
+        bj.invariant_encoder_apply(params, tables, x[m], h, L[crystal], batch=crystal)
+    good = np.asarray(bj.invariant_encoding(tables, x, h, mask=m))
+    traced = np.asarray(jax.jit(bj.invariant_encoding)(tables, x, h, mask=m))
+    assert np.abs(good - traced).max() <= 1e-6
+    bad_h = h.copy()
+    bad_h[1] = 3  # not in the tables
+    out = np.asarray(jax.jit(bj.invariant_encoding)(tables, x, bad_h))
+    assert np.isnan(out[1]).all() and np.isfinite(np.delete(out, 1, axis=0)).all()
 
 
 # ---------------------------------------------------------------- subgroups
