@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import itertools
 import json
 import os
 import uuid
@@ -142,48 +141,77 @@ def count_items(files: list[tuple[str, Path]], cif_column: str) -> int | None:
     return total
 
 
-def _table_batches(
-    kind: str, p: Path, cif_column: str, id_column: str | None, carry: tuple[str, ...], batch_rows: int
-):
-    """(cif texts, ids or None, carried columns as a pyarrow Table or None) per record batch."""
-    import pyarrow as pa
-
+def _table_head(kind: str, p: Path) -> tuple[list[str], Any]:
+    """(column names, the Parquet file's arrow schema or None for CSV) of a table input."""
     if kind == "csv":
         import pyarrow.csv as pcsv
 
-        head = pcsv.open_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True)).schema.names
-    else:
-        import pyarrow.parquet as pq
+        try:
+            names = pcsv.open_csv(p, parse_options=pcsv.ParseOptions(newlines_in_values=True)).schema.names
+        except Exception as exc:  # pyarrow.ArrowInvalid and friends: name the file
+            raise ValueError(f"{p}: cannot read it as CSV: {exc}") from None
+        return names, None
+    import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(p)
-        head = pf.schema_arrow.names
+    try:
+        schema = pq.ParquetFile(p).schema_arrow
+    except Exception as exc:
+        raise ValueError(f"{p}: cannot read it as Parquet: {exc}") from None
+    return schema.names, schema
+
+
+def _table_columns(kind: str, p: Path, cif_column: str, id_column: str | None, carry: tuple[str, ...]):
+    """(column names, arrow schema or None, the id column to use or None) of a table input, after checking
+    that it has the CIF column, the id column (when named) and every carried column."""
+    head, schema = _table_head(kind, p)
+    cols = ", ".join(map(repr, head))
     if cif_column not in head:
         raise ValueError(
-            f"{p}: no column {cif_column!r} (columns: {', '.join(map(repr, head))}); name the CIF column with --cif-column"
+            f"{p}: no column {cif_column!r} (columns: {cols}); name the CIF column with --cif-column"
         )
     if id_column is None:
         id_column = next((c for c in ("material_id", "id") if c in head), None)
     elif id_column not in head:
-        raise ValueError(f"{p}: no id column {id_column!r} (columns: {', '.join(map(repr, head))})")
+        raise ValueError(f"{p}: no id column {id_column!r} (columns: {cols})")
     missing = [c for c in carry if c not in head]
     if missing:
-        raise ValueError(f"{p}: no column {missing[0]!r} to carry (columns: {', '.join(map(repr, head))})")
+        raise ValueError(f"{p}: no column {missing[0]!r} to carry (columns: {cols})")
+    return head, schema, id_column
+
+
+def _table_batches(
+    kind: str,
+    p: Path,
+    cif_column: str,
+    id_column: str | None,
+    carry_schema,
+    batch_rows: int,
+):
+    """(cif texts, ids or None, carried columns as a pyarrow Table of ``carry_schema`` or None) per record
+    batch.  CSV carried columns are read as text and converted to the schema's types (``carry_schema``
+    decided them from the whole input: a type guessed from the first block could not hold later rows)."""
+    import pyarrow as pa
+
+    carry = tuple(carry_schema.names) if carry_schema is not None else ()
+    _, _, id_column = _table_columns(kind, p, cif_column, id_column, carry)
     cols = list(dict.fromkeys([cif_column] + ([id_column] if id_column else []) + list(carry)))
     if kind == "csv":
         import pyarrow.csv as pcsv
 
-        types = {cif_column: pa.string()}
-        if id_column:
-            types[id_column] = pa.string()
+        types = {c: pa.string() for c in cols}
         reader = pcsv.open_csv(
             p,
             read_options=pcsv.ReadOptions(block_size=1 << 22),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=cols, column_types=types, strings_can_be_null=True
+            ),
         )
         batches = iter(reader)
     else:
-        batches = pf.iter_batches(batch_size=batch_rows, columns=cols)
+        import pyarrow.parquet as pq
+
+        batches = pq.ParquetFile(p).iter_batches(batch_size=batch_rows, columns=cols)
     for b in batches:
         t = pa.Table.from_batches([b])
         cifs = t.column(cif_column).to_pylist()
@@ -192,15 +220,202 @@ def _table_batches(
             if id_column is None
             else [None if v is None else str(v) for v in t.column(id_column).to_pylist()]
         )
-        extra = t.select(list(carry)) if carry else None
+        extra = None
+        if carry:
+            extra = pa.table(
+                {f.name: _carry_cast(t.column(f.name), f.type, p) for f in carry_schema}, schema=carry_schema
+            )
         yield cifs, ids, extra
 
 
+def _carry_cast(col, to, p: Path):
+    """A carried column converted to its dataset-wide type (text '1.5' -> 1.5, int -> float64, ...)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.type == to:
+        return col
+    try:
+        if pa.types.is_boolean(to) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            return pc.equal(pc.utf8_lower(col), "true")
+        return pc.cast(col, to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ValueError(f"{p}: a carried column cannot be read as {to} ({exc})") from None
+
+
+# ------------------------------------------------------------------ carried columns
+#: the types a carried column takes: numbers (ints too) as float64, bools, strings, numeric arrays as
+#: list<float64>; one type per column for the whole dataset
+CARRY_KINDS = ("float64", "bool", "string", "list<float64>")
+
+
+def _kind_of_arrow_type(t) -> str | None:
+    """A carried column's kind from a Parquet column's arrow type (None: only nulls); ValueError otherwise."""
+    import pyarrow as pa
+
+    if pa.types.is_null(t):
+        return None
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float64"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and (
+        pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)
+    ):
+        return "list<float64>"
+    raise ValueError(f"type {t} (carried columns hold numbers, bools, strings or lists of numbers)")
+
+
+def _csv_kinds(p: Path, carry: tuple[str, ...]) -> dict[str, str | None]:
+    """Each carried column's kind in a CSV file, from all its rows (read as text): 'float64' when every
+    non-empty cell is a number, else 'bool' when every one is true/false, else 'string'; None: all empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    reader = pcsv.open_csv(
+        p,
+        read_options=pcsv.ReadOptions(block_size=1 << 22),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=list(carry),
+            column_types={c: pa.string() for c in carry},
+            strings_can_be_null=True,
+        ),
+    )
+    number = dict.fromkeys(carry, True)
+    boolean = dict.fromkeys(carry, True)
+    seen = dict.fromkeys(carry, False)
+    for b in reader:
+        for c in carry:
+            col = b.column(c).drop_null()
+            if not len(col):
+                continue
+            seen[c] = True
+            if number[c]:
+                try:
+                    pc.cast(col, pa.float64())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    number[c] = False
+            if boolean[c] and not pc.all(pc.is_in(pc.utf8_lower(col), pa.array(["true", "false"]))).as_py():
+                boolean[c] = False
+    return {
+        c: None if not seen[c] else "float64" if number[c] else "bool" if boolean[c] else "string"
+        for c in carry
+    }
+
+
+def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_column: str | None):
+    """Check every table input's columns (the CIF column, the id column when named, the carried ones),
+    before anything is written, and return the carried columns' arrow schema for the whole dataset (None
+    without ``carry``): each column's kind (``CARRY_KINDS``) from every input that has it (a Parquet file's
+    types, all of a CSV file's cells, the first structure of an ASE file); CIF files have none (nulls).
+    ValueError: a name the features table already has, a repeated name, no input with columns, a column
+    whose kinds differ between inputs, a type that cannot be carried."""
+    import pyarrow as pa
+
+    carry = tuple(carry or ())
+    reserved = set(features_schema().names)
+    taken = [c for c in carry if c in reserved]
+    if taken:
+        raise ValueError(
+            f"--carry {taken[0]!r}: the features table already has a column {taken[0]!r}; rename the input's "
+            "column (or carry another one)"
+        )
+    twice = sorted({c for c in carry if carry.count(c) > 1})
+    if twice:
+        raise ValueError(f"--carry {twice[0]!r} is given more than once")
+    kinds: dict[str, list[tuple[str | None, str]]] = {c: [] for c in carry}
+    csv_kinds: dict[str, list[str | None]] = {c: [] for c in carry}
+    csv_files: list[str] = []
+    carrying = False
+    for kind, p in files:
+        if kind in ("csv", "parquet"):
+            _, schema, _ = _table_columns(kind, p, cif_column, id_column, carry)
+            if not carry:
+                continue
+            carrying = True
+            if kind == "parquet":
+                for c in carry:
+                    try:
+                        kinds[c].append((_kind_of_arrow_type(schema.field(c).type), str(p)))
+                    except ValueError as exc:
+                        raise ValueError(f"{p}: --carry {c!r} has {exc}") from None
+            else:  # CSV cells are text: their kind is decided over all CSV inputs together (below)
+                for c, k in _csv_kinds(p, carry).items():
+                    csv_kinds[c].append(k)
+                    csv_files.append(str(p))
+        elif kind == "ase" and carry:
+            carrying = True
+            first = _ase_first(p)
+            if first is not None:
+                for f in _ase_carry_schema(first, carry, p):
+                    kinds[f.name].append((_kind_of_arrow_type(f.type), f"{p} (first structure)"))
+    if not carry:
+        return None
+    for c, ks in csv_kinds.items():  # numbers (or true/false) in every CSV cell, else text
+        found = {k for k in ks if k is not None}
+        if found:
+            k = found.pop() if len(found) == 1 else "string"
+            kinds[c].append((k, "the CSV input(s) " + ", ".join(sorted(set(csv_files)))))
+    if not carrying:
+        raise ValueError(
+            "--carry copies columns of CSV/Parquet tables or properties of ASE files; none of the inputs is "
+            "one (CIF files have no columns to carry)"
+        )
+    types = {
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+        "list<float64>": pa.list_(pa.float64()),
+    }
+    fields = []
+    for c in carry:
+        found = [(k, src) for k, src in kinds[c] if k is not None]
+        for k, src in found[1:]:
+            if k != found[0][0]:
+                raise ValueError(
+                    f"--carry {c!r} holds {found[0][0]} in {found[0][1]} but {k} in {src}; one column must "
+                    "hold one kind of value in every input"
+                )
+        fields.append(pa.field(c, types[found[0][0]] if found else pa.float64()))
+    return pa.schema(fields)
+
+
+def _ase_first(p: Path):
+    """The first structure of an ASE file (None when it has none); errors name the file."""
+    try:
+        import ase.io
+    except ImportError as exc:
+        raise ImportError(
+            f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not"
+        ) from exc
+    from ase.io.formats import UnknownFileTypeError
+
+    try:
+        return next(ase.io.iread(str(p), index=":"), None)
+    except UnknownFileTypeError as exc:
+        raise ValueError(
+            f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
+            "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class CarryMismatch:
+    """In place of a structure whose carried value cannot take its column's type: the worker records
+    the structure as a failure (ValueError with ``message``) instead of stopping the run."""
+
+    message: str
+
+
 def iter_file_items(
-    files, *, cif_column: str = "cif", id_column: str | None = None, carry=(), batch_rows: int = 4096
+    files, *, cif_column: str = "cif", id_column: str | None = None, carry_schema=None, batch_rows: int = 4096
 ):
-    """Items of every input in order; tables also yield their carried columns:
-    yields (Item, carried row as a 1-row pyarrow Table or None)."""
+    """Items of every input in order; tables and ASE files also yield their carried columns (``carry_schema``,
+    from ``carry_schema()``): yields (Item, carried row as a 1-row pyarrow Table or None)."""
     index = 0
     for kind, p in files:
         if kind == "cif":
@@ -209,7 +424,7 @@ def iter_file_items(
             index += 1
         elif kind in ("csv", "parquet"):
             row = 0
-            for cifs, ids, extra in _table_batches(kind, p, cif_column, id_column, tuple(carry), batch_rows):
+            for cifs, ids, extra in _table_batches(kind, p, cif_column, id_column, carry_schema, batch_rows):
                 for j, text in enumerate(cifs):
                     ident = ids[j] if ids is not None and ids[j] is not None else f"{p.stem}:{row}"
                     yield (
@@ -220,30 +435,23 @@ def iter_file_items(
                     index += 1
                     row += 1
         else:
-            try:
-                import ase.io
-            except ImportError as exc:
-                raise ImportError(
-                    f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not"
-                ) from exc
-            from ase.io.formats import UnknownFileTypeError
+            import ase.io
 
-            try:
-                frames = ase.io.iread(str(p), index=":")
-                first = next(frames, None)
-            except UnknownFileTypeError as exc:
-                raise ValueError(
-                    f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
-                    "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)"
-                ) from None
-            schema = None if first is None or not carry else _ase_carry_schema(first, carry, p)
-            for i, atoms in enumerate(itertools.chain(() if first is None else (first,), frames)):
+            if _ase_first(p) is None:  # checks the file type with a clear error
+                continue
+            for i, atoms in enumerate(ase.io.iread(str(p), index=":")):
                 ident = (
                     atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
                 )
+                carried, structure = None, atoms
+                if carry_schema is not None:
+                    try:
+                        carried = _ase_carry_row(atoms, carry_schema, f"{p}:{i}")
+                    except ValueError as exc:
+                        structure = CarryMismatch(str(exc))
                 yield (
-                    Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", atoms),
-                    None if schema is None else _ase_carry_row(atoms, schema, f"{p}:{i}"),
+                    Item(index, str(ident) if ident is not None else f"{p.stem}:{i}", f"{p}:{i}", structure),
+                    carried,
                 )
                 index += 1
 
@@ -296,7 +504,7 @@ def _ase_carry_row(atoms, schema, where: str):
             cols[f.name] = pa.array([None if value is None else _ase_arrow_value(value)], type=f.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             raise ValueError(
-                f"{where}: --carry {f.name!r} is {value!r}, not a {f.type} as in the file's first structure"
+                f"--carry {f.name!r} is {value!r} here, not a {f.type} as the column holds ({where})"
             ) from None
     return pa.table(cols, schema=schema)
 

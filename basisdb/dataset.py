@@ -104,6 +104,8 @@ def _featurize_item(item: io_.Item, opts: dict, db, pending: dict | None = None)
     from ._routing import shared_encoding
     from .structures import _featurize, _read_structure
 
+    if isinstance(item.structure, io_.CarryMismatch):  # its carried value cannot take the column's type
+        raise ValueError(item.structure.message)
     want_features, want_encoding = opts["features"], opts["encoding"]
     user = opts.get("add_columns")
     # with user columns the input is read here (once): their function gets the structure as read
@@ -454,14 +456,11 @@ class _Progress:
             self.bar.close()
 
 
-def _compact_rows(rows: list):
-    """The carried 1-row tables of one partition as one table that owns only these rows' buffers
-    (rows of inputs without the columns, e.g. CIF files, become nulls)."""
+def _compact_rows(rows: list, schema):
+    """The carried 1-row tables of one partition as one table of ``schema`` that owns only these rows'
+    buffers (rows of inputs without the columns, e.g. CIF files, become nulls)."""
     import pyarrow as pa
 
-    schema = next((r.schema for r in rows if r is not None), None)
-    if schema is None:
-        return None
     nulls = pa.table({f.name: pa.nulls(1, f.type) for f in schema}, schema=schema)
     return pa.concat_tables([nulls if r is None else r for r in rows]).combine_chunks()
 
@@ -642,10 +641,13 @@ def _run(
     processes,
     progress,
     overwrite,
-    carry,
+    carry_schema=None,
     add_columns=None,
 ) -> DatasetResult:
+    """Compute and collect (or write) the partitions of ``items_iter`` ((Item, carried 1-row table or None)
+    pairs); ``carry_schema``: the carried columns' arrow schema for every partition (None: no carry)."""
     t0 = time.perf_counter()
+    carry = () if carry_schema is None else tuple(carry_schema.names)
     _check_scheduler(scheduler)
     if add_columns is not None:
         items_iter, schema = _user_schema(items_iter, opts, add_columns, tuple(carry))
@@ -672,10 +674,7 @@ def _run(
 
         def tasks():
             nonlocal skipped
-            carry_schema = None
             for part, chunk in enumerate(io_.iter_chunks(items_iter, partition_size)):
-                if carry and carry_schema is None and chunk[0][1] is not None:
-                    carry_schema = chunk[0][1].schema
                 if part in done:
                     skipped += 1
                     st = io_.part_stats(done[part])
@@ -687,8 +686,10 @@ def _run(
                     "items": [c[0] for c in chunk],
                     # one compact table of the partition's carried rows: a 1-row slice would pickle its
                     # whole parent batch into every task
-                    "extra": _compact_rows([c[1] for c in chunk]) if carry else None,
-                    "carry_schema": carry_schema if carry else None,
+                    "extra": None
+                    if carry_schema is None
+                    else _compact_rows([c[1] for c in chunk], carry_schema),
+                    "carry_schema": carry_schema,
                     "opts": opts,
                     # absolute: a worker of an existing cluster may run in another directory
                     "out": None if out is None else str(out.absolute()),
@@ -1005,12 +1006,16 @@ def featurize_dataset(
         detector,
         detector_timeout,
     )
+    # every table's columns checked and the carried columns' types fixed before anything is written
+    schema = io_.carry_schema(files, carry, cif_column, id_column)
+    if schema is not None:  # part of the dataset's identity (a restart must write the same types)
+        meta["carry_types"] = [str(f.type) for f in schema]
     total = (
         io_.count_items(files, cif_column)
         if (progress or (progress is None and sys.stderr.isatty()))
         else None
     )
-    items = io_.iter_file_items(files, cif_column=cif_column, id_column=id_column, carry=carry)
+    items = io_.iter_file_items(files, cif_column=cif_column, id_column=id_column, carry_schema=schema)
     return _run(
         items,
         output=output,
@@ -1023,9 +1028,12 @@ def featurize_dataset(
         processes=processes,
         progress=progress,
         overwrite=overwrite,
-        carry=carry,
+        carry_schema=schema,
         add_columns=add_columns,
     )
+
+
+_NO_ID = object()
 
 
 def featurize_many(
@@ -1088,11 +1096,19 @@ def featurize_many(
         detector_timeout,
     )
     total = len(structures) if isinstance(structures, Sized) else None
+    if ids is not None and isinstance(ids, Sized) and total is not None and len(ids) != total:
+        raise ValueError(f"ids has {len(ids)} entries but there are {total} structures")
     id_iter = iter(ids) if ids is not None else None
 
     def items():
         for i, s in enumerate(structures):
-            ident = str(next(id_iter)) if id_iter is not None else str(i)
+            if id_iter is None:
+                ident = str(i)
+            else:
+                nxt = next(id_iter, _NO_ID)
+                if nxt is _NO_ID:
+                    raise ValueError(f"ids ran out at structure {i}: give one id per structure")
+                ident = str(nxt)
             src = (
                 os.fspath(s)
                 if isinstance(s, os.PathLike) or (isinstance(s, str) and "\n" not in s and len(s) < 4096)
@@ -1112,7 +1128,6 @@ def featurize_many(
         processes=processes,
         progress=progress,
         overwrite=overwrite,
-        carry=(),
         add_columns=add_columns,
     )
 
@@ -1129,6 +1144,11 @@ def read_features(path, columns=None, as_pandas: bool = False):
     import pyarrow.parquet as pq
 
     files = io_.dataset_files(path)
+    if columns is not None:
+        have = (pq.read_schema(files[0]) if files else io_.features_schema()).names
+        unknown = [c for c in columns if c not in have]
+        if unknown:
+            raise ValueError(f"{path}: no column {unknown[0]!r} (columns: {', '.join(have)})")
     if not files:
         t = io_.features_schema().empty_table()
         t = t if columns is None else t.select(list(columns))
@@ -1276,7 +1296,12 @@ class FeatureDataset:
     ``ds[i]`` is a FeatureRecord; ``DataLoader(ds, batch_size=..., collate_fn=ds.collate)`` gives the
     batch dictionary of ``basisdb.torch.collate`` (positions, hall, numbers, crystal, orbit) plus
     ``lattice`` (B, 3, 3), ``index`` (B,), ``targets`` (B, len(targets)) when ``targets`` names carried
-    columns, and ``features`` (N, width, zero-padded) when ``with_features``.  Works with DataLoader
+    numeric columns (NaN where a value is missing: mask it in the loss), and ``features`` (N, width,
+    zero-padded) when ``with_features``.  Column j of ``features`` is basis function j of each crystal's
+    own group, a different function for different groups: for one input space across groups use the
+    shared encoding (``with_encoding``, or ``basisdb.torch.InvariantEncoder`` on the positions).
+    ValueError at construction: a target that is missing or not numeric, ``with_features`` /
+    ``with_encoding`` on a dataset written without them.  Works with DataLoader
     workers (fork or spawn: the arrays pickle).  By default the large 'features' and 'encoding'
     columns are not loaded.  From a folder, only the columns it needs, ``targets`` and ``columns`` (other
     columns for ``FeatureRecord.extra``: carried or ``add_columns`` ones) are read; from a table, every
@@ -1317,6 +1342,28 @@ class FeatureDataset:
         self.targets = tuple(targets)
         self.with_features, self.with_encoding = with_features, with_encoding
         self.dtype = dtype
+        from pyarrow import types as pa_types
+
+        have = table.column_names
+        for t in self.targets:
+            if t not in have:
+                raise ValueError(f"no column {t!r} for a target (columns: {', '.join(have)})")
+            kind = table.schema.field(t).type
+            if not (pa_types.is_integer(kind) or pa_types.is_floating(kind) or pa_types.is_boolean(kind)):
+                raise ValueError(
+                    f"target {t!r} holds {kind}, not numbers (targets are numeric columns; missing values "
+                    "(null) become NaN)"
+                )
+        for key, wanted in (("features", with_features), ("encoding", with_encoding)):
+            if (
+                wanted
+                and table.num_rows
+                and (key not in have or table.column(key).null_count == table.num_rows)
+            ):
+                raise ValueError(
+                    f"with_{key}=True, but the dataset has no {key} (it was written with "
+                    f"{'--no-features' if key == 'features' else 'no --encoding'})"
+                )
         self._cols = _Columns(table)
 
     def __len__(self) -> int:
@@ -1342,7 +1389,8 @@ class FeatureDataset:
         )
         out["index"] = torch.as_tensor([r.index for r in batch], dtype=torch.long)
         if self.targets:
-            vals = [[float(r.extra[t]) for t in self.targets] for r in batch]
+            nan = float("nan")  # a missing target (null) is NaN: mask it in the loss
+            vals = [[nan if r.extra[t] is None else float(r.extra[t]) for t in self.targets] for r in batch]
             out["targets"] = torch.as_tensor(vals, dtype=_dtype(self.dtype))
         for key in (("features",) if self.with_features else ()) + (
             ("encoding",) if self.with_encoding else ()

@@ -497,10 +497,10 @@ def test_carried_rows_ship_only_their_partition():
     big = pa.table({"target": np.arange(100_000, dtype=np.float64)})
     rows = [big.slice(j, 1) for j in range(10)]
     assert len(pickle.dumps(rows[0])) > 100_000 * 8  # what a 1-row slice costs on its own
-    compact = basisdb.dataset._compact_rows(rows)
+    compact = basisdb.dataset._compact_rows(rows, big.schema)
     assert compact.column("target").to_pylist() == list(range(10))
     assert len(pickle.dumps(compact)) < 10_000
-    mixed = basisdb.dataset._compact_rows([None, rows[3]])
+    mixed = basisdb.dataset._compact_rows([None, rows[3]], big.schema)
     assert mixed.column("target").to_pylist() == [None, 3.0]
 
 
