@@ -542,11 +542,6 @@ def _read_block(block, name: str, found=None, text: str | None = None) -> CIFCry
                         f"({labels[i]}: occupancy {occ_i:g})"
                     )
     declared = _declared(block, name, params, text)
-    rot, translations = (
-        (declared.rotations, declared.translations)
-        if declared is not None
-        else (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
-    )
     mult: list[int | None]
     if cols[6] is None:
         mult = [None] * n
@@ -556,6 +551,17 @@ def _read_block(block, name: str, found=None, text: str | None = None) -> CIFCry
             mult = list(map(int, cols[6]))
         else:
             mult = [_multiplicity(v) for v in cols[6]]
+    if (
+        declared is not None
+        and declared.form in ("H-M symbol", "number")
+        and not _coordinate_code(block, text)
+    ):
+        declared = _origin_choice(declared, frac, numbers, labels, mult, lattice, name, params)
+    rot, translations = (
+        (declared.rotations, declared.translations)
+        if declared is not None
+        else (np.eye(3, dtype=np.int64)[None], np.zeros((1, 3), dtype=np.int64))
+    )
     pos, num, lab, merged, worst, site = _expand(
         frac, np.array(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name
     )
@@ -667,6 +673,55 @@ def _declared(block, name: str, params, text: str | None = None) -> DeclaredSymm
             )
             return DeclaredSymmetry(tag, values[0], form, rot, translations)
     return None
+
+
+def _origin_choice(declared, frac, numbers, labels, mult, lattice, name: str, params) -> DeclaredSymmetry:
+    """The declared H-M symbol or number read with the right origin choice, when the group has two and
+    nothing says which (no coordinate-system code, no ':1'/':2' in the symbol): ``declared`` itself
+    otherwise.
+
+    Readers disagree here (gemmi's symbol lookup, spglib, ASE and pymatgen take origin choice 1;
+    gemmi's CIF reader and cctbx take 2), and coordinates written for one origin read with the other
+    give another crystal (diamond at 1/8, 1/8, 1/8 read with origin choice 1: 16 atoms 1.9 A apart, not
+    8).  So the atoms decide: the reading that agrees with the file's ``_atom_site_symmetry_multiplicity``
+    when exactly one does, else the one whose symmetry images coincide more (fewer atoms: atoms sit on
+    special positions of the right origin, and on general ones of the wrong), else origin choice 1.  A
+    ``CIFWarning`` says which was taken and what the other gives whenever they differ."""
+    try:
+        first = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "1")
+        second = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "2")
+    except CIFError:
+        return declared
+    if first == second:  # one origin, or the symbol names it
+        return declared
+    readings = []
+    for choice, setting in (("1", first), ("2", second)):
+        kind, key = setting
+        rot, translations = _hall_operations(key) if kind == "hall" else _database_ops(key)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pos = _expand(
+                frac, np.asarray(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name
+            )[0]
+        mismatches = sum("_atom_site_symmetry_multiplicity" in str(w.message) for w in caught)
+        readings.append((choice, rot, translations, len(pos), mismatches))
+    n1, m1, n2, m2 = readings[0][3], readings[0][4], readings[1][3], readings[1][4]
+    if any(m is not None for m in mult) and (m1 == 0) != (m2 == 0):
+        pick, why = (0 if m1 == 0 else 1), "its site multiplicities match the file's"
+    elif n1 != n2:
+        pick, why = (0 if n1 < n2 else 1), "more of the atoms' symmetry images coincide (special positions)"
+    else:
+        pick, why = 0, "the default: both readings give as many atoms"
+    chosen, other = readings[pick], readings[1 - pick]
+    warn(
+        CIFWarning(
+            f"{name}: {declared.tag} {declared.value!r} does not say which of the group's two origin choices "
+            f"the coordinates use: read with origin choice {chosen[0]} ({why}; {chosen[3]} atoms), origin "
+            f"choice {other[0]} gives {other[3]} atoms. Add _space_group_IT_coordinate_system_code "
+            f"{chosen[0]} (or ':{chosen[0]}' to the symbol, or the operation loop) to say so"
+        )
+    )
+    return DeclaredSymmetry(declared.tag, declared.value, declared.form, chosen[1], chosen[2])
 
 
 def _coordinate_code(block, text: str | None = None) -> str:
@@ -1084,6 +1139,17 @@ def crystal_from_small_structure(st) -> CIFCrystal:
     elif st.spacegroup is not None:
         rot, translations = _gemmi_ops(st.spacegroup.operations())
         declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)
+        hm = (st.spacegroup_hm or "").strip()
+        if hm and ":" not in hm:  # gemmi's reader picked an origin the symbol does not name: the CIF rule
+            params = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
+            plain = DeclaredSymmetry("spacegroup_hm", hm, "H-M symbol", rot, translations)
+            chosen = _origin_choice(
+                plain, np.array(frac), numbers, labels, [None] * len(labels), lattice, name, params
+            )
+            if chosen is not plain:
+                declared = DeclaredSymmetry(
+                    "spacegroup", hm, "H-M symbol", chosen.rotations, chosen.translations
+                )
     rot, translations = (
         (declared.rotations, declared.translations)
         if declared is not None

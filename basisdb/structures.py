@@ -236,6 +236,7 @@ def _read_structure(structure, reader: str | None = None) -> _Input:
         pbc = np.asarray(getattr(structure, "pbc", True))
         if not np.all(pbc):
             raise ValueError(f"the ASE Atoms is not periodic in all three directions (pbc={pbc.tolist()})")
+        _refuse_ase_disorder(getattr(structure, "info", None) or {})
         # ASE's dummy atom 'X' has atomic number 0: the dummy species of every route
         return _Input(
             *_arrays(
@@ -265,6 +266,25 @@ def _read_structure(structure, reader: str | None = None) -> _Input:
         "structure must be (lattice, positions, numbers), an ASE Atoms, a pymatgen Structure, "
         f"a gemmi SmallStructure, a CIF path or CIF text; got {type(structure).__name__}"
     )
+
+
+def _refuse_ase_disorder(info: dict) -> None:
+    """ValueError when an ASE Atoms carries partial occupancies: ``ase.io.read`` of a disordered CIF keeps
+    one species per site and the occupancies in ``atoms.info["occupancy"]`` ({site tag: {symbol:
+    occupancy}}); the same threshold as the CIF reader (below 0.999, or two species on one site)."""
+    occ = info.get("occupancy")
+    if not isinstance(occ, dict):
+        return
+    for tag, site in occ.items():
+        if not isinstance(site, dict):
+            continue
+        shares = {str(k): float(v) for k, v in site.items()}
+        if len(shares) > 1 or any(v < 1.0 - 1e-3 for v in shares.values()):
+            listed = ", ".join(f"{k} {v:g}" for k, v in shares.items())
+            raise ValueError(
+                f"the ASE Atoms is a disordered structure (atoms.info['occupancy'] of site {tag}: {listed}; "
+                "ASE keeps one species per site): partial occupancies are not supported, as in a CIF"
+            )
 
 
 def _is_many_structures(seq) -> bool:

@@ -18,7 +18,7 @@ pa = pytest.importorskip("pyarrow")
 pytest.importorskip("gemmi")
 
 import basisdb  # noqa: E402
-from basisdb import _dataset_io, dataset  # noqa: E402,F401
+from basisdb import _dataset_io, dataset  # noqa: E402
 from basisdb.cli import cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

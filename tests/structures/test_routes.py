@@ -216,3 +216,41 @@ def test_every_declared_form_gives_the_same_features(reference, name, form):
     )
     assert r.hall_number == ref.hall_number
     assert same_rows(r.features, ref.features)
+
+
+def test_a_disordered_cif_is_refused_by_every_route(tmp_path):
+    """Na/K sharing a site: refused from the CIF path (the reader's rule), and from ase.io.read's Atoms,
+    which keeps one species per site and the occupancies in atoms.info['occupancy'] (it was featurized
+    as ordered KCl before)."""
+    ase_io = pytest.importorskip("ase.io")
+    text = """data_nakcl
+_cell_length_a 6.0
+_cell_length_b 6.0
+_cell_length_c 6.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Na1 Na 0 0 0 0.5
+K1 K 0 0 0 0.5
+Cl1 Cl 0.5 0.5 0.5 1.0
+"""
+    path = tmp_path / "nakcl.cif"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="partial occupancies"):
+        featurize(str(path), kmax=2)
+    atoms = ase_io.read(str(path))
+    assert isinstance(atoms.info.get("occupancy"), dict)
+    with pytest.raises(ValueError, match=r"disordered structure \(atoms.info\['occupancy'\] of site"):
+        featurize(atoms, kmax=2)
+    # an ordered CIF read by ASE (occupancy 1 everywhere) is accepted
+    ordered = atoms.copy()
+    ordered.info["occupancy"] = {"0": {"Na": 1.0}, "1": {"Cl": 1.0}}
+    featurize(ordered, kmax=2)
