@@ -544,3 +544,46 @@ def test_readme_structure_example():
     finally:
         os.chdir(cwd)
     assert tuple(ns["feats"].shape) == (8, ns["r"].basis.n_basis) and tuple(ns["enc"].shape) == (8, 13**3)
+
+
+def _op_set(rots, trans, digits=4):
+    return {
+        tuple(np.round(np.asarray(R, dtype=float), 6).ravel() + 0.0)
+        + tuple(np.round(np.asarray(t) % 1.0, digits) % 1.0)
+        for R, t in zip(rots, trans)
+    }
+
+
+@pytest.mark.parametrize("name", sorted(CRYSTALS))
+def test_operations_are_spglibs_operations_of_the_input_cell(refs, name):
+    """operations() is the crystal's group modulo the input lattice, each operation once: the same set as
+    spglib.get_symmetry of the input cell (rotations exact, translations to 1e-4)."""
+    spglib = pytest.importorskip("spglib")
+    L, x, z = CRYSTALS[name]
+    ops = spglib.get_symmetry((L, x, z), symprec=1e-3)
+    rots, trans = refs[name].operations()
+    assert np.allclose(rots, np.rint(rots))  # a primitive or conventional input cell: integer matrices
+    assert len(rots) == len(_op_set(rots, trans)) == len(ops["rotations"])
+    assert _op_set(rots, trans) == _op_set(ops["rotations"], ops["translations"])
+
+
+def test_operations_of_a_supercell_include_its_extra_translations():
+    """A 2 x 1 x 1 supercell of rock salt: every operation of the crystal modulo the supercell's lattice
+    (2 x 192, the pure translation (1/2, 0, 0) among them), each mapping the atoms onto atoms."""
+    a = 5.64
+    base = [(0, 0, 0), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)]
+    x = np.array(base + [(u + 0.5, v, w) for u, v, w in base])
+    z = np.array([11] * 4 + [17] * 4)
+    sx = np.concatenate([x / [2, 1, 1], (x + [1, 0, 0]) / [2, 1, 1]]) % 1.0
+    sz = np.concatenate([z, z])
+    L = np.diag([2 * a, a, a])
+    r = featurize((L, sx, sz))
+    rots, trans = r.operations()
+    assert len(rots) == 384 and len(_op_set(rots, trans, 6)) == 384
+    assert any(np.allclose(R, np.eye(3)) and np.allclose(t, [0.5, 0, 0]) for R, t in zip(rots, trans))
+    for R, t in zip(rots, trans):
+        img = (sx @ R.T + t) % 1.0
+        d = img[:, None, :] - sx[None, :, :]
+        d -= np.rint(d)
+        hit = np.linalg.norm(d @ L, axis=-1) < 1e-6
+        assert hit.any(axis=1).all() and (sz[hit.argmax(axis=1)] == sz).all()
