@@ -619,10 +619,21 @@ def structure_axes(lattice) -> np.ndarray:
 
 
 def structure_section(basis: Basis, cell_pos: np.ndarray) -> float:
-    """The default section of a crystal: the height z (mod 1) that the most atoms of the cell lie on."""
-    zs = np.round(cell_pos[:, 2] * 48) / 48 % 1.0
+    """The default section of a crystal: the height z (mod 1) that the most atoms of the cell lie on.
+
+    Heights are grouped to the nearest 1/48.  Among the groups with most atoms, the first whose atoms lie
+    on a multiple of 1/48 (within 1e-6: a special height) gives that value, else the first group gives
+    its first atom's height: a section always goes through atoms (MoS2, one atom per height: the Mo
+    layer at 1/4, not 1/8, which the S at 0.1213 rounds to and where no atom lies)."""
+    z = np.asarray(cell_pos, dtype=float)[:, 2] % 1.0
+    zs = np.round(z * 48) / 48 % 1.0
     uniq, counts = np.unique(zs, return_counts=True)
-    return float(uniq[np.argmax(counts)])
+    best = uniq[counts == counts.max()]
+    for value in best:
+        gap = np.abs(z[zs == value] - value)
+        if np.min(np.minimum(gap, 1.0 - gap)) <= 1e-6:
+            return float(value)
+    return float(z[zs == best[0]][0])
 
 
 def structure_function(basis: Basis, cell_pos, cell_numbers, z: float, values: _Values | None = None) -> int:

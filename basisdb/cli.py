@@ -550,12 +550,12 @@ def _parse_floats(spec: str, what: str) -> list[float]:
     "n_functions",
     type=int,
     default=None,
-    help="Number of basis functions (default 12 for plane groups, 6 for space groups; from function 1, skipping functions zero on every section).",
+    help="Number of basis functions (default 12 for plane groups, 6 for space groups): the first non-constant ones, columns 1, 2, ... (column 0 is the constant), skipping functions zero on every section.",
 )
 @click.option(
     "--functions",
     default=None,
-    help="Instead of --n: real basis columns to draw, e.g. '1,2,5' (with --cif: the first one).",
+    help="Instead of --n: real basis columns to draw, 0-based as in Basis.evaluate (0 is the constant function), e.g. '1,2,5' (with --cif: the first one).",
 )
 @click.option("--cells", type=int, default=None, help="Unit cells along each axis (default 2; 1 with --cif).")
 @click.option(
@@ -625,6 +625,8 @@ def plot(
     db = _open(db_path)
     setting = _resolve_any(db, group, hall, plane)
     basis = _basis_of(db, setting, kmax)
+    if basis.is_plane and zs is not None:
+        raise click.UsageError("--sections: a plane group has no sections (it is drawn in its own plane)")
     if output is None:
         output = (
             "".join(c if c.isalnum() or c in "-_" else "_" for c in setting.hm_extended.replace(" ", ""))

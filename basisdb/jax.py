@@ -508,6 +508,9 @@ def invariant_encoding(
     tables come out NaN (never another setting's encoding); call ``check_halls`` on the host first.
     """
     x, rows, crystal, padded, valid = _layout(tables, positions, hall_number, mask, batch)
+    if x.shape[0] == 0:  # an empty batch: an empty encoding (shapes are static under jit)
+        dtype = tables.term_alpha.dtype
+        return jnp.zeros((*padded, tables.n_out) if padded is not None else (0, tables.n_out), dtype=dtype)
     out = _plan_encode(tables, x, jnp.where(valid, rows, 0))
     out = jnp.where(valid[:, None], out, jnp.nan)
     if radial_weights is not None:

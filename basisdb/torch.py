@@ -470,6 +470,8 @@ def _plan_encode(
     The tables are gathered once per group and broadcast over its atoms.
     """
     G, A = x.shape[0], x.shape[1]
+    if G * A == 0:  # an empty batch (no crystals, or crystals of no atoms): an empty encoding
+        return torch.zeros(G, A, n_out, dtype=dtype, device=x.device)
 
     def rows(name: str) -> torch.Tensor:
         v = t[name].index_select(0, row)  # (G, T) or (G, S)

@@ -568,3 +568,18 @@ def test_subgroup_routing_keeps_invariance(db):
         g = rng.integers(len(rot))
         moved[i] = x[i] @ torch.tensor(rot[g].T, dtype=torch.float64) + torch.tensor(tra[g])
     assert (enc(moved, torch.tensor(subs)) - base).abs().max() < 1e-10
+
+
+def test_empty_batches_give_empty_outputs(db):
+    """No atoms, no crystals, crystals of no atoms: empty results of the right shape (torch and JAX),
+    as BatchedBasis.encode and FeatureDataset.collate([]) give."""
+    enc = bt.InvariantEncoder(4, kmax=2, db=db, hall_numbers=HALLS)
+    assert enc(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)).shape == (0, 4)
+    assert enc(torch.zeros(0, 5, 3), torch.zeros(0, dtype=torch.long)).shape == (0, 5, 4)
+    assert enc(torch.zeros(2, 0, 3), torch.tensor([1, 2])).shape == (2, 0, 4)
+    jax = pytest.importorskip("jax")
+    import basisdb.jax as bj
+
+    tables = bj.invariant_encoder_tables(2, db=db, hall_numbers=HALLS)
+    assert bj.invariant_encoding(tables, np.zeros((0, 3)), np.zeros(0, np.int32)).shape == (0, 250)
+    assert jax.jit(bj.invariant_encoding)(tables, np.zeros((2, 0, 3)), np.array([1, 2])).shape == (2, 0, 250)

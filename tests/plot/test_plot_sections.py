@@ -391,6 +391,18 @@ def test_structure_picture(db, tmp_path):
     assert "NaCl" in svg and "section z = 0" in svg
 
 
+def test_default_section_goes_through_atoms():
+    """One atom per height (MoS2's layers: S at 0.1213, Mo at 1/4, ...): the section is a height with atoms
+    on it, the special one (Mo at 1/4), never a rounded height with no atom (1/8)."""
+    heights = np.array([0.1213, 0.25, 0.3787, 0.6213, 0.75, 0.8787])
+    pos = np.stack([np.full(6, 1 / 3), np.full(6, 2 / 3), heights], axis=1)
+    assert _plot.structure_section(None, pos) == 0.25
+    off = np.stack([np.zeros(3), np.zeros(3), np.array([0.1213, 0.3787, 0.6])], axis=1)
+    assert _plot.structure_section(None, off) == 0.1213  # no special height: an atom's own height
+    two = np.stack([np.zeros(3), np.zeros(3), np.array([0.1, 0.1, 0.5])], axis=1)
+    assert _plot.structure_section(None, two) == 0.1  # the height most atoms lie on
+
+
 def test_cli_cif(monkeypatch, tmp_path):
     pytest.importorskip("spglib")
     import os
@@ -412,3 +424,11 @@ def test_cli_cif(monkeypatch, tmp_path):
     ]:
         out = CliRunner().invoke(cli, args, prog_name="basisdb")
         assert out.exit_code != 0 and contains in out.stderr, out.stderr
+
+
+def test_cli_refuses_sections_for_a_plane_group(tmp_path):
+    out = CliRunner().invoke(
+        cli, ["plot", "--plane", "p4gm", "--sections", "0,1/2", "-o", str(tmp_path / "p.png")]
+    )
+    assert out.exit_code == 2 and "a plane group has no sections" in out.output
+    assert not (tmp_path / "p.png").exists()
