@@ -103,6 +103,8 @@ def _kind(p: Path) -> str:
     suffix = p.suffix.lower()
     if suffix in _CIF_SUFFIXES:
         return "cif"
+    if p.name.lower().endswith((".csv.gz", ".csv.bz2")):  # pyarrow decompresses by the extension
+        return "csv"
     return _TABLE_SUFFIXES.get(suffix, "ase")
 
 
@@ -214,7 +216,10 @@ def _table_batches(
         batches = pq.ParquetFile(p).iter_batches(batch_size=batch_rows, columns=cols)
     for b in batches:
         t = pa.Table.from_batches([b])
-        cifs = t.column(cif_column).to_pylist()
+        cifs = [
+            v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v
+            for v in t.column(cif_column).to_pylist()
+        ]  # a binary column (Parquet) holds the CIF text as bytes
         ids = (
             None
             if id_column is None
@@ -387,7 +392,7 @@ def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_colum
 def _ase_first(p: Path):
     """The first structure of an ASE file (None when it has none); errors name the file."""
     try:
-        import ase.io
+        import ase.io  # noqa: F401
     except ImportError as exc:
         raise ImportError(
             f"{p}: reading this file needs ASE (`pip install ase`); CIF, CSV and Parquet inputs do not"
@@ -395,12 +400,29 @@ def _ase_first(p: Path):
     from ase.io.formats import UnknownFileTypeError
 
     try:
-        return next(ase.io.iread(str(p), index=":"), None)
+        return next(_ase_frames(p), None)
     except UnknownFileTypeError as exc:
         raise ValueError(
             f"{p}: not a file type basisdb or ASE reads ({exc}); inputs are CIF (.cif, .mcif), "
             "CSV/Parquet tables of CIFs, or a format ASE reads (extxyz, ...)"
         ) from None
+
+
+def _ase_frames(p: Path):
+    """The structures of an ASE file in order.  An ASE database (.db) is read row by row through
+    ``ase.db`` so that each row's key-value pairs (where a database keeps its targets and ids) are in
+    ``atoms.info``, where ``--carry`` and the id look; other files through ``ase.io.iread``."""
+    import ase.io
+
+    if p.suffix.lower() == ".db":
+        import ase.db
+
+        for row in ase.db.connect(str(p)).select():
+            atoms = row.toatoms()
+            atoms.info.update(row.key_value_pairs)
+            yield atoms
+        return
+    yield from ase.io.iread(str(p), index=":")
 
 
 @dataclass(frozen=True)
@@ -435,11 +457,9 @@ def iter_file_items(
                     index += 1
                     row += 1
         else:
-            import ase.io
-
             if _ase_first(p) is None:  # checks the file type with a clear error
                 continue
-            for i, atoms in enumerate(ase.io.iread(str(p), index=":")):
+            for i, atoms in enumerate(_ase_frames(p)):
                 ident = (
                     atoms.info.get("id", atoms.info.get("material_id")) if hasattr(atoms, "info") else None
                 )

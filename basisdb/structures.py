@@ -272,13 +272,16 @@ def _read_structure(structure, reader: str | None = None) -> _Input:
         if not np.all(pbc):
             raise ValueError(f"the ASE Atoms is not periodic in all three directions (pbc={pbc.tolist()})")
         _refuse_ase_disorder(getattr(structure, "info", None) or {})
+        try:
+            scaled = structure.get_scaled_positions(wrap=False)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"the ASE Atoms' cell is singular (volume {abs(float(np.linalg.det(np.asarray(structure.cell[:])))):.3g} "
+                "A^3): fractional positions are undefined"
+            ) from None
         # ASE's dummy atom 'X' has atomic number 0: the dummy species of every route
         return _Input(
-            *_arrays(
-                np.asarray(structure.cell[:]),
-                structure.get_scaled_positions(wrap=False),
-                _numbers_of(structure.get_atomic_numbers()),
-            )
+            *_arrays(np.asarray(structure.cell[:]), scaled, _numbers_of(structure.get_atomic_numbers()))
         )
     # pymatgen Structure
     if hasattr(structure, "frac_coords") and hasattr(getattr(structure, "lattice", None), "matrix"):

@@ -228,3 +228,53 @@ def test_featurize_many_ids_must_match(rows):
         basisdb.featurize_many(iter(cifs), ids=iter(["a", "b"]), kmax=1, features=False)
     res = basisdb.featurize_many(cifs, ids=["a", "b", "c"], kmax=1, features=False)
     assert res.features.column("id").to_pylist() == ["a", "b", "c"]
+
+
+def test_ase_database_key_value_pairs_are_carried(tmp_path, rows):
+    """An ASE database keeps targets and ids as key-value pairs: they are carried and named (ids from its
+    'material_id' key), as ase.db itself reports them."""
+    pytest.importorskip("ase")
+    from ase import Atoms
+    from ase.db import connect
+
+    from basisdb.structures import as_cell
+
+    db = connect(str(tmp_path / "c.db"))
+    for r in rows[:3]:
+        lat, pos, z = as_cell(r["cif"])
+        db.write(
+            Atoms(numbers=z, scaled_positions=pos, cell=lat, pbc=True),
+            epa=float(r["energy_per_atom"]),
+            material_id=r["material_id"],
+        )
+    res = _run(tmp_path / "c.db", carry=["epa"])
+    want = {row.material_id: row.epa for row in connect(str(tmp_path / "c.db")).select()}
+    got = dict(zip(res.features.column("id").to_pylist(), res.features.column("epa").to_pylist()))
+    assert got == want and len(got) == 3
+
+
+def test_compressed_csv_and_binary_cif_column(tmp_path, rows):
+    """A .csv.gz table is read as CSV (pyarrow decompresses it); a Parquet CIF column stored as binary is
+    read as UTF-8 text: the same rows as the plain inputs."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    plain = _write_csv(tmp_path / "t.csv", rows[:3], ["material_id", "cif", "energy_per_atom"])
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    binary = tmp_path / "b.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "material_id": [r["material_id"] for r in rows[:3]],
+                "cif": pa.array([r["cif"].encode() for r in rows[:3]], pa.binary()),
+            }
+        ),
+        binary,
+    )
+    want = _run(plain).features
+    for path in (gz, binary):
+        got = _run(path).features
+        assert got.column("id").to_pylist() == want.column("id").to_pylist()
+        assert got.column("positions").to_pylist() == want.column("positions").to_pylist()

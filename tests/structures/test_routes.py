@@ -254,3 +254,12 @@ Cl1 Cl 0.5 0.5 0.5 1.0
     ordered = atoms.copy()
     ordered.info["occupancy"] = {"0": {"Na": 1.0}, "1": {"Cl": 1.0}}
     featurize(ordered, kmax=2)
+
+
+def test_an_ase_atoms_with_a_singular_cell_is_one_clear_error():
+    ase = pytest.importorskip("ase")
+    atoms = ase.Atoms(
+        "Si2", cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]], positions=[[0, 0, 0], [0.5, 0, 0.5]], pbc=True
+    )
+    with pytest.raises(ValueError, match="cell is singular"):
+        featurize(atoms)
