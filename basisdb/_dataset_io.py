@@ -361,9 +361,9 @@ def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_colum
     if not carry:
         return None
     for c, ks in csv_kinds.items():  # numbers (or true/false) in every CSV cell, else text
-        found = {k for k in ks if k is not None}
-        if found:
-            k = found.pop() if len(found) == 1 else "string"
+        present = {k for k in ks if k is not None}
+        if present:
+            k = present.pop() if len(present) == 1 else "string"
             kinds[c].append((k, "the CSV input(s) " + ", ".join(sorted(set(csv_files)))))
     if not carrying:
         raise ValueError(

@@ -261,7 +261,7 @@ class BatchPlan:
     slot_box:     (n_out,) int64 box index of each output column.
     point_groups: (H, 48, 3, 3) int64 the distinct rotation parts R of each setting's operations (acting
                   on fractional column vectors, x -> R x), zero-padded; point_group_order (H,) int64 their
-                  number.  Used to symmetrise a lattice's metric, G_sym = (1/|P|) sum_R R^T G R, before the
+                  number.  Used to symmetrise a lattice's metric, ``G_sym = (1/|P|) sum_R R^T G R``, before the
                   frequency lengths |k| of a metric weighting (``symmetrized_metric``).
     kmax, n_box, packing.
     """
@@ -401,7 +401,7 @@ def evaluate_batch_plan(plan: BatchPlan, x, hall) -> np.ndarray:
 
 
 def symmetrized_metric(lattice, rotations) -> np.ndarray:
-    """G_sym = (1/|P|) sum_R R^T (L L^T) R over the distinct rotations R (k, 3, 3) of a point group acting on
+    """``G_sym = (1/|P|) sum_R R^T (L L^T) R`` over the distinct rotations R (k, 3, 3) of a point group acting on
     fractional column vectors: the metric of ``lattice`` (rows in Angstrom) made exactly invariant
     (R^T G_sym R = G_sym), the metric of ``basisdb._vector_structures.ideal_lattice``.  (3, 3) float64."""
     L = np.asarray(lattice, dtype=np.float64)

@@ -54,7 +54,10 @@ _NEG = [_INDEX[(-1, 0, 0)], _INDEX[(0, -1, 0)], _INDEX[(0, 0, -1)]]
 #: the candidate images of a, b, c when only +-a, +-b, +-c have their lengths (indices into _VECS)
 _SIGN_CANDIDATES = [sorted((_NEG[i], _AXES[i])) for i in range(3)]
 #: the search's candidates -1 and 1, as triples of indices into _VECS
-_PLUS_MINUS_FOUND = (tuple(_NEG), tuple(_AXES))
+_PLUS_MINUS_FOUND: tuple[tuple[int, int, int], ...] = (
+    (_NEG[0], _NEG[1], _NEG[2]),
+    (_AXES[0], _AXES[1], _AXES[2]),
+)
 
 
 def _inverse3(m: list) -> list | None:

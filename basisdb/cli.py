@@ -702,7 +702,7 @@ def plot(
 @click.option(
     "--carry",
     multiple=True,
-    help="A column of CSV/Parquet inputs (or, for ASE files, an atoms.info key or calculator result such as energy) to copy into the output (e.g. a target); repeatable.",
+    help="A column of CSV/Parquet inputs (or, for ASE files, an atoms.info key, database key or calculator result such as energy) to copy into the output (e.g. a target); repeatable. One type per column for the whole dataset (numbers as float64, bool, string, numeric lists), fixed from every input before the run.",
 )
 @click.option(
     "--partition-size",

@@ -542,7 +542,7 @@ def frequency_lengths(tables: EncoderTables, lattice, hall_number=None):
     """``|k| = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
 
     lattice: (..., 3, 3) rows in Angstrom.  hall_number: None, or (...) the setting of each lattice, whose
-    point group first symmetrises the metric, G_sym = (1/|P|) sum_R R^T L L^T R, |k|^2 = k^T G_sym^-1 k
+    point group first symmetrises the metric, ``G_sym = (1/|P|) sum_R R^T L L^T R, |k|^2 = k^T G_sym^-1 k``
     (as ``basisdb.torch.InvariantEncoding.frequency_lengths``: the same lengths for every equivalent cell
     of a crystal that is symmetric only within a tolerance).
     """

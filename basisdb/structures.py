@@ -135,7 +135,7 @@ class Featurized:
         The setting's operations conjugated by the canonical map (R_in = T^-1 R T,
         t_in = T^-1 (R s + t - s)), combined with the crystal's pure translations that are not
         vectors of the input's lattice (a supercell's: T^-1 n for integer n, plus the centrings),
-        and reduced modulo the input lattice: so g = |G / L_input|, e.g. 12 for corundum given as its
+        and reduced modulo the input lattice: so g is the order of G modulo that lattice, e.g. 12 for corundum given as its
         rhombohedral primitive cell (not the 36 of the hexagonal setting), 2 x 192 for a 2 x 1 x 1
         supercell of rock salt.  The identity comes first.
         """

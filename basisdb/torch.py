@@ -647,7 +647,7 @@ class InvariantEncoding(torch.nn.Module):
 
         lattice: (..., 3, 3), rows = lattice vectors in Angstrom (G* = (L L^T)^-1, no 2 pi).
         hall_number: None, or (...) the setting of each lattice: then G = L L^T is first made exactly
-        invariant under the setting's point group, G_sym = (1/|P|) sum_R R^T G R
+        invariant under the setting's point group, ``G_sym = (1/|P|) sum_R R^T G R``
         (``basisdb._routing.symmetrized_metric``, the metric of ``ideal_lattice``), and G* = G_sym^-1.  A
         DFT-relaxed or measured cell is symmetric only within a tolerance, and featurize may present a
         crystal in any of its equivalent canonical cells (e.g. (a, b, c) -> (-a, b, -c) in C 2/m): with the
