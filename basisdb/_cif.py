@@ -683,10 +683,13 @@ def _origin_choice(declared, frac, numbers, labels, mult, lattice, name: str, pa
     Readers disagree here (gemmi's symbol lookup, spglib, ASE and pymatgen take origin choice 1;
     gemmi's CIF reader and cctbx take 2), and coordinates written for one origin read with the other
     give another crystal (diamond at 1/8, 1/8, 1/8 read with origin choice 1: 16 atoms 1.9 A apart, not
-    8).  So the atoms decide: the reading that agrees with the file's ``_atom_site_symmetry_multiplicity``
-    when exactly one does, else the one whose symmetry images coincide more (fewer atoms: atoms sit on
-    special positions of the right origin, and on general ones of the wrong), else origin choice 1.  A
-    ``CIFWarning`` says which was taken and what the other gives whenever they differ."""
+    8).  Origin choice 2 is read (as gemmi's and cctbx's CIF readers do, and the origin at a centre of
+    symmetry that structure databases standardise on) unless the file shows otherwise: the reading that
+    reproduces the file's ``_atom_site_symmetry_multiplicity`` when exactly one does, else the one that
+    puts no two atoms closer than ``IMPLAUSIBLE_DISTANCE`` when exactly one does (a spinel in origin 2
+    read with origin 1: atoms 0.29 A apart).  (Counting atoms is no evidence: a site can be special in
+    both readings with different multiplicities.)  A ``CIFWarning`` always says which was taken, why, and
+    how many atoms the other reading gives."""
     try:
         first = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "1")
         second = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "2")
@@ -704,24 +707,47 @@ def _origin_choice(declared, frac, numbers, labels, mult, lattice, name: str, pa
                 frac, np.asarray(numbers, dtype=np.int64), labels, mult, rot, translations, lattice, name
             )[0]
         mismatches = sum("_atom_site_symmetry_multiplicity" in str(w.message) for w in caught)
-        readings.append((choice, rot, translations, len(pos), mismatches))
-    n1, m1, n2, m2 = readings[0][3], readings[0][4], readings[1][3], readings[1][4]
+        readings.append((choice, rot, translations, len(pos), mismatches, _shortest_distance(pos, lattice)))
+    m1, m2 = readings[0][4], readings[1][4]
+    close1, close2 = (r[5] < IMPLAUSIBLE_DISTANCE for r in readings)
     if any(m is not None for m in mult) and (m1 == 0) != (m2 == 0):
         pick, why = (0 if m1 == 0 else 1), "its site multiplicities match the file's"
-    elif n1 != n2:
-        pick, why = (0 if n1 < n2 else 1), "more of the atoms' symmetry images coincide (special positions)"
+    elif close1 != close2:
+        pick = 1 if close1 else 0
+        why = f"the other puts atoms {readings[1 - pick][5]:.3g} A apart"
     else:
-        pick, why = 0, "the default: both readings give as many atoms"
+        pick, why = 1, "the file gives no evidence either way; as gemmi's and cctbx's CIF readers"
     chosen, other = readings[pick], readings[1 - pick]
     warn(
         CIFWarning(
             f"{name}: {declared.tag} {declared.value!r} does not say which of the group's two origin choices "
             f"the coordinates use: read with origin choice {chosen[0]} ({why}; {chosen[3]} atoms), origin "
-            f"choice {other[0]} gives {other[3]} atoms. Add _space_group_IT_coordinate_system_code "
-            f"{chosen[0]} (or ':{chosen[0]}' to the symbol, or the operation loop) to say so"
+            f"choice {other[0]} gives {other[3]} atoms. Say which with _space_group_IT_coordinate_system_code "
+            "(1 or 2), a ':1'/':2' suffix to the symbol, or the operation loop"
         )
     )
     return DeclaredSymmetry(declared.tag, declared.value, declared.form, chosen[1], chosen[2])
+
+
+#: two atoms closer than this (Angstrom) are not a crystal (the shortest bond, H-H, is 0.74 A): a reading
+#: of the origin choice that puts atoms this close is the wrong one
+IMPLAUSIBLE_DISTANCE = 0.5
+
+
+def _shortest_distance(pos: np.ndarray, lattice: np.ndarray) -> float:
+    """The shortest distance (Angstrom) between two atoms of fractional positions ``pos`` (n, 3) in the cell
+    ``lattice`` (rows), nearest images by rounding (exact for the orthogonal cells of the groups with two
+    origin choices); inf for fewer than two atoms.  In blocks of rows: bounded memory."""
+    n = len(pos)
+    best = math.inf
+    for lo in range(0, n, 256):
+        d = pos[lo : lo + 256, None, :] - pos[None, :, :]
+        d -= np.rint(d)
+        dist = np.linalg.norm(d @ lattice, axis=-1)
+        rows = np.arange(lo, min(lo + 256, n))
+        dist[rows - lo, rows] = np.inf
+        best = min(best, float(dist.min(initial=np.inf)))
+    return best
 
 
 def _coordinate_code(block, text: str | None = None) -> str:

@@ -190,8 +190,9 @@ def _table_batches(
     batch_rows: int,
 ):
     """(cif texts, ids or None, carried columns as a pyarrow Table of ``carry_schema`` or None) per record
-    batch.  CSV carried columns are read as text and converted to the schema's types (``carry_schema``
-    decided them from the whole input: a type guessed from the first block could not hold later rows)."""
+    batch.  CSV cells are read as text (ids and CIF text exactly as written) and carried columns converted
+    to the schema's types (``carry_schema`` decided them from the whole input: a type guessed from the
+    first block could not hold later rows)."""
     import pyarrow as pa
 
     carry = tuple(carry_schema.names) if carry_schema is not None else ()
@@ -200,13 +201,12 @@ def _table_batches(
     if kind == "csv":
         import pyarrow.csv as pcsv
 
-        types = {c: pa.string() for c in cols}
         reader = pcsv.open_csv(
             p,
             read_options=pcsv.ReadOptions(block_size=1 << 22),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
-                include_columns=cols, column_types=types, strings_can_be_null=True
+                include_columns=cols, column_types={c: pa.string() for c in cols}
             ),
         )
         batches = iter(reader)
@@ -228,54 +228,85 @@ def _table_batches(
         extra = None
         if carry:
             extra = pa.table(
-                {f.name: _carry_cast(t.column(f.name), f.type, p) for f in carry_schema}, schema=carry_schema
+                {
+                    f.name: _carry_cast(t.column(f.name), f.type, p, f.name, kind == "csv")
+                    for f in carry_schema
+                },
+                schema=carry_schema,
             )
         yield cifs, ids, extra
 
 
-def _carry_cast(col, to, p: Path):
-    """A carried column converted to its dataset-wide type (text '1.5' -> 1.5, int -> float64, ...)."""
+#: CSV cells that mean "no value" in a numeric or true/false column (pyarrow's own list); a text column
+#: keeps them as text, and only its empty cells are missing
+_CSV_NULLS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null",
+)  # fmt: skip
+
+
+def _csv_cells(col, to):
+    """A CSV column's text cells prepared for ``to``: blanks around a cell removed and, for numbers and
+    bools, the null spellings as nulls; for text, empty cells as nulls."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if col.type == to:
-        return col
+    col = pc.utf8_trim_whitespace(col)
+    missing = pa.array([""]) if pa.types.is_string(to) else pa.array(list(_CSV_NULLS))
+    return pc.if_else(pc.is_in(col, value_set=missing), pa.scalar(None, pa.string()), col)
+
+
+def _carry_cast(col, to, p: Path, name: str, text: bool):
+    """A carried column converted to its dataset-wide type (CSV text '1.5' -> 1.5, int64 -> float64 when
+    the column is float64 in another input, a categorical -> string, ...).  ValueError naming the file and
+    the column when a value does not fit."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     try:
-        if pa.types.is_boolean(to) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            return pc.equal(pc.utf8_lower(col), "true")
+        if text:
+            col = _csv_cells(col, to)
+            if pa.types.is_boolean(to):
+                return pc.equal(pc.utf8_lower(col), "true")
+        if col.type == to:
+            return col
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        if pa.types.is_integer(col.type) and pa.types.is_floating(to):
+            return pc.cast(col, to, safe=False)  # beyond 2**53 the nearest float64, as numpy does
         return pc.cast(col, to)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise ValueError(f"{p}: a carried column cannot be read as {to} ({exc})") from None
+        raise ValueError(f"{p}: carried column {name!r} cannot be read as {to} ({exc})") from None
 
 
 # ------------------------------------------------------------------ carried columns
-#: the types a carried column takes: numbers (ints too) as float64, bools, strings, numeric arrays as
-#: list<float64>; one type per column for the whole dataset
-CARRY_KINDS = ("float64", "bool", "string", "list<float64>")
-
-
-def _kind_of_arrow_type(t) -> str | None:
-    """A carried column's kind from a Parquet column's arrow type (None: only nulls); ValueError otherwise."""
+def _carry_type(t):
+    """A carried column's dataset type from a Parquet column's arrow type (None: only nulls): integers as
+    int64, other numbers as float64, text and categoricals as string, lists of numbers as
+    list<float64>, anything else (timestamps, nested lists, ...) as it is."""
     import pyarrow as pa
 
     if pa.types.is_null(t):
         return None
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float64"
-    if pa.types.is_boolean(t):
-        return "bool"
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pa.float64()
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "string"
+        return pa.string()
     if (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and (
         pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)
     ):
-        return "list<float64>"
-    raise ValueError(f"type {t} (carried columns hold numbers, bools, strings or lists of numbers)")
+        return pa.list_(pa.float64())
+    return t
 
 
-def _csv_kinds(p: Path, carry: tuple[str, ...]) -> dict[str, str | None]:
-    """Each carried column's kind in a CSV file, from all its rows (read as text): 'float64' when every
-    non-empty cell is a number, else 'bool' when every one is true/false, else 'string'; None: all empty."""
+def _csv_types(p: Path, carry: tuple[str, ...]) -> dict:
+    """Each carried column's type in a CSV file, from all its cells (read as text, blanks around a cell
+    ignored): int64 when every present cell is an integer, float64 when every one is a number, bool when
+    every one is true/false, else string; None when every cell is empty or a null spelling."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
@@ -285,40 +316,63 @@ def _csv_kinds(p: Path, carry: tuple[str, ...]) -> dict[str, str | None]:
         read_options=pcsv.ReadOptions(block_size=1 << 22),
         parse_options=pcsv.ParseOptions(newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
-            include_columns=list(carry),
-            column_types={c: pa.string() for c in carry},
-            strings_can_be_null=True,
+            include_columns=list(carry), column_types={c: pa.string() for c in carry}
         ),
     )
-    number = dict.fromkeys(carry, True)
-    boolean = dict.fromkeys(carry, True)
-    seen = dict.fromkeys(carry, False)
+    ok = {c: {"int": True, "float": True, "bool": True, "seen": False} for c in carry}
     for b in reader:
         for c in carry:
-            col = b.column(c).drop_null()
+            col = _csv_cells(b.column(c), pa.float64()).drop_null()
             if not len(col):
                 continue
-            seen[c] = True
-            if number[c]:
-                try:
-                    pc.cast(col, pa.float64())
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    number[c] = False
-            if boolean[c] and not pc.all(pc.is_in(pc.utf8_lower(col), pa.array(["true", "false"]))).as_py():
-                boolean[c] = False
-    return {
-        c: None if not seen[c] else "float64" if number[c] else "bool" if boolean[c] else "string"
-        for c in carry
-    }
+            st = ok[c]
+            st["seen"] = True
+            for kind, to in (("int", pa.int64()), ("float", pa.float64())):
+                if st[kind]:
+                    try:
+                        pc.cast(col, to)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        st[kind] = False
+            if st["bool"] and not pc.all(pc.is_in(pc.utf8_lower(col), pa.array(["true", "false"]))).as_py():
+                st["bool"] = False
+    out = {}
+    for c, st in ok.items():
+        if not st["seen"]:
+            out[c] = None
+        elif st["int"]:
+            out[c] = pa.int64()
+        elif st["float"]:
+            out[c] = pa.float64()
+        elif st["bool"]:
+            out[c] = pa.bool_()
+        else:
+            out[c] = pa.string()
+    return out
+
+
+def _unify(types: list):
+    """One type for several inputs' types of a column (None: no value anywhere): equal types, or int64
+    and float64 (float64); None when they cannot be one."""
+    import pyarrow as pa
+
+    found = [t for t in types if t is not None]
+    if not found:
+        return pa.float64()
+    if all(t == found[0] for t in found):
+        return found[0]
+    if all(t in (pa.int64(), pa.float64()) for t in found):
+        return pa.float64()
+    return None
 
 
 def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_column: str | None):
     """Check every table input's columns (the CIF column, the id column when named, the carried ones),
     before anything is written, and return the carried columns' arrow schema for the whole dataset (None
-    without ``carry``): each column's kind (``CARRY_KINDS``) from every input that has it (a Parquet file's
-    types, all of a CSV file's cells, the first structure of an ASE file); CIF files have none (nulls).
-    ValueError: a name the features table already has, a repeated name, no input with columns, a column
-    whose kinds differ between inputs, a type that cannot be carried."""
+    without ``carry``).  Each column's type comes from every input that has it: a Parquet file's types
+    (``_carry_type``), all the cells of the CSV inputs together (``_csv_types``: CSV cells are text), the
+    first structure of an ASE file; integers and floats together are float64; CIF files have none
+    (nulls).  ValueError: a name the features table already has, a repeated name, no input with
+    columns, a column whose types differ between inputs."""
     import pyarrow as pa
 
     carry = tuple(carry or ())
@@ -332,8 +386,8 @@ def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_colum
     twice = sorted({c for c in carry if carry.count(c) > 1})
     if twice:
         raise ValueError(f"--carry {twice[0]!r} is given more than once")
-    kinds: dict[str, list[tuple[str | None, str]]] = {c: [] for c in carry}
-    csv_kinds: dict[str, list[str | None]] = {c: [] for c in carry}
+    found: dict[str, list[tuple[Any, str]]] = {c: [] for c in carry}
+    csv_types: dict[str, list[Any]] = {c: [] for c in carry}
     csv_files: list[str] = []
     carrying = False
     for kind, p in files:
@@ -344,48 +398,44 @@ def carry_schema(files: list[tuple[str, Path]], carry, cif_column: str, id_colum
             carrying = True
             if kind == "parquet":
                 for c in carry:
-                    try:
-                        kinds[c].append((_kind_of_arrow_type(schema.field(c).type), str(p)))
-                    except ValueError as exc:
-                        raise ValueError(f"{p}: --carry {c!r} has {exc}") from None
-            else:  # CSV cells are text: their kind is decided over all CSV inputs together (below)
-                for c, k in _csv_kinds(p, carry).items():
-                    csv_kinds[c].append(k)
-                    csv_files.append(str(p))
+                    found[c].append((_carry_type(schema.field(c).type), str(p)))
+            else:  # CSV cells are text: their type is decided over all CSV inputs together (below)
+                csv_files.append(str(p))
+                for c, t in _csv_types(p, carry).items():
+                    csv_types[c].append(t)
         elif kind == "ase" and carry:
             carrying = True
             first = _ase_first(p)
             if first is not None:
                 for f in _ase_carry_schema(first, carry, p):
-                    kinds[f.name].append((_kind_of_arrow_type(f.type), f"{p} (first structure)"))
+                    found[f.name].append((_carry_type(f.type), f"{p} (first structure)"))
     if not carry:
         return None
-    for c, ks in csv_kinds.items():  # numbers (or true/false) in every CSV cell, else text
-        present = {k for k in ks if k is not None}
-        if present:
-            k = present.pop() if len(present) == 1 else "string"
-            kinds[c].append((k, "the CSV input(s) " + ", ".join(sorted(set(csv_files)))))
     if not carrying:
         raise ValueError(
             "--carry copies columns of CSV/Parquet tables or properties of ASE files; none of the inputs is "
             "one (CIF files have no columns to carry)"
         )
-    types = {
-        "float64": pa.float64(),
-        "bool": pa.bool_(),
-        "string": pa.string(),
-        "list<float64>": pa.list_(pa.float64()),
-    }
+    where = "the CSV input(s) " + ", ".join(csv_files)
     fields = []
     for c in carry:
-        found = [(k, src) for k, src in kinds[c] if k is not None]
-        for k, src in found[1:]:
-            if k != found[0][0]:
-                raise ValueError(
-                    f"--carry {c!r} holds {found[0][0]} in {found[0][1]} but {k} in {src}; one column must "
-                    "hold one kind of value in every input"
-                )
-        fields.append(pa.field(c, types[found[0][0]] if found else pa.float64()))
+        present = [t for t in csv_types[c] if t is not None]
+        if present:  # numbers in every CSV cell (ints, or ints and floats), true/false, else text
+            t = _unify(present)
+            found[c].append((t if t is not None else pa.string(), where))
+        t = _unify([t for t, _ in found[c]])
+        if t is None:
+            (t0, src0), (t1, src1) = next(
+                (a, b)
+                for a in found[c]
+                for b in found[c]
+                if a[0] is not None and b[0] is not None and _unify([a[0], b[0]]) is None
+            )
+            raise ValueError(
+                f"--carry {c!r} holds {t0} in {src0} but {t1} in {src1}; one column must hold one kind of "
+                "value in every input"
+            )
+        fields.append(pa.field(c, t))
     return pa.schema(fields)
 
 
@@ -759,6 +809,12 @@ def prepare_output(out: Path, meta: dict, overwrite: bool) -> None:
                 for k in sorted(set(old.get("run", {})) | set(meta))
                 if old.get("run", {}).get(k) != meta.get(k)
             ]
+            if diffs == ["carry_types"] and "carry_types" not in old.get("run", {}):
+                raise FileExistsError(
+                    f"{out}: holds a dataset with carried columns written by an older basisdb, which typed them "
+                    "partition by partition (they now have one type fixed before the run); pass --overwrite "
+                    "(overwrite=True) to start again, or choose another folder"
+                )
             raise FileExistsError(
                 f"{out}: holds a dataset made from other inputs or options (differs in: {', '.join(diffs) or 'layout'}); "
                 "pass --overwrite (overwrite=True) to start again, or choose another folder"

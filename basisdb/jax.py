@@ -434,8 +434,8 @@ def _layout(t: EncoderTables, positions, hall_number, mask, batch):
             f"hall_number must be a 1-D integer array, got shape {tuple(hall.shape)} of {hall.dtype}"
         )
     known = _concrete(hall)
-    if known is not None:
-        check_halls(t, known)
+    if known is not None:  # the hall numbers of crystals (or atoms) with an unmasked atom must be known
+        check_halls(t, known[_active(known.shape[0], x.ndim, mask, batch)])
     n_rows = t.row_of_hall.shape[0]
     inside = (hall >= 0) & (hall < n_rows)
     rows = t.row_of_hall[jnp.clip(hall, 0, n_rows - 1)]
@@ -470,6 +470,26 @@ def _layout(t: EncoderTables, positions, hall_number, mask, batch):
     if b is not None:
         _check_per_crystal(b, tuple(hall.shape), "hall_number")
     return x, rows[batch], batch, None, valid[batch]
+
+
+def _active(n: int, ndim: int, mask, batch) -> np.ndarray:
+    """Which of the n hall numbers belong to a crystal (or ragged atom) with an unmasked atom: (n,) bool.
+    Every one when the mask (or batch) is traced or absent: a masked padding crystal may carry any hall
+    number (its rows are zero whatever it is)."""
+    m = None if mask is None else _concrete(mask)
+    if m is None:
+        return np.ones(n, dtype=bool)
+    m = m.astype(bool)
+    if ndim == 3:  # padded: (B, N) mask, one hall number per crystal
+        return m.reshape(n, -1).any(axis=1) if m.size else np.zeros(n, dtype=bool)
+    if batch is None:  # ragged, one hall number per atom
+        return m.reshape(-1)
+    b = _concrete(batch)
+    if b is None:
+        return np.ones(n, dtype=bool)
+    out = np.zeros(n, dtype=bool)
+    out[np.asarray(b)[m.reshape(-1)].astype(np.int64) % max(n, 1)] = True
+    return out
 
 
 def _check_per_crystal(batch: np.ndarray, shape: tuple, name: str) -> None:
@@ -512,7 +532,6 @@ def invariant_encoding(
         dtype = tables.term_alpha.dtype
         return jnp.zeros((*padded, tables.n_out) if padded is not None else (0, tables.n_out), dtype=dtype)
     out = _plan_encode(tables, x, jnp.where(valid, rows, 0))
-    out = jnp.where(valid[:, None], out, jnp.nan)
     if radial_weights is not None:
         if crystal is not None:
             if padded is None:
@@ -524,8 +543,9 @@ def invariant_encoding(
                     f"lattice must have one entry per crystal ({padded[0]}), got {jnp.shape(radial_weights)[0]}"
                 )
         out = out * (radial_weights[crystal] if crystal is not None else radial_weights)
+    out = jnp.where(valid[:, None], out, jnp.nan)  # after every other step: masked rows get zero gradients
     if mask is not None:
-        out = out * jnp.asarray(mask).reshape(-1, 1).astype(out.dtype)
+        out = jnp.where(jnp.asarray(mask, dtype=bool).reshape(-1, 1), out, 0)  # zero even where out is NaN
     return out.reshape(*padded, tables.n_out) if padded is not None else out
 
 
@@ -536,6 +556,13 @@ def check_halls(tables: EncoderTables, hall_number) -> None:
     bad = sorted({int(v) for v in h if int(v) not in ok})
     if bad:
         raise ValueError(f"hall numbers not supported by these tables: {bad}")
+
+
+def _norm(q):
+    """|q| over axis -2 with a finite gradient at q = 0 (the k = 0 frequency): 0 there, not NaN."""
+    s = (q * q).sum(-2)
+    pos = s > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
 
 
 def frequency_lengths(tables: EncoderTables, lattice, hall_number=None):
@@ -557,10 +584,10 @@ def frequency_lengths(tables: EncoderTables, lattice, hall_number=None):
         C = jnp.linalg.cholesky(gs)
         kt = jnp.broadcast_to(tables.box_frequencies.T, C.shape[:-2] + tables.box_frequencies.T.shape)
         q = jax.scipy.linalg.solve_triangular(C, kt, lower=True)  # (..., 3, n_box)
-        return jnp.sqrt((q * q).sum(-2))
+        return _norm(q)
     k = jnp.broadcast_to(tables.box_frequencies.T, L.shape[:-2] + tables.box_frequencies.T.shape)
     q = jnp.linalg.solve(L, k)  # (..., 3, n_box)
-    return jnp.sqrt((q * q).sum(-2))
+    return _norm(q)
 
 
 def invariant_encoder_init(
@@ -640,7 +667,7 @@ def invariant_encoder_apply(
     if "bias" in params:
         out = out + params["bias"]
     if mask is not None:
-        out = out * jnp.asarray(mask)[..., None].astype(out.dtype)
+        out = jnp.where(jnp.asarray(mask, dtype=bool)[..., None], out, 0)
     return out
 
 

@@ -321,7 +321,8 @@ def _refuse_ase_disorder(info: dict) -> None:
             listed = ", ".join(f"{k} {v:g}" for k, v in shares.items())
             raise ValueError(
                 f"the ASE Atoms is a disordered structure (atoms.info['occupancy'] of site {tag}: {listed}; "
-                "ASE keeps one species per site): partial occupancies are not supported, as in a CIF"
+                "ASE keeps one species per site): partial occupancies are not supported, as in a CIF. If you "
+                "ordered the structure yourself, delete atoms.info['occupancy'] first"
             )
 
 

@@ -371,8 +371,9 @@ class BatchedBasis:
 
 
 def _check_batch(batch: torch.Tensor, n_atoms: int, per_crystal: tuple, name: str) -> None:
-    """ValueError unless ``batch`` (crystal of each atom) has shape (n_atoms,), values 0..B-1 and every
-    crystal 0..B-1 present, and ``per_crystal`` (the shape of hall_number or lattice) starts with B."""
+    """ValueError unless ``batch`` (crystal of each atom) has shape (n_atoms,) and no negative value, and
+    ``per_crystal`` (the shape of hall_number or lattice) starts with B = batch.max() + 1 (so a trailing
+    crystal without atoms must be left out of the per-crystal arguments)."""
     if tuple(batch.shape) != (n_atoms,):
         raise ValueError(
             f"batch must have shape ({n_atoms},) (the crystal of each atom), got {tuple(batch.shape)}"
@@ -578,19 +579,29 @@ class InvariantEncoding(torch.nn.Module):
         """Compute dtype of the encoding (float32/float64; follows ``.to(dtype)``)."""
         return self._anchor.dtype
 
-    def _rows(self, hall: torch.Tensor) -> torch.Tensor:
+    def _rows(self, hall: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """The plan row of each hall number, -1 for one this encoder does not hold.  In eager mode a
+        ValueError names the unsupported ones among the ``active`` entries (default all): a masked padding
+        crystal may carry any hall number.  Rows of -1 come out NaN (``_evaluate``), never another
+        setting's encoding (under torch.compile, where nothing can raise)."""
         hall = torch.as_tensor(hall, device=self.row_of_hall.device)
+        if _checking() and (
+            hall.dtype.is_floating_point or hall.dtype == torch.bool or hall.dtype.is_complex
+        ):
+            raise ValueError(f"hall_number must be an integer tensor, got {hall.dtype}")
+        hall = hall.long()
+        n = self.row_of_hall.shape[0]
+        inside = (hall >= 0) & (hall < n)
+        rows = torch.where(inside, self.row_of_hall[hall.clamp(0, n - 1)], -1)
         if _checking():
-            if hall.dtype.is_floating_point or hall.dtype == torch.bool or hall.dtype.is_complex:
-                raise ValueError(f"hall_number must be an integer tensor, got {hall.dtype}")
-            bad = (hall < 0) | (hall >= self.row_of_hall.shape[0])
-            if not bad.any():
-                bad = self.row_of_hall[hall] < 0
+            bad = rows < 0
+            if active is not None and active.shape == bad.shape:
+                bad = bad & active
             if bad.any():
                 raise ValueError(
                     f"hall numbers not supported by this encoder: {sorted(set(hall[bad].tolist()))}"
                 )
-        return self.row_of_hall[hall.long()]
+        return rows
 
     def _layout(self, positions, hall_number, mask, batch):
         """(x (G, A, 3), plan row of each group (G,), crystal of each atom (G*A,) or None, padded shape (B, N)
@@ -600,30 +611,37 @@ class InvariantEncoding(torch.nn.Module):
         x = torch.as_tensor(positions, device=self.row_of_hall.device)
         if not x.dtype.is_floating_point:
             x = x.to(self.dtype)
+        m = None if mask is None else torch.as_tensor(mask, device=x.device).to(torch.bool)
         if x.ndim == 3 and x.shape[-1] == 3:
             B, N = x.shape[0], x.shape[1]
             if batch is not None:
                 raise ValueError("batch= is for ragged input (positions (M, 3)); padded input uses mask=")
-            if mask is not None:
-                if _checking() and tuple(mask.shape) != (B, N):
-                    raise ValueError(f"mask must have shape {(B, N)}, got {tuple(mask.shape)}")
-                x = torch.where(
-                    mask[..., None].to(torch.bool), x, torch.zeros((), dtype=x.dtype, device=x.device)
-                )
-            rows = self._rows(hall_number)
-            if _checking() and tuple(rows.shape) != (B,):
+            if m is not None:
+                if tuple(m.shape) != (B, N):
+                    raise ValueError(f"mask must have shape {(B, N)}, got {tuple(m.shape)}")
+                x = torch.where(m[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+            rows = self._rows(hall_number, None if m is None else m.any(dim=1))
+            if tuple(rows.shape) != (B,):
                 raise ValueError(f"padded input needs hall_number of shape ({B},), got {tuple(rows.shape)}")
             crystal = torch.arange(B, device=x.device).repeat_interleave(N)
             return x, rows, crystal, (B, N), rows
         if x.ndim != 2 or x.shape[-1] != 3:
             raise ValueError(f"positions must have shape (B, N, 3) or (M, 3), got {tuple(x.shape)}")
-        rows = self._rows(hall_number)
+        if m is not None and tuple(m.shape) != (x.shape[0],):
+            raise ValueError(f"mask must have shape ({x.shape[0]},), got {tuple(m.shape)}")
         if batch is not None:
             batch = torch.as_tensor(batch, device=x.device).long()
+            n_hall = tuple(torch.as_tensor(hall_number).shape)
+            active = None
             if _checking():
-                _check_batch(batch, x.shape[0], rows.shape, "hall_number")
+                _check_batch(batch, x.shape[0], n_hall, "hall_number")
+                if m is not None:
+                    active = torch.zeros(n_hall[0], dtype=torch.bool, device=x.device)
+                    active[batch[m]] = True
+            rows = self._rows(hall_number, active)
             return x[:, None, :], rows.index_select(0, batch), batch, None, rows
-        if _checking() and tuple(rows.shape) != (x.shape[0],):
+        rows = self._rows(hall_number, m)
+        if tuple(rows.shape) != (x.shape[0],):
             raise ValueError(
                 f"ragged input without batch= needs one hall number per atom ({x.shape[0]},), got {tuple(rows.shape)}"
             )
@@ -632,15 +650,19 @@ class InvariantEncoding(torch.nn.Module):
     def forward(self, positions, hall_number, mask=None, batch=None) -> torch.Tensor:
         """The encoding (..., n_out) of ``self.dtype``; see ``InvariantEncoder.forward`` for the input layouts."""
         x, rows, _, padded, _ = self._layout(positions, hall_number, mask, batch)
-        out = self._evaluate(x, rows)
-        if mask is not None:
-            out = out * mask.reshape(*out.shape[:-1]).unsqueeze(-1).to(out.dtype)
+        out = torch.where((rows >= 0)[:, None, None], self._evaluate(x, rows), torch.nan)
+        if mask is not None:  # zero, also where a masked row is NaN
+            out = torch.where(
+                torch.as_tensor(mask, device=out.device).to(torch.bool).reshape(*out.shape[:-1], 1), out, 0.0
+            )
         return out if padded is not None else out.reshape(-1, self.n_out)
 
     def _evaluate(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """(G, A, 3) points, (G,) plan rows -> (G, A, n_out) encoding in ``self.dtype``."""
+        """(G, A, 3) points, (G,) plan rows -> (G, A, n_out) encoding in ``self.dtype``.  A row of -1 (a hall
+        number not held) is evaluated as row 0: the callers make it NaN after every other step (so that a
+        masked padding crystal's zero rows have zero, not NaN, gradients)."""
         tables = {name: getattr(self, name) for name in BatchPlan.ARRAYS}
-        return _plan_encode(tables, x, rows, self.kmax, self.n_cols, self.n_out, self.dtype)
+        return _plan_encode(tables, x, rows.clamp_min(0), self.kmax, self.n_cols, self.n_out, self.dtype)
 
     def frequency_lengths(self, lattice: torch.Tensor, hall_number=None) -> torch.Tensor:
         """``|k| = sqrt(k^T G* k) = |L^-1 k|`` in 1/Angstrom of every box frequency: (..., n_box).
@@ -663,6 +685,7 @@ class InvariantEncoding(torch.nn.Module):
         if rows is None:
             q = torch.linalg.solve(L.unsqueeze(-3), k.unsqueeze(-1)).squeeze(-1)  # (..., n_box, 3)
             return torch.linalg.vector_norm(q, dim=-1)
+        rows = rows.clamp_min(0)  # a row of -1 (a hall number not held) is NaN in the encoding anyway
         R = self.point_groups[rows].to(self.dtype)  # (..., 48, 3, 3), zero-padded
         G = L @ L.transpose(-1, -2)
         gs = (R.transpose(-1, -2) @ G.unsqueeze(-3) @ R).sum(-3)
@@ -794,8 +817,12 @@ class InvariantEncoder(torch.nn.Module):
             if crystal is not None:
                 w = w.index_select(0, crystal)
             out = out * w
-        if mask is not None:
-            out = out * mask.reshape(-1, 1).to(out.dtype)
+        # a hall number not held (only reachable unmasked under torch.compile): NaN rows
+        out = torch.where((rows >= 0).repeat_interleave(x.shape[1])[:, None], out, torch.nan)
+        if mask is not None:  # zero, also where a masked row is NaN
+            out = torch.where(
+                torch.as_tensor(mask, device=out.device).to(torch.bool).reshape(-1, 1), out, 0.0
+            )
         return out.reshape(*padded, enc.n_out) if padded is not None else out
 
     def forward(self, positions, hall_number, lattice=None, mask=None, batch=None) -> torch.Tensor:
@@ -812,7 +839,7 @@ class InvariantEncoder(torch.nn.Module):
         enc = self.encode(positions, hall_number, lattice=lattice, mask=mask, batch=batch)
         out = self.linear(enc)
         if mask is not None:
-            out = out * mask[..., None].to(out.dtype)
+            out = torch.where(torch.as_tensor(mask, device=out.device).to(torch.bool)[..., None], out, 0.0)
         return out
 
 

@@ -583,3 +583,40 @@ def test_empty_batches_give_empty_outputs(db):
     tables = bj.invariant_encoder_tables(2, db=db, hall_numbers=HALLS)
     assert bj.invariant_encoding(tables, np.zeros((0, 3)), np.zeros(0, np.int32)).shape == (0, 250)
     assert jax.jit(bj.invariant_encoding)(tables, np.zeros((2, 0, 3)), np.array([1, 2])).shape == (2, 0, 250)
+
+
+def test_masked_padding_crystals_may_carry_any_hall_number(db):
+    """A fixed-shape batch padded with an all-masked crystal whose hall number is 0 (no setting): its rows
+    are zero and the rest is unchanged, in torch and JAX (eager and jit); an unmasked unknown hall number is
+    still refused in eager mode, and is NaN (not another setting's encoding) where it cannot be refused."""
+    enc = bt.InvariantEncoder(
+        4, kmax=2, db=db, hall_numbers=HALLS, frequency_weighting="metric", dtype=torch.float64
+    )
+    with torch.no_grad():
+        enc.radial.normal_()
+    x, h, m, L = mixed_batch(seed=21, B=3, dtype=np.float64)
+    xp, hp, mp, Lp = (np.concatenate([a, a[:1]]) for a in (x, h, m, L))
+    hp[-1], mp[-1] = 0, False
+    t = lambda *a: [torch.tensor(v) for v in a]  # noqa: E731
+    want = enc(*t(x, h), lattice=torch.tensor(L), mask=torch.tensor(m))
+    got = enc(*t(xp, hp), lattice=torch.tensor(Lp), mask=torch.tensor(mp))
+    assert torch.allclose(got[:3], want, atol=1e-12) and torch.equal(got[3], torch.zeros_like(got[3]))
+    with pytest.raises(ValueError, match=r"not supported by this encoder: \[0\]"):
+        enc(*t(xp, hp), lattice=torch.tensor(Lp))  # unmasked
+    import unittest.mock
+
+    with unittest.mock.patch.object(bt, "_checking", lambda: False):  # as under torch.compile: no checks
+        out = enc(*t(x[:2], np.array([0, h[0]])), lattice=torch.tensor(L[:2]))
+    assert torch.isnan(out[0]).all() and torch.isfinite(out[1]).all()
+    jax = pytest.importorskip("jax")
+    import basisdb.jax as bj
+
+    tables = bj.invariant_encoder_tables(2, db=db, hall_numbers=HALLS, dtype=np.float32)
+    params = bj.invariant_encoder_init(jax.random.PRNGKey(0), 4, kmax=2, frequency_weighting="metric")
+    params["radial"] = params["radial"] + 0.3
+    for apply in (bj.invariant_encoder_apply, jax.jit(bj.invariant_encoder_apply)):
+        out = np.asarray(apply(params, tables, xp.astype(np.float32), hp, Lp.astype(np.float32), mp))
+        assert np.isfinite(out).all() and not out[3].any()
+    loss = lambda p, lat: bj.invariant_encoder_apply(p, tables, xp.astype(np.float32), hp, lat, mp).sum()  # noqa: E731
+    g_lat = jax.grad(loss, argnums=1)(params, Lp.astype(np.float32))
+    assert np.isfinite(np.asarray(g_lat)).all()  # |k| at k = 0 has a finite gradient

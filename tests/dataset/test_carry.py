@@ -145,7 +145,7 @@ def test_column_types_come_from_every_row_and_every_input(tmp_path, rows):
     assert t.column("y").to_pylist() == [7.0, 8.0, 9.0]
     s = tmp_path / "s.parquet"
     pq.write_table(pa.table({"cif": [r[5]["cif"]], "y": ["nine"]}), s)
-    with pytest.raises(ValueError, match=r"'y' holds string in .*s\.parquet but float64 in the CSV input"):
+    with pytest.raises(ValueError, match=r"'y' holds string in .*s\.parquet but int64 in the CSV input"):
         _run([s, b], carry=["y"])
 
 
@@ -278,3 +278,56 @@ def test_compressed_csv_and_binary_cif_column(tmp_path, rows):
         got = _run(path).features
         assert got.column("id").to_pylist() == want.column("id").to_pylist()
         assert got.column("positions").to_pylist() == want.column("positions").to_pylist()
+
+
+def test_csv_text_is_kept_and_numbers_are_trimmed(tmp_path, rows):
+    """CSV ids and text cells stay as written ('NA', 'null' are ids and labels, not missing values); in a
+    numeric column blanks around a number are ignored and the null spellings are missing; integers stay
+    int64."""
+    r = rows[:4]
+    path = _write_csv(
+        tmp_path / "t.csv",
+        [dict(x, material_id=i, n=v, label=lab) for x, i, v, lab in zip(r, ["NA", "null", "nan", "x4"], [" 3 ", "NA", "7", "8"], ["NA", "null", "b", ""])],
+        ["material_id", "cif", "n", "label"],
+    )  # fmt: skip
+    t = _run(path, carry=["n", "label"]).features
+    assert t.column("id").to_pylist() == ["NA", "null", "nan", "x4"]
+    assert t.schema.field("n").type == pa.int64() and t.column("n").to_pylist() == [3, None, 7, 8]
+    assert t.column("label").to_pylist() == ["NA", "null", "b", None]
+
+
+def test_parquet_types_are_carried(tmp_path, rows):
+    """Parquet columns keep what they hold: big integers exactly (int64), categoricals as text,
+    timestamps and nested lists as they are; integers and floats of two inputs become float64."""
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    r = rows[:2]
+    big = [2**60, 2**60 + 1]
+    table = pa.table(
+        {
+            "cif": [x["cif"] for x in r],
+            "big": pa.array(big, pa.int64()),
+            "cat": pa.array(["a", "b"]).dictionary_encode(),
+            "when": pa.array(
+                [datetime.datetime(2020, 1, 1), datetime.datetime(2020, 1, 2)], pa.timestamp("us")
+            ),
+            "stress": pa.array([[[1.0, 2.0], [3.0, 4.0]]] * 2, pa.list_(pa.list_(pa.float64()))),
+        }
+    )
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    t = _run(path, carry=["big", "cat", "when", "stress"]).features
+    assert t.column("big").to_pylist() == big
+    assert t.schema.field("cat").type == pa.string() and t.column("cat").to_pylist() == ["a", "b"]
+    assert t.column("when").to_pylist() == table.column("when").to_pylist()
+    assert t.column("stress").to_pylist() == table.column("stress").to_pylist()
+    floats = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"cif": [r[0]["cif"]], "big": [0.5]}), floats)
+    t = _run([path, floats], carry=["big"]).features
+    assert t.schema.field("big").type == pa.float64() and t.column("big").to_pylist() == [
+        float(2**60),
+        float(2**60),
+        0.5,
+    ]

@@ -1,8 +1,10 @@
 """A CIF that names a group with two origin choices (Fd-3m, Pnnn, P4/n, ...) by H-M symbol or number
-without saying which: the atoms decide, in every input route, with a CIFWarning.
+without saying which: origin choice 2 (as gemmi's and cctbx's CIF readers) unless the file's
+multiplicities or impossible interatomic distances show origin choice 1; the same in every input
+route, always with a CIFWarning.
 
-Oracles: gemmi's own CIF reader (which takes origin choice 2) and ASE's (origin choice 1) on files
-written in the origin each one assumes, and the textbook crystals (diamond: 8 atoms, Si-Si 2.35 A).
+Oracles: gemmi's own CIF reader, ASE's expansion in the setting the coordinates were written for
+(``ase.spacegroup.crystal(setting=...)``), and the textbook crystals (diamond: 8 atoms, Si-Si 2.35 A).
 """
 
 from __future__ import annotations
@@ -73,17 +75,60 @@ def test_origin_two_coordinates_without_a_code(tmp_path, symbol):
         assert np.array_equal(g.features, r.features)
 
 
-def test_origin_one_coordinates_without_a_code():
-    """Diamond written for origin choice 1 (Si at 0, 0, 0): 8 atoms, read with origin choice 1 (ASE's and
-    spglib's default reading); origin choice 2 would give 16."""
-    ase_io = pytest.importorskip("ase.io")
-    import io
+def test_origin_one_coordinates_need_evidence():
+    """Diamond written for origin choice 1 (Si at 0, 0, 0): without evidence it is read with origin choice
+    2 (16 atoms), and the warning gives the other reading's count (8); with the file's multiplicity (8)
+    it is read with origin choice 1, as ASE reads it in that setting."""
+    from ase.spacegroup import crystal
 
     text = _cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0)
     r, warned = _featurize(text)
-    assert r.n_atoms == 8 and r.declared_hall_number == 525
-    assert len(ase_io.read(io.StringIO(text), format="cif")) == 8
-    assert len(warned) == 1 and "read with origin choice 1" in warned[0]
+    assert r.n_atoms == 16 and r.declared_hall_number == 526
+    assert "no evidence" in warned[0] and "origin choice 1 gives 8 atoms" in warned[0]
+    r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0, mult="8"))
+    ref = crystal(["Si"], basis=[(0, 0, 0)], spacegroup=227, setting=1, cellpar=[5.431] * 3 + [90] * 3)
+    assert r.n_atoms == len(ref) == 8 and r.declared_hall_number == 525
+    assert "read with origin choice 1 (its site multiplicities match" in warned[0]
+
+
+@pytest.mark.parametrize(
+    "setting, sites",
+    [
+        (2, [("Mg", 0.125), ("Al", 0.5), ("O", 0.2625)]),
+        (1, [("Mg", 0.0), ("Al", 0.625), ("O", 0.3875)]),
+    ],
+)
+def test_spinel_in_either_origin_by_its_distances(tmp_path, setting, sites):
+    """MgAl2O4 in either origin choice: both readings give 56 atoms, but the wrong one puts atoms 0.2-0.3 A
+    apart; the right one is taken in both routes and matches ASE's expansion in that setting atom for atom."""
+    from ase.spacegroup import crystal
+
+    a = 8.08
+    text = (
+        f"data_sp\n_cell_length_a {a}\n_cell_length_b {a}\n_cell_length_c {a}\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'F d -3 m'\nloop_\n"
+        "_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+        + "".join(f"{e}{i} {e} {x} {x} {x}\n" for i, (e, x) in enumerate(sites))
+    )
+    ref = crystal(
+        [e for e, _ in sites],
+        basis=[(x, x, x) for _, x in sites],
+        spacegroup=227,
+        setting=setting,
+        cellpar=[a] * 3 + [90] * 3,
+    )
+    path = tmp_path / "sp.cif"
+    path.write_text(text)
+    for source in (text, gemmi.read_small_structure(str(path))):
+        r, warned = _featurize(source)
+        assert r.n_atoms == len(ref) == 56 and r.declared_hall_number == (525 if setting == 1 else 526)
+        assert f"read with origin choice {setting} (the other puts atoms" in warned[0]
+        assert _nearest(r) > 1.8
+    with pytest.warns(CIFWarning, match="origin choice"):
+        got = np.round(np.asarray(basisdb.read_cif(text)[1]) % 1.0, 6) % 1.0
+    want = np.round(ref.get_scaled_positions() % 1.0, 6) % 1.0
+    got, want = (v[np.lexsort(v.T[::-1])] for v in (got, want))  # rows in one order: the same atoms
+    assert np.allclose(got, want, atol=1e-6)
 
 
 def test_a_named_origin_is_used_without_a_warning():
@@ -102,4 +147,6 @@ def test_a_named_origin_is_used_without_a_warning():
 def test_multiplicities_decide_first():
     """The file's multiplicities pick the reading that reproduces them (8 for diamond's 8a)."""
     r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.125, mult="8"))
-    assert r.n_atoms == 8 and "multiplicities match" in warned[0]
+    assert r.n_atoms == 8 and r.declared_hall_number == 526 and "multiplicities match" in warned[0]
+    r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.125, mult="16"))
+    assert r.n_atoms == 16 and r.declared_hall_number == 525 and "multiplicities match" in warned[0]
