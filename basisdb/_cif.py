@@ -683,13 +683,15 @@ def _origin_choice(declared, frac, numbers, labels, mult, lattice, name: str, pa
     Readers disagree here (gemmi's symbol lookup, spglib, ASE and pymatgen take origin choice 1;
     gemmi's CIF reader and cctbx take 2), and coordinates written for one origin read with the other
     give another crystal (diamond at 1/8, 1/8, 1/8 read with origin choice 1: 16 atoms 1.9 A apart, not
-    8).  Origin choice 2 is read (as gemmi's and cctbx's CIF readers do, and the origin at a centre of
-    symmetry that structure databases standardise on) unless the file shows otherwise: the reading that
-    reproduces the file's ``_atom_site_symmetry_multiplicity`` when exactly one does, else the one that
-    puts no two atoms closer than ``IMPLAUSIBLE_DISTANCE`` when exactly one does (a spinel in origin 2
-    read with origin 1: atoms 0.29 A apart).  (Counting atoms is no evidence: a site can be special in
-    both readings with different multiplicities.)  A ``CIFWarning`` always says which was taken, why, and
-    how many atoms the other reading gives."""
+    8).  So the file decides, by the strongest evidence it gives: the reading that reproduces its
+    ``_atom_site_symmetry_multiplicity`` when exactly one does; else the one that puts no two atoms
+    closer than ``IMPLAUSIBLE_DISTANCE`` when exactly one does (a spinel in origin 2 read with origin 1:
+    atoms 0.29 A apart, 56 atoms either way); else the one in which more symmetry images coincide
+    (fewer atoms: atoms tend to sit on special positions of the right origin; right for diamond,
+    cristobalite, zircon, anatase, spinel and pyrochlore in either origin, checked against ASE's
+    expansion in each setting); else origin choice 2, as gemmi's and cctbx's CIF readers (Cu2O: the
+    same count and plausible distances either way).  A ``CIFWarning`` always says which was taken, why,
+    and how many atoms the other reading gives."""
     try:
         first = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "1")
         second = _symbol_setting(declared.form, declared.tag, declared.value, name, params, "2")
@@ -708,13 +710,15 @@ def _origin_choice(declared, frac, numbers, labels, mult, lattice, name: str, pa
             )[0]
         mismatches = sum("_atom_site_symmetry_multiplicity" in str(w.message) for w in caught)
         readings.append((choice, rot, translations, len(pos), mismatches, _shortest_distance(pos, lattice)))
-    m1, m2 = readings[0][4], readings[1][4]
+    n1, m1, n2, m2 = readings[0][3], readings[0][4], readings[1][3], readings[1][4]
     close1, close2 = (r[5] < IMPLAUSIBLE_DISTANCE for r in readings)
     if any(m is not None for m in mult) and (m1 == 0) != (m2 == 0):
         pick, why = (0 if m1 == 0 else 1), "its site multiplicities match the file's"
     elif close1 != close2:
         pick = 1 if close1 else 0
         why = f"the other puts atoms {readings[1 - pick][5]:.3g} A apart"
+    elif n1 != n2:
+        pick, why = (0 if n1 < n2 else 1), "more of the atoms' symmetry images coincide (special positions)"
     else:
         pick, why = 1, "the file gives no evidence either way; as gemmi's and cctbx's CIF readers"
     chosen, other = readings[pick], readings[1 - pick]
@@ -1162,6 +1166,21 @@ def crystal_from_small_structure(st) -> CIFCrystal:
         rot, translations = _operations(list(st.symops), "symops", name, magnetic=False)
         declared = DeclaredSymmetry("symops", "; ".join(st.symops), "operations", rot, translations)
         _check(declared, name)
+    elif st.spacegroup is None and int(getattr(st, "spacegroup_number", 0) or 0) > 0:
+        # gemmi gives no space group for a file with only _space_group_IT_number: the CIF rule for a number
+        cell_params = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
+        value = str(int(st.spacegroup_number))
+        rot, translations = _symbol_operations("number", "spacegroup_number", value, name, cell_params, "")
+        declared = _origin_choice(
+            DeclaredSymmetry("spacegroup_number", value, "number", rot, translations),
+            np.array(frac),
+            numbers,
+            labels,
+            [None] * len(labels),
+            lattice,
+            name,
+            cell_params,
+        )
     elif st.spacegroup is not None:
         rot, translations = _gemmi_ops(st.spacegroup.operations())
         declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)

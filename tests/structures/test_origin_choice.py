@@ -1,7 +1,7 @@
 """A CIF that names a group with two origin choices (Fd-3m, Pnnn, P4/n, ...) by H-M symbol or number
-without saying which: origin choice 2 (as gemmi's and cctbx's CIF readers) unless the file's
-multiplicities or impossible interatomic distances show origin choice 1; the same in every input
-route, always with a CIFWarning.
+without saying which: the file's multiplicities, then impossible interatomic distances, then coinciding
+symmetry images decide, else origin choice 2 (as gemmi's and cctbx's CIF readers); the same in every
+input route, always with a CIFWarning.
 
 Oracles: gemmi's own CIF reader, ASE's expansion in the setting the coordinates were written for
 (``ase.spacegroup.crystal(setting=...)``), and the textbook crystals (diamond: 8 atoms, Si-Si 2.35 A).
@@ -75,20 +75,52 @@ def test_origin_two_coordinates_without_a_code(tmp_path, symbol):
         assert np.array_equal(g.features, r.features)
 
 
-def test_origin_one_coordinates_need_evidence():
-    """Diamond written for origin choice 1 (Si at 0, 0, 0): without evidence it is read with origin choice
-    2 (16 atoms), and the warning gives the other reading's count (8); with the file's multiplicity (8)
-    it is read with origin choice 1, as ASE reads it in that setting."""
+def test_origin_one_coordinates_without_a_code():
+    """Diamond written for origin choice 1 (Si at 0, 0, 0): 8 atoms (origin choice 2 would give 16), as
+    ASE reads it in that setting, with or without the file's multiplicity."""
     from ase.spacegroup import crystal
 
-    text = _cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0)
-    r, warned = _featurize(text)
-    assert r.n_atoms == 16 and r.declared_hall_number == 526
-    assert "no evidence" in warned[0] and "origin choice 1 gives 8 atoms" in warned[0]
-    r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0, mult="8"))
     ref = crystal(["Si"], basis=[(0, 0, 0)], spacegroup=227, setting=1, cellpar=[5.431] * 3 + [90] * 3)
+    r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0))
     assert r.n_atoms == len(ref) == 8 and r.declared_hall_number == 525
-    assert "read with origin choice 1 (its site multiplicities match" in warned[0]
+    assert "read with origin choice 1 (more of the atoms' symmetry images coincide" in warned[0]
+    assert "origin choice 2 gives 16 atoms" in warned[0]
+    r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.0, mult="8"))
+    assert r.n_atoms == 8 and "read with origin choice 1 (its site multiplicities match" in warned[0]
+
+
+def test_no_evidence_reads_origin_two():
+    """Cu2O (Pn-3m) written for origin choice 2 (Cu at 0, 0, 0; O at 1/4, 1/4, 1/4): 6 atoms at plausible
+    distances either way, so nothing in the file tells: origin choice 2, as gemmi's reader, with a warning."""
+    from ase.spacegroup import crystal
+
+    text = (
+        "data_cu2o\n_cell_length_a 4.27\n_cell_length_b 4.27\n_cell_length_c 4.27\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P n -3 m'\nloop_\n"
+        "_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+        "Cu1 Cu 0 0 0\nO1 O 0.25 0.25 0.25\n"
+    )
+    r, warned = _featurize(text)
+    ref = crystal(
+        ["Cu", "O"],
+        basis=[(0, 0, 0), (0.25, 0.25, 0.25)],
+        spacegroup=224,
+        setting=2,
+        cellpar=[4.27] * 3 + [90] * 3,
+    )
+    assert r.n_atoms == len(ref) == 6 and "read with origin choice 2 (the file gives no evidence" in warned[0]
+    assert sorted(r.numbers.tolist()) == sorted(ref.numbers.tolist())
+
+
+def test_a_number_alone_through_gemmi():
+    """A file with only _space_group_IT_number: gemmi's SmallStructure holds no space group (only the
+    number), so it was read as P 1 (1 atom); now by the CIF rule for a number, as the path route."""
+    text = _cif("_space_group_IT_number 227", 0.125)
+    st = gemmi.make_small_structure_from_block(gemmi.cif.read_string(text).sole_block())
+    assert st.spacegroup is None and st.spacegroup_number == 227
+    g, _ = _featurize(st)
+    r, _ = _featurize(text)
+    assert g.n_atoms == r.n_atoms == 8 and g.declared_hall_number == r.declared_hall_number == 526
 
 
 @pytest.mark.parametrize(
