@@ -335,7 +335,7 @@ def _csv_types(p: Path, carry: tuple[str, ...]) -> dict:
                         st[kind] = False
             if st["bool"] and not pc.all(pc.is_in(pc.utf8_lower(col), pa.array(["true", "false"]))).as_py():
                 st["bool"] = False
-    out = {}
+    out: dict[str, Any] = {}
     for c, st in ok.items():
         if not st["seen"]:
             out[c] = None

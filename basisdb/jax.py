@@ -481,7 +481,7 @@ def _active(n: int, ndim: int, mask, batch) -> np.ndarray:
         return np.ones(n, dtype=bool)
     m = m.astype(bool)
     if ndim == 3:  # padded: (B, N) mask, one hall number per crystal
-        return m.reshape(n, -1).any(axis=1) if m.size else np.zeros(n, dtype=bool)
+        return np.asarray(m.reshape(n, -1).any(axis=1)) if m.size else np.zeros(n, dtype=bool)
     if batch is None:  # ragged, one hall number per atom
         return m.reshape(-1)
     b = _concrete(batch)
