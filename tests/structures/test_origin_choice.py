@@ -9,6 +9,7 @@ Oracles: gemmi's own CIF reader, ASE's expansion in the setting the coordinates 
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -182,3 +183,77 @@ def test_multiplicities_decide_first():
     assert r.n_atoms == 8 and r.declared_hall_number == 526 and "multiplicities match" in warned[0]
     r, warned = _featurize(_cif("_symmetry_space_group_name_H-M 'F d -3 m'", 0.125, mult="16"))
     assert r.n_atoms == 16 and r.declared_hall_number == 525 and "multiplicities match" in warned[0]
+
+
+# origin-choice-2 asymmetric units of real structures (ITA settings); origin 1 = these + the groups' shift
+REAL = {
+    "spinel MgAl2O4": (227, "F d -3 m", [8.08] * 3, [("Mg", (0.125,) * 3), ("Al", (0.5,) * 3), ("O", (0.2625,) * 3)]),
+    "pyrochlore Y2Ti2O7": (227, "F d -3 m", [10.1] * 3, [("Y", (0.5,) * 3), ("Ti", (0, 0, 0)), ("O", (0.328, 0.125, 0.125)), ("O", (0.375,) * 3)]),
+    "diamond": (227, "F d -3 m", [3.567] * 3, [("C", (0.125,) * 3)]),
+    "cristobalite SiO2": (227, "F d -3 m", [7.16] * 3, [("Si", (0.125,) * 3), ("O", (0, 0, 0))]),
+    "anatase TiO2": (141, "I 41/a m d", [3.785, 3.785, 9.514], [("Ti", (0, 0.75, 0.125)), ("O", (0, 0.25, 0.0816))]),
+    "zircon ZrSiO4": (141, "I 41/a m d", [6.607, 6.607, 5.982], [("Zr", (0, 0.75, 0.125)), ("Si", (0, 0.25, 0.375)), ("O", (0, 0.066, 0.195))]),
+}  # fmt: skip
+
+
+@functools.cache
+def _origin_shift(number: int) -> np.ndarray:
+    """t with origin-1 coordinates = origin-2 coordinates + t, found from ASE's tables of the two settings."""
+    import itertools
+
+    from ase.spacegroup import Spacegroup
+
+    one, two = Spacegroup(number, 1), Spacegroup(number, 2)
+    x = np.array([0.0123, 0.0456, 0.0789])
+    for t in itertools.product(np.arange(8) / 8, repeat=3):
+        a, b = two.equivalent_sites([x])[0] + t, one.equivalent_sites([x + t])[0]
+        d = a[:, None] - b[None]
+        d -= np.rint(d)
+        if len(a) == len(b) and (np.abs(d).sum(-1).min(1) < 1e-9).all():
+            return np.array(t)
+    raise AssertionError("no shift")
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+@pytest.mark.parametrize("setting", [1, 2])
+@pytest.mark.parametrize("with_multiplicity", [False, True])
+def test_real_structures_in_either_origin(name, setting, with_multiplicity):
+    """Each structure written for origin choice 1 or 2 under its bare H-M symbol, with or without
+    _atom_site_symmetry_multiplicity: read atom for atom as ASE expands it in that setting (the oracle)."""
+    from ase.spacegroup import Spacegroup, crystal
+
+    number, symbol, abc, sites2 = REAL[name]
+    shift = _origin_shift(number) if setting == 1 else np.zeros(3)
+    sites = [(e, tuple((np.array(p) + shift) % 1.0)) for e, p in sites2]
+    cellpar = list(abc) + [90, 90, 90]
+    ref = crystal(
+        [e for e, _ in sites],
+        basis=[p for _, p in sites],
+        spacegroup=number,
+        setting=setting,
+        cellpar=cellpar,
+    )
+    group = Spacegroup(number, setting)
+    lines = [f"data_x\n_symmetry_space_group_name_H-M '{symbol}'"]
+    lines += [f"_cell_length_{k} {v}" for k, v in zip("abc", abc)] + [
+        f"_cell_angle_{k} 90" for k in ("alpha", "beta", "gamma")
+    ]
+    lines += [
+        "loop_",
+        "_atom_site_label",
+        "_atom_site_type_symbol",
+        "_atom_site_fract_x",
+        "_atom_site_fract_y",
+        "_atom_site_fract_z",
+    ]
+    lines += ["_atom_site_symmetry_multiplicity"] if with_multiplicity else []
+    for i, (e, p) in enumerate(sites):
+        mult = f" {len(group.equivalent_sites([p])[0])}" if with_multiplicity else ""
+        lines.append(f"{e}{i} {e} {p[0]:.6f} {p[1]:.6f} {p[2]:.6f}{mult}")
+    with pytest.warns(CIFWarning, match=f"read with origin choice {setting}"):
+        lattice, x, z = basisdb.read_cif("\n".join(lines) + "\n")
+    assert len(x) == len(ref)
+    d = x[:, None, :] - ref.get_scaled_positions()[None]
+    d -= np.rint(d)
+    dist = np.linalg.norm(d @ lattice, axis=-1)
+    assert (dist.min(axis=1) < 1e-3).all() and (ref.numbers[dist.argmin(axis=1)] == z).all()
