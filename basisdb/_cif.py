@@ -912,6 +912,23 @@ def _setting_number(setting: tuple) -> int | None:
     return group_type(*(_hall_read_only(key) if kind == "hall" else _database_ops(key)))[0]
 
 
+def _monoclinic_axis_symbol(number: int, params) -> str | None:
+    """For a monoclinic number (3..15) given alone, the H-M symbol of its setting on the unique axis the
+    cell angles show (ITA's cell choice 1: 'P 1 1 21/a' for No. 14 with gamma != 90), as the cell angles
+    choose R axes; None for unique axis b (the number's standard setting) or any other group.  The unique
+    axis is the one whose angle is not 90 degrees (beta first); a cell with all angles 90 keeps b."""
+    if not 3 <= number <= 15:
+        return None
+    off = [abs(float(params[3 + i]) - 90.0) > 1e-3 for i in range(3)]  # alpha, beta, gamma
+    if off[1] or not (off[0] or off[2]):
+        return None
+    axis = "c" if off[2] else "a"
+    for sg in _gemmi().spacegroup_table():
+        if sg.number == number and sg.qualifier in (axis, axis + "1"):
+            return str(sg.hm)
+    return None
+
+
 def _symbol_setting(form: str, tag: str, value: str, name: str, params, code: str) -> tuple:
     """('hall', gemmi Hall symbol) or ('database', spglib Hall number) of a declared symbol or number."""
     gemmi = _gemmi()
@@ -929,7 +946,10 @@ def _symbol_setting(form: str, tag: str, value: str, name: str, params, code: st
             number = 0.0
         if not (1 <= number <= N_SPACE_GROUPS and number == int(number)):
             raise CIFError(f"{name}: {tag} {value!r} is not a space-group number 1..{N_SPACE_GROUPS}")
-        value = gemmi.find_spacegroup_by_number(int(number)).hm  # the cell angles choose R axes below
+        value = (
+            _monoclinic_axis_symbol(int(number), params) or gemmi.find_spacegroup_by_number(int(number)).hm
+        )
+        # (the cell angles choose R axes below)
     sg = gemmi.find_spacegroup_by_name(value, alpha=alpha, gamma=gamma, prefer=code)
     if sg is not None:  # gemmi's SpaceGroup.operations() is symops_from_hall(sg.hall)
         return "hall", sg.hall

@@ -257,3 +257,33 @@ def test_real_structures_in_either_origin(name, setting, with_multiplicity):
     d -= np.rint(d)
     dist = np.linalg.norm(d @ lattice, axis=-1)
     assert (dist.min(axis=1) < 1e-3).all() and (ref.numbers[dist.argmin(axis=1)] == z).all()
+
+
+@pytest.mark.parametrize(
+    "angles, symbol",
+    [((90, 90, 105), "P 1 1 21/a"), ((105, 90, 90), "P 21/b 1 1"), ((90, 105, 90), "P 1 21/c 1")],
+)
+def test_a_monoclinic_number_takes_the_unique_axis_of_the_cell(tmp_path, angles, symbol):
+    """_space_group_IT_number 14 alone with the cell's odd angle on c, a or b: the setting on that unique
+    axis (ITA's cell choice 1), as R groups take their axes from the cell; the same crystal as the file
+    that names that symbol, whose expansion gemmi's reader gives as well (before: unique axis b always,
+    another crystal and a mismatch warning)."""
+    head = (
+        "data_m\n"
+        + "".join(f"_cell_length_{k} {v}\n" for k, v in zip("abc", (5.1, 6.2, 7.3)))
+        + "".join(f"_cell_angle_{k} {v}\n" for k, v in zip(("alpha", "beta", "gamma"), angles))
+    )
+    atoms = (
+        "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n"
+        "_atom_site_fract_z\nFe1 Fe 0.1 0.2 0.3\nO1 O 0.31 0.12 0.07\n"
+    )
+    by_number = head + "_space_group_IT_number 14\n" + atoms
+    by_symbol = head + f"_symmetry_space_group_name_H-M '{symbol}'\n" + atoms
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no CIFWarning either way
+        x_n, z_n = basisdb.read_cif(by_number)[1:]
+        x_s, z_s = basisdb.read_cif(by_symbol)[1:]
+    assert np.array_equal(x_n, x_s) and np.array_equal(z_n, z_s)
+    path = tmp_path / "m.cif"
+    path.write_text(by_symbol)
+    assert len(gemmi.read_small_structure(str(path)).get_all_unit_cell_sites()) == len(x_n) == 8
