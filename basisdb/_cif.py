@@ -1157,7 +1157,9 @@ def _expand(frac, numbers, labels, mult, rot, translations, lattice, name):
 def crystal_from_small_structure(st) -> CIFCrystal:
     """A gemmi ``SmallStructure`` (its asymmetric unit and symmetry) expanded by the same rules as a CIF.
 
-    The symmetry is ``st.symops`` (the file's operation loop) when present, else ``st.spacegroup``.
+    The symmetry is ``st.symops`` (the file's operation loop) when present, else ``st.spacegroup`` (for a
+    symbol that names no origin of a two-origin group, the origin by ``_origin_choice``), else
+    ``st.spacegroup_number`` read by the CIF rule for a number.
     """
     name = f"gemmi SmallStructure {st.name!r}"
     cell = st.cell
@@ -1182,35 +1184,27 @@ def crystal_from_small_structure(st) -> CIFCrystal:
         numbers.append(z)
         labels.append(label)
     declared = None
+    params = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
+
+    def origin(d: DeclaredSymmetry) -> DeclaredSymmetry:  # a SmallStructure keeps no multiplicities
+        return _origin_choice(d, np.array(frac), numbers, labels, [None] * len(labels), lattice, name, params)
+
     if len(st.symops):
         rot, translations = _operations(list(st.symops), "symops", name, magnetic=False)
         declared = DeclaredSymmetry("symops", "; ".join(st.symops), "operations", rot, translations)
         _check(declared, name)
     elif st.spacegroup is None and int(getattr(st, "spacegroup_number", 0) or 0) > 0:
         # gemmi gives no space group for a file with only _space_group_IT_number: the CIF rule for a number
-        cell_params = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
         value = str(int(st.spacegroup_number))
-        rot, translations = _symbol_operations("number", "spacegroup_number", value, name, cell_params, "")
-        declared = _origin_choice(
-            DeclaredSymmetry("spacegroup_number", value, "number", rot, translations),
-            np.array(frac),
-            numbers,
-            labels,
-            [None] * len(labels),
-            lattice,
-            name,
-            cell_params,
-        )
+        rot, translations = _symbol_operations("number", "spacegroup_number", value, name, params, "")
+        declared = origin(DeclaredSymmetry("spacegroup_number", value, "number", rot, translations))
     elif st.spacegroup is not None:
         rot, translations = _gemmi_ops(st.spacegroup.operations())
         declared = DeclaredSymmetry("spacegroup", st.spacegroup.xhm(), "H-M symbol", rot, translations)
         hm = (st.spacegroup_hm or "").strip()
         if hm and ":" not in hm:  # gemmi's reader picked an origin the symbol does not name: the CIF rule
-            params = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
             plain = DeclaredSymmetry("spacegroup_hm", hm, "H-M symbol", rot, translations)
-            chosen = _origin_choice(
-                plain, np.array(frac), numbers, labels, [None] * len(labels), lattice, name, params
-            )
+            chosen = origin(plain)
             if chosen is not plain:
                 declared = DeclaredSymmetry(
                     "spacegroup", hm, "H-M symbol", chosen.rotations, chosen.translations

@@ -53,6 +53,7 @@ __all__ = [
     "evaluate_batch_plan",
     "frequency_lengths",
     "symmetrized_metric",
+    "check_per_crystal",
 ]
 
 #: the two packings of the shared encoding (see ``encoding_table``)
@@ -398,6 +399,29 @@ def evaluate_batch_plan(plan: BatchPlan, x, hall) -> np.ndarray:
     out = np.zeros((len(x), plan.n_out))
     np.add.at(out, (np.arange(len(x))[:, None], g("enc_slot")), enc)
     return out
+
+
+def check_per_crystal(n_atoms: int, lo: int | None, hi: int | None, shape: tuple, name: str) -> None:
+    """The encoder layers' ragged ``batch=`` rule (torch and JAX): ``batch`` holds each atom's crystal,
+    no negative index (``lo``, its minimum; None without atoms), and a per-crystal argument ``name``
+    (hall_number or lattice) of shape ``shape`` starts with B = ``hi`` + 1, its maximum plus one (so a
+    trailing crystal without atoms must be left out of the per-crystal arguments).  ValueError otherwise,
+    with a hint when ``shape`` is one entry per atom (what ``basisdb.torch.collate``'s 'hall' is)."""
+    if lo is not None and lo < 0:
+        raise ValueError(f"batch holds a negative crystal index ({lo})")
+    n_crystals = 0 if hi is None else hi + 1
+    got = tuple(shape)[:1]
+    if got != (n_crystals,):
+        hint = (
+            f"; it looks like one {name} per atom: drop batch= (then hall_number and lattice are per atom) "
+            "or pass one per crystal (basisdb.torch.collate's 'crystal_hall' and 'lattice')"
+            if got == (n_atoms,)
+            else ""
+        )
+        raise ValueError(
+            f"with batch=, {name} needs one entry per crystal: {n_crystals} crystals (batch.max() + 1), "
+            f"got shape {tuple(shape)}{hint}"
+        )
 
 
 def symmetrized_metric(lattice, rotations) -> np.ndarray:

@@ -33,7 +33,14 @@ import jax.scipy.linalg
 import numpy as np
 
 from ._boxindex import box_frequencies
-from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
+from ._routing import (
+    BatchPlan,
+    batch_plan,
+    check_per_crystal,
+    encoding_table,
+    term_gather_indices,
+    term_table,
+)
 
 if TYPE_CHECKING:
     from jax.typing import DTypeLike
@@ -493,22 +500,10 @@ def _active(n: int, ndim: int, mask, batch) -> np.ndarray:
 
 
 def _check_per_crystal(batch: np.ndarray, shape: tuple, name: str) -> None:
-    """ValueError unless ``batch`` holds crystal indices 0..B-1 and ``shape`` starts with B (as the torch layer)."""
+    """``basisdb._routing.check_per_crystal`` of a concrete ``batch`` (the torch layer's rule)."""
     m = batch.shape[0]
-    if m and int(batch.min()) < 0:
-        raise ValueError(f"batch holds a negative crystal index ({int(batch.min())})")
-    n_crystals = int(batch.max()) + 1 if m else 0
-    if tuple(shape)[:1] != (n_crystals,):
-        hint = (
-            f"; it looks like one {name} per atom: drop batch= (then hall_number and lattice are per atom) "
-            "or pass one per crystal"
-            if tuple(shape)[:1] == (m,)
-            else ""
-        )
-        raise ValueError(
-            f"with batch=, {name} needs one entry per crystal: {n_crystals} crystals (batch.max() + 1), "
-            f"got shape {tuple(shape)}{hint}"
-        )
+    lo, hi = (int(batch.min()), int(batch.max())) if m else (None, None)
+    check_per_crystal(m, lo, hi, shape, name)
 
 
 def invariant_encoding(

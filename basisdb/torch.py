@@ -37,7 +37,14 @@ import numpy as np
 import torch
 
 from ._boxindex import box_frequencies
-from ._routing import BatchPlan, batch_plan, encoding_table, term_gather_indices, term_table
+from ._routing import (
+    BatchPlan,
+    batch_plan,
+    check_per_crystal,
+    encoding_table,
+    term_gather_indices,
+    term_table,
+)
 
 if TYPE_CHECKING:
     from ._basis import Basis
@@ -371,28 +378,13 @@ class BatchedBasis:
 
 
 def _check_batch(batch: torch.Tensor, n_atoms: int, per_crystal: tuple, name: str) -> None:
-    """ValueError unless ``batch`` (crystal of each atom) has shape (n_atoms,) and no negative value, and
-    ``per_crystal`` (the shape of hall_number or lattice) starts with B = batch.max() + 1 (so a trailing
-    crystal without atoms must be left out of the per-crystal arguments)."""
+    """ValueError unless ``batch`` has shape (n_atoms,) and fits ``per_crystal`` (``check_per_crystal``)."""
     if tuple(batch.shape) != (n_atoms,):
         raise ValueError(
             f"batch must have shape ({n_atoms},) (the crystal of each atom), got {tuple(batch.shape)}"
         )
-    if n_atoms and int(batch.min()) < 0:
-        raise ValueError(f"batch holds a negative crystal index ({int(batch.min())})")
-    n_crystals = int(batch.max()) + 1 if n_atoms else 0
-    got = tuple(per_crystal)[:1]
-    if got != (n_crystals,):
-        hint = (
-            f"; it looks like one {name} per atom: drop batch= (then hall_number and lattice are per atom) "
-            "or pass one per crystal (collate's 'crystal_hall' and 'lattice')"
-            if got == (n_atoms,)
-            else ""
-        )
-        raise ValueError(
-            f"with batch=, {name} needs one entry per crystal: {n_crystals} crystals (batch.max() + 1), "
-            f"got shape {tuple(per_crystal)}{hint}"
-        )
+    lo, hi = (int(batch.min()), int(batch.max())) if n_atoms else (None, None)
+    check_per_crystal(n_atoms, lo, hi, per_crystal, name)
 
 
 def _halls(hall) -> np.ndarray:
@@ -490,6 +482,17 @@ def _plan_encode(
     return torch.zeros(G, A, n_out, dtype=dtype, device=x.device).scatter_add(2, rows("enc_slot"), enc)
 
 
+def _unknown_nan_masked_zero(out: torch.Tensor, rows: torch.Tensor, per_row: int, mask) -> torch.Tensor:
+    """The last step of the encoding: ``out`` (G * per_row, n) with NaN where the plan row is -1 (a hall
+    number the layer does not hold: reachable unmasked only under torch.compile), then zero where ``mask``
+    is False.  Both by ``where`` after every other step, so a masked row is zero with zero gradients even
+    when it is NaN or its crystal carries any hall number."""
+    out = torch.where((rows >= 0).repeat_interleave(per_row)[:, None], out, torch.nan)
+    if mask is None:
+        return out
+    return torch.where(torch.as_tensor(mask, device=out.device).to(torch.bool).reshape(-1, 1), out, 0.0)
+
+
 def _checking() -> bool:
     """Data-dependent input checks run in eager mode only (not while torch.compile traces)."""
     try:
@@ -582,8 +585,8 @@ class InvariantEncoding(torch.nn.Module):
     def _rows(self, hall: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         """The plan row of each hall number, -1 for one this encoder does not hold.  In eager mode a
         ValueError names the unsupported ones among the ``active`` entries (default all): a masked padding
-        crystal may carry any hall number.  Rows of -1 come out NaN (``_evaluate``), never another
-        setting's encoding (under torch.compile, where nothing can raise)."""
+        crystal may carry any hall number.  Rows of -1 come out NaN (``_unknown_nan_masked_zero``), never
+        another setting's encoding (under torch.compile, where nothing can raise)."""
         hall = torch.as_tensor(hall, device=self.row_of_hall.device)
         if _checking() and (
             hall.dtype.is_floating_point or hall.dtype == torch.bool or hall.dtype.is_complex
@@ -650,12 +653,10 @@ class InvariantEncoding(torch.nn.Module):
     def forward(self, positions, hall_number, mask=None, batch=None) -> torch.Tensor:
         """The encoding (..., n_out) of ``self.dtype``; see ``InvariantEncoder.forward`` for the input layouts."""
         x, rows, _, padded, _ = self._layout(positions, hall_number, mask, batch)
-        out = torch.where((rows >= 0)[:, None, None], self._evaluate(x, rows), torch.nan)
-        if mask is not None:  # zero, also where a masked row is NaN
-            out = torch.where(
-                torch.as_tensor(mask, device=out.device).to(torch.bool).reshape(*out.shape[:-1], 1), out, 0.0
-            )
-        return out if padded is not None else out.reshape(-1, self.n_out)
+        out = _unknown_nan_masked_zero(
+            self._evaluate(x, rows).reshape(-1, self.n_out), rows, x.shape[1], mask
+        )
+        return out.reshape(*padded, self.n_out) if padded is not None else out
 
     def _evaluate(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(G, A, 3) points, (G,) plan rows -> (G, A, n_out) encoding in ``self.dtype``.  A row of -1 (a hall
@@ -817,12 +818,7 @@ class InvariantEncoder(torch.nn.Module):
             if crystal is not None:
                 w = w.index_select(0, crystal)
             out = out * w
-        # a hall number not held (only reachable unmasked under torch.compile): NaN rows
-        out = torch.where((rows >= 0).repeat_interleave(x.shape[1])[:, None], out, torch.nan)
-        if mask is not None:  # zero, also where a masked row is NaN
-            out = torch.where(
-                torch.as_tensor(mask, device=out.device).to(torch.bool).reshape(-1, 1), out, 0.0
-            )
+        out = _unknown_nan_masked_zero(out, rows, x.shape[1], mask)
         return out.reshape(*padded, enc.n_out) if padded is not None else out
 
     def forward(self, positions, hall_number, lattice=None, mask=None, batch=None) -> torch.Tensor:
